@@ -1,0 +1,103 @@
+// Typed access to the native addon (native/mesh_net.c). Everything that needs a
+// socket option Node does not expose goes through here, and nowhere else.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { Server, Socket } from 'node:net';
+
+export interface SocketAddress {
+  address: string;
+  port: number;
+  family: 4 | 6;
+}
+
+export type NativeErrorCode =
+  | 'MESH_NATIVE_UNAVAILABLE'
+  | 'MESH_NO_ORIGINAL_DST'
+  | 'MESH_PERMISSION_DENIED'
+  | 'MESH_BAD_SOCKET'
+  | 'MESH_UNSUPPORTED'
+  | 'MESH_SYSCALL_FAILED';
+
+export class NativeError extends Error {
+  constructor(readonly code: NativeErrorCode, message: string, readonly errno?: number) {
+    super(message);
+    this.name = 'NativeError';
+  }
+}
+
+interface Binding {
+  originalDestination(fd: number): SocketAddress;
+  setTransparent(fd: number): void;
+}
+
+// dist/native/index.js and native/index.ts both sit two levels below the package root.
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const candidates = [
+  join(packageRoot, 'build', 'Release', 'mesh_net.node'),
+  join(packageRoot, '..', 'build', 'Release', 'mesh_net.node'),
+];
+
+let binding: Binding | undefined;
+let loadError = '';
+
+function load(): Binding {
+  if (binding) return binding;
+  if (process.platform !== 'linux') {
+    throw new NativeError('MESH_NATIVE_UNAVAILABLE', `the mesh native addon needs Linux (this is ${process.platform})`);
+  }
+  const require = createRequire(import.meta.url);
+  for (const path of candidates) {
+    try {
+      binding = require(path) as Binding;
+      return binding;
+    } catch (err) {
+      loadError = (err as Error).message;
+    }
+  }
+  throw new NativeError(
+    'MESH_NATIVE_UNAVAILABLE',
+    `the mesh native addon is not built (run \`npm install\`, which needs python3, make and a C compiler): ${loadError}`,
+  );
+}
+
+/** The descriptor behind a Node socket or server; Node keeps it on the libuv handle. */
+export function fdOf(target: Socket | Server): number {
+  const fd = (target as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) {
+    throw new NativeError('MESH_BAD_SOCKET', 'socket has no file descriptor (closed, or not a TCP socket)');
+  }
+  return fd;
+}
+
+function call<T>(fn: (b: Binding) => T): T {
+  const b = load();
+  try {
+    return fn(b);
+  } catch (err) {
+    const e = err as Error & { code?: string; errno?: number };
+    throw new NativeError((e.code ?? 'MESH_SYSCALL_FAILED') as NativeErrorCode, e.message, e.errno);
+  }
+}
+
+/** Where the peer meant to connect before iptables REDIRECT sent it to us. */
+export function originalDestination(socket: Socket): SocketAddress {
+  const fd = fdOf(socket);
+  return call((b) => b.originalDestination(fd));
+}
+
+/** Lets a listener accept connections steered to it by the TPROXY target. */
+export function setTransparent(target: Server | Socket): void {
+  const fd = fdOf(target);
+  call((b) => b.setTransparent(fd));
+}
+
+/** True when the addon loads; for readiness checks and clear start-up errors. */
+export function nativeAvailable(): boolean {
+  try {
+    load();
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,171 @@
+/*
+ * mesh_net: the two socket options Node cannot reach on its own.
+ *
+ *   originalDestination(fd) -> { address, port, family }
+ *       The destination a connection had before iptables REDIRECT rewrote it
+ *       (getsockopt SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST).
+ *   setTransparent(fd) -> undefined
+ *       Sets IP_TRANSPARENT (and IPV6_TRANSPARENT on IPv6 sockets) so a listener
+ *       accepts connections the TPROXY target steers to it.
+ *
+ * Errors are thrown as JS Errors with a stable `code` (MESH_*), plus `errno`
+ * and `syscall`, so callers can map them to metrics labels without parsing text.
+ */
+#include <errno.h>
+#include <string.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <linux/netfilter_ipv4.h>
+#include <node_api.h>
+
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80
+#endif
+#ifndef IP_TRANSPARENT
+#define IP_TRANSPARENT 19
+#endif
+#ifndef IPV6_TRANSPARENT
+#define IPV6_TRANSPARENT 75
+#endif
+
+static const char *code_for_errno(int err) {
+  switch (err) {
+    case ENOENT: return "MESH_NO_ORIGINAL_DST";
+    case EPERM:
+    case EACCES: return "MESH_PERMISSION_DENIED";
+    case EBADF:
+    case ENOTSOCK: return "MESH_BAD_SOCKET";
+    case ENOPROTOOPT:
+    case EOPNOTSUPP: return "MESH_UNSUPPORTED";
+    default: return "MESH_SYSCALL_FAILED";
+  }
+}
+
+static napi_value throw_errno(napi_env env, const char *syscall, const char *what, int err) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s (%s, errno %d)", what, strerror(err), syscall, err);
+  napi_value code, message, error, errno_v, syscall_v;
+  napi_create_string_utf8(env, code_for_errno(err), NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, err, &errno_v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_v);
+  napi_set_named_property(env, error, "errno", errno_v);
+  napi_set_named_property(env, error, "syscall", syscall_v);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static int read_fd_arg(napi_env env, napi_callback_info info, int *fd) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_valuetype type;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_typeof(env, argv[0], &type) != napi_ok || type != napi_number ||
+      napi_get_value_int32(env, argv[0], fd) != napi_ok || *fd < 0) {
+    napi_throw_type_error(env, "MESH_BAD_SOCKET", "expected a file descriptor (non-negative integer)");
+    return -1;
+  }
+  return 0;
+}
+
+static napi_value make_address(napi_env env, const struct sockaddr_storage *ss) {
+  char text[INET6_ADDRSTRLEN];
+  int port, family;
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &sin->sin_addr, text, sizeof text);
+    port = ntohs(sin->sin_port);
+    family = 4;
+  } else {
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &sin6->sin6_addr, text, sizeof text);
+    port = ntohs(sin6->sin6_port);
+    family = 6;
+  }
+  napi_value obj, address, port_v, family_v;
+  napi_create_object(env, &obj);
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &address);
+  napi_create_int32(env, port, &port_v);
+  napi_create_int32(env, family, &family_v);
+  napi_set_named_property(env, obj, "address", address);
+  napi_set_named_property(env, obj, "port", port_v);
+  napi_set_named_property(env, obj, "family", family_v);
+  return obj;
+}
+
+/* An IPv4 connection accepted on a dual-stack (::) listener is an AF_INET6
+ * socket with a v4-mapped local address, but conntrack keeps it as IPv4:
+ * it must be asked through SOL_IP. So the level follows the local address. */
+static int is_ipv4_connection(const struct sockaddr_storage *local) {
+  if (local->ss_family == AF_INET) return 1;
+  if (local->ss_family != AF_INET6) return 0;
+  const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)local;
+  return IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr);
+}
+
+static napi_value original_destination(napi_env env, napi_callback_info info) {
+  int fd;
+  if (read_fd_arg(env, info, &fd) != 0) return NULL;
+
+  struct sockaddr_storage local;
+  socklen_t len = sizeof local;
+  memset(&local, 0, sizeof local);
+  if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
+    return throw_errno(env, "getsockname", "cannot read the socket's local address", errno);
+
+  struct sockaddr_storage dst;
+  memset(&dst, 0, sizeof dst);
+  if (is_ipv4_connection(&local)) {
+    len = sizeof(struct sockaddr_in);
+    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &len) != 0)
+      return throw_errno(env, "getsockopt(SO_ORIGINAL_DST)",
+                         "no original destination (connection was not redirected)", errno);
+  } else if (local.ss_family == AF_INET6) {
+    len = sizeof(struct sockaddr_in6);
+    if (getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &len) != 0)
+      return throw_errno(env, "getsockopt(IP6T_SO_ORIGINAL_DST)",
+                         "no original destination (connection was not redirected)", errno);
+  } else {
+    return throw_errno(env, "getsockname", "not an IP socket", EOPNOTSUPP);
+  }
+  return make_address(env, &dst);
+}
+
+static napi_value set_transparent(napi_env env, napi_callback_info info) {
+  int fd;
+  if (read_fd_arg(env, info, &fd) != 0) return NULL;
+
+  struct sockaddr_storage local;
+  socklen_t len = sizeof local;
+  memset(&local, 0, sizeof local);
+  if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
+    return throw_errno(env, "getsockname", "cannot read the socket's local address", errno);
+
+  int one = 1;
+  if (local.ss_family == AF_INET6) {
+    /* A dual-stack listener takes TPROXY'd IPv4 and IPv6 connections alike:
+     * IPV6_TRANSPARENT covers both on an AF_INET6 socket. */
+    if (setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof one) != 0)
+      return throw_errno(env, "setsockopt(IPV6_TRANSPARENT)",
+                         "cannot make the socket transparent (needs CAP_NET_ADMIN or CAP_NET_RAW)", errno);
+  } else {
+    if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof one) != 0)
+      return throw_errno(env, "setsockopt(IP_TRANSPARENT)",
+                         "cannot make the socket transparent (needs CAP_NET_ADMIN or CAP_NET_RAW)", errno);
+  }
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    {"originalDestination", NULL, original_destination, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"setTransparent", NULL, set_transparent, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
