@@ -31,8 +31,10 @@ export const runCommand: Runner = (cmd, args, input) =>
     child.stdin.end(input ?? '');
   });
 
+// PATH decides, as for any command; the system directories only stand in when
+// there is no PATH at all (some init-container runtimes start with none).
 const searchPath = (): string[] =>
-  [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter((d) => d !== '');
+  (process.env.PATH ?? '/usr/sbin:/sbin:/usr/bin:/bin').split(':').filter((d) => d !== '');
 
 export function findBinary(name: string): string | undefined {
   for (const dir of searchPath()) {

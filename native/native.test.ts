@@ -1,0 +1,74 @@
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { NativeError, nativeAvailable, originalDestination, setTransparent } from './index.js';
+
+async function loopbackPair(host: string): Promise<{ server: Server; client: Socket; accepted: Socket }> {
+  const server = createServer();
+  server.listen(0, host);
+  await once(server, 'listening');
+  const port = (server.address() as { port: number }).port;
+  const accepted = once(server, 'connection');
+  const client = connect(port, host);
+  const [sock] = (await accepted) as [Socket];
+  return { server, client, accepted: sock };
+}
+
+describe('native addon', () => {
+  const cleanup: Array<() => void> = [];
+  after(() => cleanup.forEach((f) => f()));
+
+  it('loads', () => {
+    assert.equal(nativeAvailable(), true);
+  });
+
+  for (const host of ['127.0.0.1', '::1']) {
+    it(`says plainly when a ${host} connection was not redirected`, async () => {
+      const { server, client, accepted } = await loopbackPair(host);
+      cleanup.push(() => (client.destroy(), accepted.destroy(), server.close()));
+      assert.throws(
+        () => originalDestination(accepted),
+        (e: unknown) => e instanceof NativeError && e.code === 'MESH_NO_ORIGINAL_DST' && /not redirected/.test(e.message),
+      );
+    });
+  }
+
+  it('refuses a closed socket with MESH_BAD_SOCKET', async () => {
+    const { server, client, accepted } = await loopbackPair('127.0.0.1');
+    accepted.destroy();
+    client.destroy();
+    server.close();
+    assert.throws(() => originalDestination(accepted), (e: unknown) => e instanceof NativeError && e.code === 'MESH_BAD_SOCKET');
+  });
+
+  it('makes a dual-stack listener transparent (as root), and says why when it cannot', async (t) => {
+    const server = createServer();
+    server.listen(0, '::');
+    await once(server, 'listening');
+    cleanup.push(() => server.close());
+    if (process.getuid?.() === 0) {
+      setTransparent(server);
+    } else {
+      t.diagnostic('not root: checking the refusal instead');
+      assert.throws(() => setTransparent(server), (e: unknown) => e instanceof NativeError && e.code === 'MESH_PERMISSION_DENIED');
+    }
+  });
+});
+
+describe('native addon without privileges', () => {
+  it('refuses IP_TRANSPARENT with MESH_PERMISSION_DENIED and a reason', { skip: process.getuid?.() !== 0 && 'needs root to drop to another uid' }, async () => {
+    const { spawnSync } = await import('node:child_process');
+    const script = `
+      import('${new URL('./index.js', import.meta.url).href}').then(async (m) => {
+        const net = await import('node:net');
+        const s = net.createServer().listen(0, '127.0.0.1', () => {
+          try { m.setTransparent(s); console.log('set'); } catch (e) { console.log(e.code + ' ' + e.message); }
+          s.close();
+        });
+      });`;
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^MESH_PERMISSION_DENIED .*CAP_NET_ADMIN/);
+  });
+});

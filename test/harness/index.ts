@@ -1,0 +1,2 @@
+// The end-to-end harness: network-namespace pods (lab/) and eventually().
+export * from '../../lab/index.js';

@@ -1,0 +1,85 @@
+// Story-sized steps for end-to-end tests: mesh a pod, start the proxy, an app,
+// a client; read the kernel's state. Everything runs inside lab pods.
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import type { Pod, PodProcess } from './harness/index.js';
+
+const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const bin = {
+  init: join(dist, 'cli', 'mesh-init.js'),
+  proxy: join(dist, 'cli', 'mesh-proxy.js'),
+  echo: join(dist, 'test', 'fixtures', 'echo-server.js'),
+  client: join(dist, 'test', 'fixtures', 'tcp-client.js'),
+};
+export const node = process.execPath;
+export const PROXY_UID = 2102;
+
+export async function meshInit(pod: Pod, args: string[] = []): Promise<void> {
+  await pod.execOk(node, [bin.init, ...args]);
+}
+
+/** The proxy as it runs in a pod: uid 2102, debug logs (one line per accepted connection). */
+export async function startProxy(pod: Pod, env: Record<string, string> = {}, caps: string[] = []): Promise<PodProcess> {
+  const proc = pod.spawn(node, [bin.proxy], {
+    uid: PROXY_UID,
+    caps,
+    env: { MESH_PROXY_LOG_LEVEL: 'debug', ...env },
+  });
+  await proc.waitForLine(/listening addr=\S+:4140/);
+  return proc;
+}
+
+export async function startEcho(pod: Pod, addrs: string[]): Promise<PodProcess> {
+  const proc = pod.spawn(node, [bin.echo, ...addrs]);
+  await proc.waitForLine(/^listening/);
+  return proc;
+}
+
+export interface ClientResult {
+  ok: boolean;
+  greeting?: string;
+  error?: string;
+  sent?: number;
+  received?: number;
+  local?: string;
+}
+
+/** Connects from `pod` to host:port, sends `size` random bytes, reports what came back. */
+export async function tcpClient(pod: Pod, host: string, port: number, size = 65536, uid?: number): Promise<ClientResult> {
+  const r = await pod.exec(node, [bin.client, host, String(port), String(size)], uid === undefined ? {} : { uid });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as ClientResult;
+  } catch {
+    throw new Error(`client printed no result (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  }
+}
+
+/** "peer=1.2.3.4:5678 local=..." → the peer's address. */
+export function greetingPeer(greeting = ''): string {
+  const m = /^peer=(\S+):\d+ /.exec(greeting);
+  return m?.[1] ?? '';
+}
+
+/**
+ * iptables-save of the tables mesh-init manages, compared as rule text: no
+ * comments or counters, and a table that holds nothing but empty built-in
+ * chains counts as absent (nft keeps an emptied table listed).
+ */
+export async function ruleset(pod: Pod, family: 4 | 6 = 4, backend: 'nft' | 'legacy' = 'nft'): Promise<string> {
+  const cmd = `${family === 4 ? 'iptables' : 'ip6tables'}-${backend}-save`;
+  const r = await pod.execOk(cmd, []);
+  const tables: string[] = [];
+  for (const block of r.stdout.split(/^(?=\*)/m)) {
+    const lines = block.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, ''));
+    const interesting = lines.some((l) => l.startsWith('-A ') || (l.startsWith(':') && !/^:[A-Z]+ ACCEPT $/.test(l)));
+    if (lines[0]?.startsWith('*') && interesting) tables.push(lines.join('\n'));
+  }
+  return tables.join('\n');
+}
+
+export async function ipRules(pod: Pod, family: 4 | 6 = 4): Promise<string> {
+  const rules = await pod.execOk('ip', [`-${family}`, 'rule', 'show']);
+  const routes = await pod.exec('ip', [`-${family}`, 'route', 'show', 'table', 'all']);
+  return `${rules.stdout}\n${routes.stdout.split('\n').filter((l) => !/proto kernel|^multicast|^fe80|^local fe80/.test(l)).join('\n')}`;
+}
