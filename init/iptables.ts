@@ -111,10 +111,26 @@ export async function readRuleset(ipt: Iptables, run: Runner = runCommand): Prom
 export async function applyScript(ipt: Iptables, script: string, noflush: boolean, run: Runner = runCommand): Promise<void> {
   const r = await run(ipt.restore, noflush ? ['--noflush', '--wait'] : ['--wait'], script);
   if (r.code === 0) return;
-  const line = failedLine(r.stderr);
-  const rule = line === undefined ? undefined : script.split('\n')[line - 1];
-  const where = rule === undefined ? '' : ` at line ${line}: ${rule}`;
+  const blamed = blame(script, r.stderr);
+  const where = blamed === undefined ? '' : ` at line ${blamed.line}: ${blamed.rule}`;
   throw new InitError('MESH_INIT_RULE_REJECTED', `${ipt.restore} rejected the ruleset${where} (${firstLine(r.stderr)})`);
+}
+
+/**
+ * The rule to name in an error. legacy fails at the rule itself; nft checks
+ * some things (a jump to a missing chain) only at COMMIT, and then names the
+ * culprit in quotes, so the rule that mentions it is the one to blame.
+ */
+export function blame(script: string, stderr: string): { line: number; rule: string } | undefined {
+  const lines = script.split('\n');
+  const at = failedLine(stderr);
+  const rule = at === undefined ? undefined : lines[at - 1];
+  if (at !== undefined && rule !== undefined && rule !== 'COMMIT') return { line: at, rule };
+  for (const [, word] of stderr.matchAll(/'([^']+)'/g)) {
+    const i = lines.findIndex((l) => l.startsWith('-') && l.split(' ').includes(word!));
+    if (i >= 0) return { line: i + 1, rule: lines[i]! };
+  }
+  return at === undefined || rule === undefined ? undefined : { line: at, rule };
 }
 
 /** legacy says "line 5 failed"; nft says "Error occurred at line: 5". */

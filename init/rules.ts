@@ -114,8 +114,10 @@ export function desiredRules(o: InitOptions, family: Family): DesiredRules {
   }
 
   // TPROXY: packets keep their addresses; the mark plus policy routing deliver
-  // them to the transparent listener. Packets of connections a transparent
-  // socket already owns are only re-marked (cheap), not looked up again.
+  // them to the transparent listener. Packets of established connections are
+  // only re-marked and accepted: the TPROXY target drops a packet whose
+  // established socket is not transparent, which would kill the replies to the
+  // proxy's (and skipped apps') own outbound connections.
   const anyAddress = family === 4 ? '0.0.0.0' : '::';
   const mark = `0x${o.tproxyMark.toString(16)}/0xffffffff`;
   const divert: ChainRules = {
@@ -128,7 +130,7 @@ export function desiredRules(o: InitOptions, family: Family): DesiredRules {
     chain: chains.inbound,
     rules: [
       ...inboundSkips(o, family),
-      `-p tcp -m socket --transparent ${comment('established proxied connections')} -j ${chains.divert}`,
+      `-p tcp -m conntrack --ctstate RELATED,ESTABLISHED ${comment('established connections are only re-marked')} -j ${chains.divert}`,
       ...inboundCapture(
         o,
         `TPROXY --on-port ${o.inboundPort} --on-ip ${anyAddress} --tproxy-mark ${mark}`,
