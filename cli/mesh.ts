@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// mesh: the command-line interface. One file per subcommand; this one only composes.
+import { Command, CommanderError } from 'commander';
+import { readFileSync } from 'node:fs';
+import { demoCommand } from './demo.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('mesh')
+  .description('A zero-config service mesh: every TCP connection of a workload observable, reliable and mutually authenticated')
+  .version(pkg.version)
+  .exitOverride()
+  .addCommand(demoCommand());
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+  } else {
+    process.stderr.write(`mesh: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
