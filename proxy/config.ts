@@ -16,11 +16,21 @@ export interface ProxyConfig {
   inbound: ListenAddress[];
   /** Where the app's intercepted outbound connections land (loopback only). */
   outbound: ListenAddress[];
+  admin: ListenAddress;
   inboundMode: InboundMode;
+  /** Destination ports forwarded as TCP at once, without waiting to sniff a protocol. */
+  opaquePorts: ReadonlySet<number>;
+  /** How long to wait for a client's first bytes before treating the stream as opaque. */
+  detectTimeoutMs: number;
+  /** At most this many bytes are read while detecting. */
+  detectMaxBytes: number;
   connectTimeoutOutboundMs: number;
   connectTimeoutInboundMs: number;
   logLevel: LogLevel;
 }
+
+/** Server-speaks-first or preamble-less protocols: SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached. */
+export const defaultOpaquePorts = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
 
 export class ConfigError extends Error {
   readonly code = 'MESH_PROXY_BAD_CONFIG';
@@ -53,6 +63,30 @@ function duration(env: Env, name: string, fallbackMs: number): number {
   return raw === undefined || raw === '' ? fallbackMs : parseDuration(name, raw);
 }
 
+/** "25,587,3306-3307": ports and ranges. */
+function ports(env: Env, name: string, fallback: number[]): Set<number> {
+  const raw = env[name];
+  if (raw === undefined) return new Set(fallback);
+  const out = new Set<number>();
+  for (const item of raw.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(item);
+    const from = Number(m?.[1]);
+    const to = m?.[2] === undefined ? from : Number(m[2]);
+    if (!m || from < 1 || to > 65535 || from > to) throw new ConfigError(name, `"${item}" is not a port or port range`);
+    if (to - from > 65535) throw new ConfigError(name, `"${item}" is too wide`);
+    for (let p = from; p <= to; p++) out.add(p);
+  }
+  return out;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!(n >= min && n <= max)) throw new ConfigError(name, `"${raw}" is not a whole number from ${min} to ${max}`);
+  return n;
+}
+
 function hosts(env: Env, name: string, fallback: string[]): string[] {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
@@ -78,6 +112,10 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
   return {
     inbound: inboundHosts.map((host) => ({ host, port: inboundPort })),
     outbound: outboundHosts.map((host) => ({ host, port: outboundPort })),
+    admin: { host: hosts(env, 'MESH_PROXY_ADMIN_ADDRESS', ['::'])[0]!, port: port(env, 'MESH_PROXY_ADMIN_PORT', 4191) },
+    opaquePorts: ports(env, 'MESH_PROXY_OPAQUE_PORTS', defaultOpaquePorts),
+    detectTimeoutMs: duration(env, 'MESH_PROXY_DETECT_TIMEOUT', 10_000),
+    detectMaxBytes: integer(env, 'MESH_PROXY_DETECT_MAX_BYTES', 8192, 64, 65536),
     inboundMode: choice(env, 'MESH_PROXY_INBOUND_MODE', ['redirect', 'tproxy'] as const, 'redirect'),
     connectTimeoutOutboundMs: duration(env, 'MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT', 1000),
     connectTimeoutInboundMs: duration(env, 'MESH_PROXY_INBOUND_CONNECT_TIMEOUT', 100),

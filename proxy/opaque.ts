@@ -6,6 +6,8 @@ import type { SocketAddress } from '../native/index.js';
 
 export interface ForwardOptions {
   connectTimeoutMs: number;
+  /** Written to the upstream before the client's bytes (a re-serialized HTTP Upgrade request head). */
+  prefix?: Buffer;
 }
 
 export type ForwardErrorCode = 'MESH_CONNECT_TIMEOUT' | 'MESH_CONNECT_REFUSED' | 'MESH_CONNECT_FAILED' | 'MESH_STREAM_RESET';
@@ -57,6 +59,7 @@ export function forwardOpaque(client: Socket, target: SocketAddress, options: Fo
     upstream.once('connect', () => {
       connected = true;
       clearTimeout(timer);
+      if (options.prefix) upstream.write(options.prefix);
       client.pipe(upstream);
       upstream.pipe(client);
     });

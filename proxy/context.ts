@@ -1,0 +1,42 @@
+// What the proxy knows about an accepted connection, carried to the protocol
+// servers (http, http2) that take the socket over. A WeakMap, not a property
+// on the socket, so nothing outlives the connection.
+import type { Socket } from 'node:net';
+import type { SocketAddress } from '../native/index.js';
+import type { ConnMetrics, ProxyMetrics, RouteMetrics } from './metrics.js';
+import type { Direction } from './target.js';
+
+export interface ConnContext {
+  direction: Direction;
+  target: SocketAddress;
+  /** "10.0.0.7:8080" or "[fd00::7]:8080", as metrics and logs show it. */
+  targetAddr: string;
+  /** "198.18.0.2:51234": the client's address as seen by this proxy. */
+  src: string;
+  metrics: ConnMetrics;
+  /** The last route used on this connection: most connections only ever see one authority. */
+  route?: { authority: string; metrics: RouteMetrics };
+  /** Why the connection ended badly, for tcp_close_total{error}; set by the forwarder. */
+  closeError?: string;
+}
+
+const contexts = new WeakMap<Socket, ConnContext>();
+
+export function bindContext(socket: Socket, ctx: ConnContext): void {
+  contexts.set(socket, ctx);
+}
+
+export function contextOf(socket: Socket): ConnContext | undefined {
+  return contexts.get(socket);
+}
+
+export function routeOf(metrics: ProxyMetrics, ctx: ConnContext, authority: string): RouteMetrics {
+  if (ctx.route?.authority === authority) return ctx.route.metrics;
+  const r = metrics.route(ctx.metrics, authority);
+  ctx.route = { authority, metrics: r };
+  return r;
+}
+
+export function formatAddr(a: SocketAddress): string {
+  return a.family === 6 ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}

@@ -1,0 +1,33 @@
+// Proxy errors with stable codes, and how each answers an HTTP client.
+export type ProxyErrorCode =
+  | 'MESH_CONNECT_TIMEOUT'
+  | 'MESH_CONNECT_REFUSED'
+  | 'MESH_CONNECT_FAILED'
+  | 'MESH_UPSTREAM_RESET'
+  | 'MESH_UPSTREAM_PROTOCOL'
+  | 'MESH_NO_CONTEXT';
+
+export class ProxyError extends Error {
+  constructor(readonly code: ProxyErrorCode, message: string) {
+    super(message);
+    this.name = 'ProxyError';
+  }
+}
+
+/** Classifies a Node error from an upstream request. `connected`: had the socket connected? */
+export function upstreamError(err: NodeJS.ErrnoException, connected: boolean): ProxyError {
+  if (err instanceof ProxyError) return err;
+  if (!connected) {
+    if (err.code === 'ECONNREFUSED') return new ProxyError('MESH_CONNECT_REFUSED', `connection refused: ${err.message}`);
+    return new ProxyError('MESH_CONNECT_FAILED', `connect failed: ${err.message}`);
+  }
+  if (err.code === 'HPE_INVALID_CONSTANT' || err.code?.startsWith('HPE_') || err.code === 'ERR_HTTP2_ERROR') {
+    return new ProxyError('MESH_UPSTREAM_PROTOCOL', `upstream spoke invalid HTTP: ${err.message}`);
+  }
+  return new ProxyError('MESH_UPSTREAM_RESET', `upstream connection lost: ${err.message}`);
+}
+
+/** 504 for a connect that timed out, 502 for everything else the upstream did wrong. */
+export function statusFor(e: ProxyError): number {
+  return e.code === 'MESH_CONNECT_TIMEOUT' ? 504 : 502;
+}

@@ -1,0 +1,191 @@
+// HTTP/2 (prior-knowledge h2c) forwarding. A shared http2 server takes sockets
+// after detection; each stream is re-sent on one multiplexed client session
+// per destination. Headers, bodies (with flow control, via pipe), trailers
+// and resets cross in both directions.
+import {
+  connect,
+  constants,
+  createServer,
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders,
+  type OutgoingHttpHeaders,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { Socket } from 'node:net';
+import { contextOf, routeOf, type ConnContext } from './context.js';
+import { ProxyError, statusFor, upstreamError } from './errors.js';
+import type { Log } from './log.js';
+import type { ProxyMetrics, RouteMetrics } from './metrics.js';
+
+export interface H2Options {
+  connectTimeoutMs: number;
+  metrics: ProxyMetrics;
+  log: Log;
+}
+
+export interface H2Forwarder {
+  accept(socket: Socket): void;
+  /** GOAWAY to every session: no new streams, in-flight ones finish. */
+  drain(): void;
+}
+
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = constants;
+const ignore = (): void => {};
+
+export function h2Forwarder(o: H2Options): H2Forwarder {
+  const server = createServer({ maxSessionMemory: 64 });
+  const sessions = new Map<string, ClientHttp2Session>();
+  const downstream = new Set<ServerHttp2Session>();
+
+  // http2 hands out a Proxy for session.socket, so the context is looked up on
+  // the real socket while 'session' fires, synchronously inside emit('connection').
+  let accepting: ConnContext | undefined;
+  const sessionContext = new WeakMap<ServerHttp2Session, ConnContext>();
+  server.on('session', (s: ServerHttp2Session) => {
+    if (accepting) sessionContext.set(s, accepting);
+    downstream.add(s);
+    s.once('close', () => downstream.delete(s));
+    s.on('error', (err) => o.log.debug('h2 session error', { reason: err.message }));
+  });
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+    stream.on('error', ignore); // surfaced through 'close' and rstCode
+    const ctx = stream.session ? sessionContext.get(stream.session as ServerHttp2Session) : undefined;
+    if (!ctx) return void stream.close(NGHTTP2_INTERNAL_ERROR);
+    const route = routeOf(o.metrics, ctx, String(headers[':authority'] ?? headers.host ?? ''));
+    new H2Exchange(stream, headers, ctx, route, upstreamSession(ctx), o).start();
+  });
+
+  /** One session per destination, shared by every stream to it. */
+  function upstreamSession(ctx: ConnContext): ClientHttp2Session {
+    let s = sessions.get(ctx.targetAddr);
+    if (s && !s.closed && !s.destroyed) return s;
+    s = connect(`http://${ctx.targetAddr}`, { maxSessionMemory: 64 });
+    const session = s;
+    sessions.set(ctx.targetAddr, session);
+    const forget = (): void => {
+      if (sessions.get(ctx.targetAddr) === session) sessions.delete(ctx.targetAddr);
+    };
+    session.once('close', forget);
+    session.once('goaway', forget);
+    session.on('error', (err) => o.log.debug('upstream h2 session error', { dst: ctx.targetAddr, reason: err.message }));
+    const timer = setTimeout(() => {
+      session.destroy(new ProxyError('MESH_CONNECT_TIMEOUT', `no connection to ${ctx.targetAddr} within ${o.connectTimeoutMs} ms`));
+    }, o.connectTimeoutMs);
+    session.once('connect', () => clearTimeout(timer));
+    session.once('close', () => clearTimeout(timer));
+    // Idle sessions must not keep the process alive at shutdown.
+    session.unref();
+    return session;
+  }
+
+  return {
+    accept(socket: Socket): void {
+      accepting = contextOf(socket);
+      server.emit('connection', socket);
+      accepting = undefined;
+    },
+    drain(): void {
+      for (const s of downstream) s.close();
+      for (const s of sessions.values()) s.close();
+    },
+  };
+}
+
+/** Request headers to send upstream: pseudo-headers and all others, as received. */
+function requestHeaders(h: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const k in h) if (k !== ':protocol') out[k] = h[k];
+  return out;
+}
+
+function responseHeaders(h: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const k in h) out[k] = h[k];
+  return out;
+}
+
+class H2Exchange {
+  readonly #started = performance.now();
+  #status = 0;
+  #trailers: IncomingHttpHeaders | undefined;
+  #done = false;
+  #upstream: ClientHttp2Stream | undefined;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    private readonly headers: IncomingHttpHeaders,
+    private readonly ctx: ConnContext,
+    private readonly route: RouteMetrics,
+    private readonly session: ClientHttp2Session,
+    private readonly o: H2Options,
+  ) {}
+
+  start(): void {
+    const { stream } = this;
+    this.route.request();
+    let up: ClientHttp2Stream;
+    try {
+      up = this.session.request(requestHeaders(this.headers), { endStream: stream.readableEnded });
+    } catch (err) {
+      return this.#fail(upstreamError(err as NodeJS.ErrnoException, !this.session.connecting));
+    }
+    this.#upstream = up;
+    up.on('response', (h: IncomingHttpHeaders, flags: number) => this.#respond(h, flags));
+    up.on('trailers', (t: IncomingHttpHeaders) => (this.#trailers = t));
+    up.on('error', (err: NodeJS.ErrnoException) => this.#fail(upstreamError(err, !this.session.connecting)));
+    up.on('close', () => {
+      // An upstream reset after the response started is passed on as a reset.
+      if (!this.#done && up.rstCode !== undefined && up.rstCode !== constants.NGHTTP2_NO_ERROR) {
+        this.#fail(new ProxyError('MESH_UPSTREAM_RESET', `upstream reset the stream (code ${up.rstCode})`), up.rstCode);
+      }
+    });
+    stream.on('close', () => {
+      // The client reset or went away: cancel upstream with the same code.
+      if (!up.closed) up.close(stream.rstCode && stream.rstCode !== constants.NGHTTP2_NO_ERROR ? stream.rstCode : NGHTTP2_CANCEL);
+      if (!this.#done) this.#finish('MESH_CLIENT_RESET', this.#trailers);
+    });
+    stream.on('wantTrailers', () => {
+      if (this.#trailers) stream.sendTrailers(responseHeaders(this.#trailers));
+      else stream.close();
+    });
+    if (!stream.readableEnded) stream.pipe(up);
+  }
+
+  #respond(h: IncomingHttpHeaders, flags: number): void {
+    const { stream } = this;
+    this.#status = Number(h[':status'] ?? 502);
+    this.route.responseHeaders(this.#status, performance.now() - this.#started);
+    if (stream.closed) return;
+    const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+    // Trailers-only responses (gRPC errors) end with the headers themselves.
+    stream.respond(responseHeaders(h), endStream ? { endStream: true } : { waitForTrailers: true });
+    if (endStream) return this.#finish(undefined, h);
+    const up = this.#upstream!;
+    up.pipe(stream);
+    up.once('end', () => this.#finish(undefined, this.#trailers));
+  }
+
+  #fail(e: ProxyError, rstCode = NGHTTP2_INTERNAL_ERROR): void {
+    if (this.#done) return;
+    const { stream, ctx } = this;
+    this.o.log.info('request failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code: e.code, reason: e.message });
+    if (!stream.headersSent && !stream.closed) {
+      this.#status = statusFor(e);
+      this.route.responseHeaders(this.#status, performance.now() - this.#started);
+      stream.respond({ ':status': this.#status, 'content-type': 'text/plain', 'mesh-proxy-error': e.code }, { endStream: false });
+      stream.end(`${e.message}\n`);
+    } else if (!stream.closed) {
+      stream.close(rstCode);
+    }
+    this.#finish(e.code, undefined);
+  }
+
+  #finish(error: string | undefined, trailers: IncomingHttpHeaders | undefined): void {
+    if (this.#done) return;
+    this.#done = true;
+    const grpc = trailers?.['grpc-status'];
+    this.route.responseEnd(this.#status, grpc === undefined ? undefined : String(grpc), error);
+  }
+}

@@ -1,0 +1,58 @@
+// Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are not
+// forwarded: the fixed set, plus any header the Connection header names.
+const hopByHop = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
+
+/**
+ * Raw header list ([name, value, name, value, ...], original case and order)
+ * without hop-by-hop headers. Returns the input itself when there is nothing
+ * to drop beyond the fixed set's absence, the common case, to avoid a copy.
+ */
+export function endToEnd(raw: string[]): string[] {
+  let named: Set<string> | undefined;
+  let drop = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'connection') {
+      named ??= new Set();
+      for (const token of raw[i + 1]!.split(',')) named.add(token.trim().toLowerCase());
+    }
+    if (hopByHop.has(name)) drop = true;
+  }
+  if (!drop && named === undefined) return raw;
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (hopByHop.has(name) || named?.has(name)) continue;
+    out.push(raw[i]!, raw[i + 1]!);
+  }
+  return out;
+}
+
+/** The first value of a header in a raw list, case-insensitively. */
+export function rawHeader(raw: string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === lowerName) return raw[i + 1];
+  return undefined;
+}
+
+/** Re-serializes a request head exactly as received, for a raw (Upgrade, CONNECT) tunnel. */
+export function requestHead(method: string, url: string, version: string, raw: string[]): Buffer {
+  let head = `${method} ${url} HTTP/${version}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) head += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  return Buffer.from(`${head}\r\n`, 'latin1');
+}
+
+/** [name, value, name, value] → [[name, value], ...], the shape addTrailers takes. */
+export function pairs(raw: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
+  return out;
+}
