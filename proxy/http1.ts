@@ -63,7 +63,10 @@ export function http1Forwarder(o: Http1Options): Http1Forwarder {
     },
     drain(): void {
       server.closeIdleConnections();
-      agent.destroy();
+      // Pooled upstream sockets close as their requests finish; idle ones now.
+      // (agent.destroy() would cut the in-flight requests too.)
+      (agent as Agent & { keepAlive: boolean }).keepAlive = false;
+      for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
     },
   };
 }

@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
-# Debian package → a file it installs, to tell whether it is there.
+# Debian package → a file it installs, to tell whether it is there (a glob where
+# the path carries a version). The database servers are for test/opaque-db.test.ts,
+# which runs its own instances inside pods: any the packages start on the host are
+# neither used nor in the way.
 declare -A wanted=(
   [iptables]=/usr/sbin/iptables-nft-restore
   [iproute2]=/usr/sbin/ip
@@ -16,10 +19,15 @@ declare -A wanted=(
   [python3]=/usr/bin/python3
   [make]=/usr/bin/make
   [g++]=/usr/bin/g++
+  [postgresql]='/usr/lib/postgresql/*/bin/postgres'
+  [redis-server]=/usr/bin/redis-server
+  [mariadb-server]=/usr/sbin/mariadbd
+  [mariadb-client]=/usr/bin/mariadb
+  [prometheus]=/usr/bin/prometheus
 )
 missing=()
 for pkg in "${!wanted[@]}"; do
-  [ -e "${wanted[$pkg]}" ] || command -v "$(basename "${wanted[$pkg]}")" >/dev/null 2>&1 || missing+=("$pkg")
+  compgen -G "${wanted[$pkg]}" >/dev/null || command -v "$(basename "${wanted[$pkg]}")" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
