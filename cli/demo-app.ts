@@ -7,7 +7,9 @@ const name = process.argv[3] ?? 'api';
 let served = 0;
 createServer((req, res) => {
   served++;
+  // Some failures, so the success rate in the demo's stat table means something.
+  const status = req.url?.startsWith('/flaky') ? 503 : 200;
   const body = JSON.stringify({ service: name, served, path: req.url, peer: req.socket.remoteAddress?.replace(/^::ffff:/, '') });
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }).listen({ host: '::', port }, () => console.log(`listening :${port}`));

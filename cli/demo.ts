@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { eventually, Lab, type Pod, type PodProcess } from '../lab/index.js';
 import { printTable, type Output } from './output.js';
+import { statCells, statHeaders, statRow } from './stat.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const script = (name: string): string => join(here, name);
@@ -22,6 +23,7 @@ interface Flow {
   direction: string;
   src: string;
   dst: string;
+  protocol: string;
   tx: number;
   rx: number;
 }
@@ -41,8 +43,8 @@ async function meshPod(pod: Pod): Promise<PodProcess> {
 function flows(pod: string, proxy: PodProcess): Flow[] {
   const out: Flow[] = [];
   for (const line of proxy.lines()) {
-    const m = /DEBUG closed direction=(\S+) src=(\S+) dst=(\S+) tx=(\d+) rx=(\d+)/.exec(line);
-    if (m) out.push({ pod, direction: m[1]!, src: m[2]!, dst: m[3]!, tx: Number(m[4]), rx: Number(m[5]) });
+    const m = /DEBUG closed direction=(\S+) src=(\S+) dst=(\S+) tx=(\d+) rx=(\d+) protocol=(\S+)/.exec(line);
+    if (m) out.push({ pod, direction: m[1]!, src: m[2]!, dst: m[3]!, tx: Number(m[4]), rx: Number(m[5]), protocol: m[6]! });
   }
   return out;
 }
@@ -70,32 +72,44 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     progress(`api serving HTTP on :8080; sending ${requests} request(s) web → ${api.ipv4}:8080 with curl`);
 
     let ok = 0;
+    let answered = 0;
     let lastBody = '';
+    const started = Date.now();
     for (let i = 0; i < requests; i++) {
-      const r = await web.exec('curl', ['-sS', '--max-time', '5', '-o', '-', '-w', '\n%{http_code}', `http://${api.ipv4}:8080/hello/${i}`], { uid: 1000 });
+      // Every 7th request asks for a failure, so the success rate has something to show.
+      const path = i % 7 === 6 ? `/flaky/${i}` : `/hello/${i}`;
+      const r = await web.exec('curl', ['-sS', '--max-time', '5', '-o', '-', '-w', '\n%{http_code}', `http://${api.ipv4}:8080${path}`], { uid: 1000 });
       const lines = r.stdout.trimEnd().split('\n');
-      if (lines.at(-1) === '200') ok++;
+      const code = lines.at(-1);
+      if (code === '200') ok++;
+      if (code !== undefined && code !== '000') answered++;
       lastBody = lines.slice(0, -1).join('\n');
     }
-    progress(`${ok}/${requests} responses 200; last: ${lastBody}`);
+    const seconds = (Date.now() - started) / 1000;
+    progress(`${answered}/${requests} answered (${ok} with 200, the rest the app's own 503s); last: ${lastBody}`);
+    const metricsOf = async (pod: Pod): Promise<string> => (await pod.execOk('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:4191/metrics'])).stdout;
+    const stats = [statRow('api', await metricsOf(api), seconds), statRow('web', await metricsOf(web), seconds)];
 
     const seen = (): Flow[] => [...flows('web', webProxy), ...flows('api', apiProxy)];
     // A proxy logs a connection once both of its sides have closed, a moment after curl returns.
-    await eventually(() => seen().length >= 2 * ok, { timeoutMs: 2000, what: 'proxy connection logs' }).catch(() => {});
+    await eventually(() => seen().length >= requests, { timeoutMs: 2000, what: 'proxy connection logs' }).catch(() => {});
     if (o.output === 'json') {
-      process.stdout.write(`${JSON.stringify({ requests, ok, flows: seen() }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ requests, answered, ok, stat: stats, connections: seen() }, null, 2)}\n`);
     } else {
+      process.stdout.write('\n');
+      printTable(statHeaders, stats.map(statCells));
+      process.stdout.write('\n');
       printTable(
-        ['POD', 'DIRECTION', 'SRC', 'DST', 'BYTES_TX', 'BYTES_RX'],
-        seen().slice(-20).map((f) => [f.pod, f.direction, f.src, f.dst, String(f.tx), String(f.rx)]),
+        ['POD', 'DIRECTION', 'SRC', 'DST', 'PROTOCOL', 'BYTES_IN', 'BYTES_OUT'],
+        seen().slice(-10).map((f) => [f.pod, f.direction, f.src, f.dst, f.protocol, String(f.tx), String(f.rx)]),
       );
-      progress('each request crossed web\'s outbound proxy and api\'s inbound proxy (HTTP metrics, tap and stat come with the HTTP layer)');
+      progress('\nstat: from each proxy\'s /metrics (inbound side); connections: the last ones the proxies closed');
     }
     if (o.keep) {
       progress(`pods stay up: try \`ip netns exec ${web.ns} curl http://${api.ipv4}:8080/\`; Ctrl-C removes everything`);
       await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
     }
-    return ok === requests ? 0 : 1;
+    return answered === requests ? 0 : 1;
   } finally {
     await lab.destroy();
     progress('demo pods removed');

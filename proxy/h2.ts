@@ -146,10 +146,10 @@ class H2Exchange {
       if (!up.closed) up.close(stream.rstCode && stream.rstCode !== constants.NGHTTP2_NO_ERROR ? stream.rstCode : NGHTTP2_CANCEL);
       if (!this.#done) this.#finish('MESH_CLIENT_RESET', this.#trailers);
     });
-    stream.on('wantTrailers', () => {
-      if (this.#trailers) stream.sendTrailers(responseHeaders(this.#trailers));
-      else stream.close();
-    });
+    // With no upstream trailers an empty trailer block ends the stream, as
+    // Node's own compatibility layer does. close() here sends RST_STREAM, which
+    // lets the tail of the body race the reset: clients saw corrupted bodies.
+    stream.on('wantTrailers', () => stream.sendTrailers(this.#trailers ? responseHeaders(this.#trailers) : {}));
     if (!stream.readableEnded) stream.pipe(up);
   }
 

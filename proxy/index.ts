@@ -1,23 +1,57 @@
 // mesh-proxy's data path, composed:
-//   accept (inbound 4143 / outbound 4140) → original destination → forward.
-// Detection, HTTP and identity stack on top of this in later layers.
+//   accept (inbound 4143 / outbound 4140)
+//     → original destination (target.ts)
+//     → opaque port? forward TCP at once (opaque.ts)
+//     → detect the protocol on the first bytes (detect/)
+//     → http1 (http1.ts) | h2 (h2.ts) | tls or unknown: opaque TCP
+// plus the admin port (admin.ts) serving metrics and probes.
 import type { Server, Socket } from 'node:net';
+import { startAdmin } from './admin.js';
 import type { ProxyConfig } from './config.js';
+import { bindContext, formatAddr, type ConnContext } from './context.js';
+import { detect, type Detected } from './detect/index.js';
+import { h2Forwarder } from './h2.js';
+import { http1Forwarder } from './http1.js';
 import { listenAll } from './listener.js';
 import type { Log } from './log.js';
+import { ProxyMetrics, type TlsLabels } from './metrics.js';
 import { forwardOpaque } from './opaque.js';
 import { originalTarget, plainAddress, TargetError, type Direction } from './target.js';
 
 export interface RunningProxy {
   servers: Server[];
-  /** Stops accepting, waits up to graceMs for open connections, then resets the rest. */
+  admin: Server;
+  metrics: ProxyMetrics;
+  /** Stops accepting, lets open connections finish for up to graceMs, then resets the rest. */
   close(graceMs: number): Promise<void>;
 }
 
-export async function startProxy(config: ProxyConfig, log: Log): Promise<RunningProxy> {
+const ignore = (): void => {};
+
+/** No identity yet: every connection is plaintext, for a stated reason; app TLS passes through. */
+function tlsLabels(d: Detected | undefined): TlsLabels {
+  if (d?.kind === 'tls') return { tls: 'opaque', ...(d.sni === undefined ? {} : { sni: d.sni }) };
+  return { tls: 'no_identity', no_tls_reason: 'disabled' };
+}
+
+export async function startProxy(config: ProxyConfig, log: Log, metrics = new ProxyMetrics()): Promise<RunningProxy> {
   const open = new Set<Socket>();
+  let ready = false;
+  const http1 = http1Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });
+  const http1In = http1Forwarder({ connectTimeoutMs: config.connectTimeoutInboundMs, metrics, log });
+  const h2 = h2Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });
+  const h2In = h2Forwarder({ connectTimeoutMs: config.connectTimeoutInboundMs, metrics, log });
+
+  const opaque = (socket: Socket, ctx: ConnContext, connectTimeoutMs: number): void => {
+    forwardOpaque(socket, ctx.target, { connectTimeoutMs }).then((r) => {
+      if (r.error !== undefined) log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code: r.error, reason: r.detail });
+      ctx.closeError = r.error;
+    });
+  };
 
   const accept = (direction: Direction, ownPort: number, connectTimeoutMs: number) => (socket: Socket): void => {
+    // Errors surface as 'close'; an 'error' without a listener would crash the process.
+    socket.on('error', ignore);
     open.add(socket);
     socket.once('close', () => open.delete(socket));
     const src = `${plainAddress(socket.remoteAddress ?? '')}:${socket.remotePort}`;
@@ -30,14 +64,47 @@ export async function startProxy(config: ProxyConfig, log: Log): Promise<Running
       socket.resetAndDestroy();
       return;
     }
-    const dst = `${target.family === 6 ? `[${target.address}]` : target.address}:${target.port}`;
+    const targetAddr = formatAddr(target);
     if (log.enabled('debug')) {
       const local = `${plainAddress(socket.localAddress ?? '')}:${socket.localPort}`;
-      log.debug('accepted', { direction, src, local, dst, mode: direction === 'inbound' ? config.inboundMode : 'redirect' });
+      log.debug('accepted', { direction, src, local, dst: targetAddr, mode: direction === 'inbound' ? config.inboundMode : 'redirect' });
     }
-    forwardOpaque(socket, target, { connectTimeoutMs }).then((r) => {
-      if (r.error !== undefined) log.info('forward failed', { direction, src, dst, code: r.error, reason: r.detail });
-      else if (log.enabled('debug')) log.debug('closed', { direction, src, dst, tx: r.bytesFromClient, rx: r.bytesFromServer });
+    const begin = (d: Detected | undefined): ConnContext => {
+      const ctx: ConnContext = {
+        direction,
+        target,
+        targetAddr,
+        src,
+        metrics: metrics.connection({ direction, target_addr: targetAddr, ...tlsLabels(d) }),
+      };
+      bindContext(socket, ctx);
+      socket.once('close', () => {
+        ctx.metrics.close(socket.bytesRead, socket.bytesWritten, ctx.closeError);
+        if (log.enabled('debug')) {
+          log.debug('closed', { direction, src, dst: targetAddr, tx: socket.bytesRead, rx: socket.bytesWritten, protocol: d?.kind ?? 'opaque', error: ctx.closeError });
+        }
+      });
+      return ctx;
+    };
+
+    if (config.opaquePorts.has(target.port)) return opaque(socket, begin(undefined), connectTimeoutMs);
+    detect(socket, { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes }).then((d) => {
+      if (log.enabled('debug')) log.debug('detected', { direction, src, dst: targetAddr, protocol: d.kind, ...(d.kind === 'opaque' ? { reason: d.reason } : {}) });
+      const ctx = begin(d);
+      if (socket.destroyed) return;
+      switch (d.kind) {
+        case 'http1':
+          return (direction === 'inbound' ? http1In : http1).accept(socket);
+        case 'h2':
+          return (direction === 'inbound' ? h2In : h2).accept(socket);
+        case 'tls':
+        case 'opaque':
+          return opaque(socket, ctx, connectTimeoutMs);
+        default: {
+          const never: never = d;
+          throw new Error(`unhandled detection ${String(never)}`);
+        }
+      }
     });
   };
 
@@ -53,15 +120,22 @@ export async function startProxy(config: ProxyConfig, log: Log): Promise<Running
       transparent: false,
     }, log)),
   ];
-  for (const s of servers) {
+  const admin = await startAdmin(config.admin, { metrics, ready: () => ready });
+  for (const s of [...servers, admin]) {
     const a = s.address();
     if (a && typeof a === 'object') log.info('listening', { addr: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` });
   }
+  ready = true;
 
   return {
     servers,
+    admin,
+    metrics,
     async close(graceMs: number): Promise<void> {
-      await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))).concat(drain(open, graceMs)));
+      ready = false;
+      for (const f of [http1, http1In, h2, h2In]) f.drain();
+      await Promise.all([...servers.map((s) => new Promise<void>((r) => s.close(() => r()))), drain(open, graceMs)]);
+      await new Promise<void>((r) => admin.close(() => r()));
     },
   };
 }

@@ -108,11 +108,12 @@ describe('graceful shutdown', () => {
     const proxy = await startProxy(a);
     const slow = a.exec('curl', ['-sS', '--max-time', '10', '-w', ' %{http_code}', `http://${b.ipv4}:8080/delay/1500`], { uid: 1000 });
     await proxy.waitForLine(/detected direction=outbound .*dst=\S+:8080 protocol=http1/);
+    const exited = once(proxy.child, 'exit');
     proxy.child.kill('SIGTERM');
     await proxy.waitForLine(/shutting down signal=SIGTERM/);
     const r = await slow;
     assert.equal(r.stdout, 'waited 1500 ms\n 200');
-    const [code] = (await once(proxy.child, 'exit')) as [number | null];
+    const [code] = (await exited) as [number | null];
     assert.equal(code, 0);
     const refused = await a.exec('curl', ['-sS', '--max-time', '5', `http://${b.ipv4}:8080/status/200`], { uid: 1000 });
     assert.equal(refused.code, 7, 'connection refused: nothing listens on 4140 any more');

@@ -1,0 +1,122 @@
+// Reads a connection's first bytes until they can be classified, then puts every byte
+// back and leaves the socket paused, so whoever takes the socket over reads the stream
+// from its first byte.
+//
+// Why 'readable' and not 'data': with 'data', a FIN surfaces only as 'end', and after
+// 'end' unshift() fails (ERR_STREAM_UNSHIFT_AFTER_END_EVENT): the bytes of a client that
+// sent a partial request and half-closed could not be replayed. Node emits 'readable' at
+// end of stream *before* 'end', and never with an empty buffer otherwise, so a
+// 'readable' that finds nothing to read is the FIN; bytes unshifted then keep 'end'
+// behind them. One blind spot: a socket that had already received data *and* its FIN
+// before detection started gives no such signal; it ends as 'timeout', bytes intact.
+import type { Socket } from 'node:net';
+import { EOF, ERROR, TIMEOUT, type Detected, type Verdict } from './verdict.js';
+
+export type Classify = (prefix: Buffer, maxBytes: number) => Verdict;
+
+const MAX_TIMER_MS = 2 ** 31 - 1; // larger delays make setTimeout fire after 1 ms
+
+export class Peek {
+  private readonly chunks: Buffer[] = [];
+  private length = 0;
+  /** A contiguous copy of the first ≤maxBytes bytes, once they came in more than one chunk. */
+  private window: Buffer | undefined;
+  private filled = 0;
+  private copiedChunks = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private done = false;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly timeoutMs: number,
+    private readonly maxBytes: number,
+    private readonly classify: Classify,
+    private readonly resolve: (d: Detected) => void,
+  ) {}
+
+  start(): void {
+    const s = this.socket;
+    if (s.destroyed) return this.finish(ERROR);
+    if (s.readableEnded) return this.finish(EOF);
+    s.on('readable', this.onReadable);
+    s.on('end', this.onEnd);
+    s.on('error', this.onError);
+    s.on('close', this.onError);
+    const ms = Number.isFinite(this.timeoutMs) ? Math.min(Math.max(this.timeoutMs, 1), MAX_TIMER_MS) : MAX_TIMER_MS;
+    this.timer = setTimeout(expire, ms, this);
+  }
+
+  private readonly onReadable = (): void => {
+    const s = this.socket;
+    if (s.readableLength === 0) return this.finish(EOF); // see the top of this file
+    try {
+      do {
+        // An explicit size: read() without one schedules 'end' when it empties an ended stream.
+        const chunk: Buffer | null = s.read(Math.min(s.readableLength, s.readableHighWaterMark));
+        if (chunk === null) break;
+        this.chunks.push(chunk);
+        this.length += chunk.length;
+      } while (s.readableLength > 0);
+      const verdict = this.classify(this.prefix(), this.maxBytes);
+      if (verdict.kind !== 'need-more') this.finish(verdict);
+    } catch {
+      // Not expected; but a bug here must cost one connection its detection, not the process.
+      this.finish(ERROR);
+    }
+  };
+
+  // Only reached when nothing is held (see the top of this file).
+  private readonly onEnd = (): void => this.finish(EOF);
+  private readonly onError = (): void => this.finish(ERROR);
+
+  expire(): void {
+    this.timer = undefined;
+    this.finish(TIMEOUT);
+  }
+
+  /** The bytes to classify: the only chunk as is, else a window grown by doubling (O(n) copying overall). */
+  private prefix(): Buffer {
+    if (this.chunks.length === 1) return this.chunks[0]!;
+    const target = Math.min(this.length, this.maxBytes);
+    if (this.window === undefined || this.window.length < target) {
+      const grown = Buffer.allocUnsafe(Math.min(this.maxBytes, Math.max(target, 2 * (this.window?.length ?? 0), 256)));
+      this.window?.copy(grown, 0, 0, this.filled);
+      this.window = grown;
+    }
+    while (this.filled < target) this.filled += this.chunks[this.copiedChunks++]!.copy(this.window, this.filled);
+    return this.window.subarray(0, this.filled);
+  }
+
+  private finish(result: Detected): void {
+    if (this.done) return;
+    this.done = true;
+    clearTimeout(this.timer);
+    const s = this.socket;
+    s.removeListener('readable', this.onReadable);
+    s.removeListener('end', this.onEnd);
+    s.removeListener('close', this.onError);
+    // unshift() after 'end' would destroy the socket; a destroyed one drops the bytes anyway.
+    if (this.length > 0 && !s.destroyed && !s.readableEnded) s.unshift(this.everything());
+    s.pause();
+    // Removing the 'readable' listener makes Node reset the flowing state on the next
+    // tick, undoing pause(); settle after it so the socket is handed over explicitly
+    // paused (and not resumed by the next 'data' listener before the owner is ready).
+    process.nextTick(settle, this.socket, this.onError, this.resolve, result);
+  }
+
+  private everything(): Buffer {
+    if (this.chunks.length === 1) return this.chunks[0]!;
+    if (this.window !== undefined && this.filled === this.length) return this.window.subarray(0, this.filled); // already contiguous
+    return Buffer.concat(this.chunks, this.length);
+  }
+}
+
+function expire(peek: Peek): void {
+  peek.expire();
+}
+
+function settle(socket: Socket, onError: () => void, resolve: (d: Detected) => void, result: Detected): void {
+  socket.pause();
+  socket.removeListener('error', onError); // kept until now: an 'error' with no listener throws
+  resolve(result);
+}

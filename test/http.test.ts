@@ -1,0 +1,150 @@
+// HTTP through two proxies: pod A's app → A's outbound proxy → B's inbound
+// proxy → B's app. Real clients (curl, grpc-js, ws) and a real server.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Lab, type Pod, type PodProcess } from './harness/index.js';
+import { bin, meshInit, node, startProxy } from './mesh.js';
+
+const APP_UID = 1000;
+const MB50 = 50 * 1024 * 1024;
+const fixture = (name: string): string => bin.echo.replace(/echo-server\.js$/, name);
+
+describe('HTTP through both proxies', () => {
+  let lab: Lab;
+  let a: Pod;
+  let b: Pod;
+  let proxyA: PodProcess;
+  let proxyB: PodProcess;
+  let url: string;
+
+  const sh = (pod: Pod, script: string) => pod.execOk('sh', ['-c', script], { uid: APP_UID, timeoutMs: 60_000 });
+  const curl = async (args: string[]) => (await a.execOk('curl', ['-sS', '--max-time', '30', ...args], { uid: APP_UID })).stdout;
+
+  before(async () => {
+    lab = await Lab.create();
+    [a, b] = [await lab.pod('a'), await lab.pod('b')];
+    await meshInit(a);
+    await meshInit(b);
+    proxyA = await startProxy(a);
+    proxyB = await startProxy(b);
+    const app = b.spawn(node, [fixture('http-server.js'), '8080']);
+    await app.waitForLine(/^listening/);
+    url = `http://${b.ipv4}:8080`;
+  });
+  after(() => lab?.destroy());
+
+  it('HTTP/1.1: a 50 MB upload and a 50 MB download arrive intact, through both proxies', async () => {
+    await sh(a, `head -c ${MB50} /dev/urandom > /tmp/mesh-upload-${process.pid}`);
+    const expected = (await sh(a, `sha256sum /tmp/mesh-upload-${process.pid}`)).stdout.split(' ')[0];
+    // 'Expect:' (empty) stops curl asking for 100-continue, which the app refuses above 1 MiB.
+    const up = await curl(['--data-binary', `@/tmp/mesh-upload-${process.pid}`, '-H', 'Expect:', '-H', 'content-type: application/octet-stream', `${url}/sha256`]);
+    await sh(a, `rm -f /tmp/mesh-upload-${process.pid}`);
+    assert.equal(up.trim(), `${expected} ${MB50}`);
+
+    const down = await sh(a, `curl -sS --max-time 30 -D /tmp/mesh-h-${process.pid} ${url}/bytes/${MB50} | sha256sum; cat /tmp/mesh-h-${process.pid}; rm /tmp/mesh-h-${process.pid}`);
+    const advertised = /x-sha256: ([0-9a-f]+)/i.exec(down.stdout)?.[1];
+    assert.ok(advertised);
+    assert.equal(down.stdout.split(' ')[0], advertised);
+
+    await proxyA.waitForLine(new RegExp(`detected direction=outbound .*dst=${b.ipv4}:8080 protocol=http1`));
+    await proxyB.waitForLine(new RegExp(`detected direction=inbound .*dst=${b.ipv4}:8080 protocol=http1`));
+  });
+
+  it('HTTP/1.1: status, Host and end-to-end headers preserved; hop-by-hop headers dropped', async () => {
+    const out = await curl([
+      '-H', 'Host: web.example:8080',
+      '-H', 'X-Custom: One',
+      '-H', 'Connection: keep-alive, X-Secret-Hop',
+      '-H', 'X-Secret-Hop: must-not-cross',
+      '-H', 'Keep-Alive: timeout=9',
+      `${url}/headers`,
+    ]);
+    const got = JSON.parse(out) as { rawHeaders: string[]; version: string };
+    const pairs = new Map<string, string>();
+    for (let i = 0; i < got.rawHeaders.length; i += 2) pairs.set(got.rawHeaders[i]!, got.rawHeaders[i + 1]!);
+    assert.equal(pairs.get('Host'), 'web.example:8080');
+    assert.equal(pairs.get('X-Custom'), 'One', 'header name case and value kept');
+    assert.equal(pairs.has('X-Secret-Hop'), false, 'a header named by Connection is hop-by-hop');
+    assert.equal(pairs.get('Keep-Alive'), undefined);
+    assert.equal(got.version, '1.1');
+    const codes = await curl(['-o', '/dev/null', '-w', '%{http_code}\\n', `${url}/status/418`, '-o', '/dev/null', `${url}/status/503`]);
+    assert.deepEqual(codes.trim().split('\n'), ['418', '503']);
+  });
+
+  it('HTTP/1.1: keep-alive reuses one client connection for several requests', async () => {
+    const out = await curl(['-w', '%{num_connects}\\n', '-o', '/dev/null', `${url}/status/200`, '-o', '/dev/null', `${url}/status/204`, '-o', '/dev/null', `${url}/status/200`]);
+    assert.deepEqual(out.trim().split('\n'), ['1', '0', '0']);
+  });
+
+  it('HTTP/1.1: chunked responses with trailers, and 100-continue decided by the server', async () => {
+    // --raw shows the chunked framing itself: both chunks, then the trailer after the last chunk.
+    const body = await curl(['--raw', '-H', 'TE: trailers', `${url}/trailers`]);
+    assert.match(body, /part one,\r\n.*part two\r\n0\r\nx-checksum: abc123\r\n\r\n$/s);
+    const small = await curl(['-H', 'Expect: 100-continue', '--data-binary', 'tiny', '-w', '\\n%{http_code}', `${url}/sha256`]);
+    assert.match(small, /\n200$/);
+    const refused = await sh(a, `head -c 2000000 /dev/zero | curl -sS --max-time 10 -H 'Expect: 100-continue' -H 'content-type: application/octet-stream' --data-binary @- -o /dev/null -w '%{http_code}' ${url}/sha256`);
+    assert.equal(refused.stdout, '413');
+  });
+
+  it('HTTP/2 (prior knowledge): 50 MB both ways intact, multiplexed streams', async () => {
+    const h2url = `http://${b.ipv4}:8081`;
+    const down = await sh(a, `curl -sS --http2-prior-knowledge --max-time 30 -D /tmp/mesh-h-${process.pid} ${h2url}/bytes/${MB50} | sha256sum; cat /tmp/mesh-h-${process.pid}; rm /tmp/mesh-h-${process.pid}`);
+    const advertised = /x-sha256: ([0-9a-f]+)/i.exec(down.stdout)?.[1];
+    assert.ok(advertised);
+    assert.equal(down.stdout.split(' ')[0], advertised);
+    assert.match(down.stdout, /^HTTP\/2 200/m);
+    const up = await sh(a, `head -c ${MB50} /dev/zero | curl -sS --http2-prior-knowledge --max-time 30 --data-binary @- ${h2url}/sha256`);
+    const zeros = (await sh(a, `head -c ${MB50} /dev/zero | sha256sum`)).stdout.split(' ')[0];
+    assert.equal(up.stdout.trim(), `${zeros} ${MB50}`);
+    // Several requests on one connection, concurrently.
+    const many = await sh(a, `curl -sS --http2-prior-knowledge --parallel --parallel-immediate -w '%{http_code} %{num_connects}\\n' -o /dev/null ${h2url}/status/201 -o /dev/null ${h2url}/status/202 -o /dev/null ${h2url}/status/203`);
+    assert.deepEqual(many.stdout.trim().split('\n').map((l) => l.split(' ')[0]).sort(), ['201', '202', '203']);
+    await proxyA.waitForLine(new RegExp(`detected direction=outbound .*dst=${b.ipv4}:8081 protocol=h2`));
+  });
+
+  it('gRPC: unary, bidirectional streaming, and an error status in trailers reach the client unchanged', async () => {
+    const r = await a.execOk(node, [fixture('grpc-client.js'), `${b.ipv4}:8082`], { uid: APP_UID });
+    const got = JSON.parse(r.stdout.trim()) as { unary: unknown; failing: unknown; bidi: string[] };
+    assert.deepEqual(got.unary, { ok: 'echo:hello' });
+    assert.deepEqual(got.failing, { code: 9, details: 'asked to fail' });
+    assert.deepEqual(got.bidi, ['echo:one', 'echo:two', 'echo:three']);
+  });
+
+  it('WebSocket: an Upgrade becomes a raw stream through both proxies', async () => {
+    const r = await a.execOk(node, [fixture('ws-client.js'), `ws://${b.ipv4}:8080/chat`], { uid: APP_UID });
+    assert.deepEqual(JSON.parse(r.stdout.trim()), { got: ['text:hello', `binary:${256 * 1024}:true`], code: 1000 });
+  });
+
+  it('an upstream that refuses answers 502, one that does not answer 504', async () => {
+    const refused = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${b.ipv4}:9999/`]);
+    assert.equal(refused, '502');
+    // Nothing routes 198.18.1.1 on the lab network: the SYN goes nowhere, the 1 s connect timeout fires.
+    await a.execOk('ip', ['route', 'add', '198.18.1.0/24', 'dev', 'eth0']);
+    const started = Date.now();
+    const silent = await curl(['-D', '-', '-o', '/dev/null', `http://198.18.1.1:8080/`]);
+    assert.match(silent, /^HTTP\/1.1 504/);
+    assert.match(silent, /mesh-proxy-error: MESH_CONNECT_TIMEOUT/i);
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  it('/metrics counts what was sent', async () => {
+    const before = await scrape(a);
+    await curl(['-o', '/dev/null', `${url}/status/200`, '-o', '/dev/null', `${url}/status/500`, '-o', '/dev/null', `${url}/status/500`]);
+    const after = await scrape(a);
+    const sel = `direction="outbound",target_addr="${b.ipv4}:8080"`;
+    const delta = (text: string, name: string, extra: string): number => {
+      let sum = 0;
+      for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(sel) && line.includes(extra)) sum += Number(line.split(' ').pop());
+      return sum;
+    };
+    assert.equal(delta(after, 'request_total', '') - delta(before, 'request_total', ''), 3);
+    assert.equal(delta(after, 'response_total', 'status_code="500",classification="failure"') - delta(before, 'response_total', 'status_code="500",classification="failure"'), 2);
+    assert.equal(delta(after, 'response_total', 'status_code="200",classification="success"') - delta(before, 'response_total', 'status_code="200",classification="success"'), 1);
+    assert.match(after, /tcp_open_total\{direction="outbound",target_addr="[^"]+",tls="no_identity",no_tls_reason="disabled"\}/);
+    assert.match(after, /^process_resident_memory_bytes \d+/m);
+  });
+});
+
+async function scrape(pod: Pod): Promise<string> {
+  return (await pod.execOk('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:4191/metrics'])).stdout;
+}
