@@ -135,10 +135,14 @@ class H2Exchange {
     up.on('response', (h: IncomingHttpHeaders, flags: number) => this.#respond(h, flags));
     up.on('trailers', (t: IncomingHttpHeaders) => (this.#trailers = t));
     up.on('error', (err: NodeJS.ErrnoException) => this.#fail(upstreamError(err, !this.session.connecting)));
+    // The response ends here, not through pipe(): only 'close' tells a clean
+    // end from a reset, and a reset must reach the client as a reset.
     up.on('close', () => {
-      // An upstream reset after the response started is passed on as a reset.
-      if (!this.#done && up.rstCode !== undefined && up.rstCode !== constants.NGHTTP2_NO_ERROR) {
+      if (up.rstCode !== undefined && up.rstCode !== constants.NGHTTP2_NO_ERROR) {
         this.#fail(new ProxyError('MESH_UPSTREAM_RESET', `upstream reset the stream (code ${up.rstCode})`), up.rstCode);
+      } else if (this.#status !== 0 && !stream.closed) {
+        stream.end();
+        this.#finish(undefined, this.#trailers);
       }
     });
     stream.on('close', () => {
@@ -162,9 +166,7 @@ class H2Exchange {
     // Trailers-only responses (gRPC errors) end with the headers themselves.
     stream.respond(responseHeaders(h), endStream ? { endStream: true } : { waitForTrailers: true });
     if (endStream) return this.#finish(undefined, h);
-    const up = this.#upstream!;
-    up.pipe(stream);
-    up.once('end', () => this.#finish(undefined, this.#trailers));
+    this.#upstream!.pipe(stream, { end: false });
   }
 
   #fail(e: ProxyError, rstCode = NGHTTP2_INTERNAL_ERROR): void {

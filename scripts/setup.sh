@@ -24,6 +24,7 @@ declare -A wanted=(
   [mariadb-server]=/usr/sbin/mariadbd
   [mariadb-client]=/usr/bin/mariadb
   [prometheus]=/usr/bin/prometheus
+  [openssl]=/usr/bin/openssl
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

@@ -115,6 +115,33 @@ describe('HTTP through both proxies', () => {
     assert.deepEqual(JSON.parse(r.stdout.trim()), { got: ['text:hello', `binary:${256 * 1024}:true`], code: 1000 });
   });
 
+  it('HTTP/2: resets cross both proxies, client to server and server to client', async () => {
+    const r = await a.execOk(node, [fixture('h2-reset-client.js'), `http://${b.ipv4}:8081`], { uid: APP_UID });
+    const got = JSON.parse(r.stdout.trim()) as { serverSawClientReset: { closed: number[] }; reset: { status: number; bytes: number; rstCode: number } };
+    assert.deepEqual(got.serverSawClientReset.closed, [8], 'the app saw RST_STREAM(CANCEL) from the client');
+    assert.equal(got.reset.status, 200);
+    assert.equal(got.reset.bytes, 1000, 'data before the reset arrives');
+    assert.equal(got.reset.rstCode, 8, 'the client sees the reset, not a clean end');
+  });
+
+  it("the app's own TLS passes through untouched, labelled with its SNI", async () => {
+    const dir = `/tmp/mesh-tls-${process.pid}`;
+    await b.execOk('sh', ['-c', `mkdir -p ${dir} && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=api.example -addext subjectAltName=DNS:api.example -keyout ${dir}/key.pem -out ${dir}/cert.pem 2>/dev/null && chmod -R a+r ${dir}`]);
+    const tls = b.spawn(node, [fixture('tls-server.js'), `${dir}/cert.pem`, `${dir}/key.pem`, '8443']);
+    await tls.waitForLine(/^listening/);
+    const r = await a.execOk('curl', ['-sS', '--max-time', '5', '--cacert', `${dir}/cert.pem`, '--resolve', `api.example:8443:${b.ipv4}`, 'https://api.example:8443/'], { uid: APP_UID });
+    assert.equal(r.stdout, 'secure hello for api.example:8443\n', 'the certificate verified end to end: nobody terminated TLS');
+    await proxyA.waitForLine(new RegExp(`detected direction=outbound .*dst=${b.ipv4}:8443 protocol=tls`));
+    const metrics = await scrape(a);
+    assert.match(metrics, new RegExp(`tcp_open_total\\{direction="outbound",target_addr="${b.ipv4}:8443",tls="opaque",sni="api.example"\\} 1`));
+    await b.exec('rm', ['-rf', dir]);
+  });
+
+  it('the admin port answers /live and /ready', async () => {
+    const r = await a.execOk('curl', ['-sS', '--max-time', '5', '-w', ' %{http_code}\n', 'http://127.0.0.1:4191/live', 'http://127.0.0.1:4191/ready', 'http://127.0.0.1:4191/nope']);
+    assert.deepEqual(r.stdout.trim().split('\n'), ['live', ' 200', 'ready', ' 200', 'not found: try /metrics, /ready or /live', ' 404']);
+  });
+
   it('an upstream that refuses answers 502, one that does not answer 504', async () => {
     const refused = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://${b.ipv4}:9999/`]);
     assert.equal(refused, '502');
