@@ -1,0 +1,216 @@
+// One path, measured start to finish: up, idle memory, warm-up, HTTP/1.1 and h2c at saturation,
+// HTTP/1.1 on a fixed timetable, memory after load, memory holding idle connections, down.
+// A failure ends this path's measurements (recorded) but not the bench.
+import { availableParallelism } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { FixedRateResult } from './fixed-rate.js';
+import type { HoldResult } from './hold-conns.js';
+import { fixedRate, h2load, holdConnections, wrk, type LoadContext } from './load.js';
+import type { SaturationResult } from './parse.js';
+import { upPath, type PathName, type RunningPath } from './paths.js';
+import { cpuMs, cpuPercent, cpuTimes, foreignCpu, foreignPercent, memory, type Memory } from './procfs.js';
+import type { Topology } from './topology.js';
+
+export interface Plan {
+  durationS: number;
+  warmupS: number;
+  /** wrk connections (HTTP/1.1 saturation). */
+  connections: number;
+  h2Clients: number;
+  h2Streams: number;
+  /** Requests per second of the fixed-rate run, and its keep-alive connections. */
+  rate: number;
+  rateConnections: number;
+  idleConnections: number;
+  /** How long to wait, before each path, for other work on the machine to stop. */
+  quietWaitS: number;
+}
+
+/** Per-proxy memory target with the idle connections held (the product's goal). */
+export const RSS_TARGET_MB = 60;
+/** Background CPU use above this makes a path's numbers incomparable with a quiet run. */
+export const NOISY_PERCENT = 5;
+
+export interface CpuBusy {
+  /** Busy share of the load CPU(s) and the serving CPU(s) during the run, in percent. */
+  load: number;
+  serve: number;
+}
+
+export type Saturation = SaturationResult & { cpuBusy: CpuBusy };
+
+export interface ProxyResult {
+  side: 'client' | 'server';
+  pid: number;
+  idle?: Memory;
+  loaded?: Memory;
+  held?: Memory;
+  /** CPU time the proxy process spent per request during each saturation run, µs. */
+  cpuUsPerRequest: { h1?: number; h2?: number };
+}
+
+export interface PathResult {
+  name: PathName;
+  description: string;
+  h1?: Saturation;
+  h2?: Saturation;
+  fixed?: FixedRateResult;
+  hold?: HoldResult & { lostWhileHeld: number };
+  proxies: ProxyResult[];
+  /**
+   * Busy share of the machine's CPUs (percent) in a second before this path's load, when only
+   * idle servers and proxies of the bench were running: other work that the numbers share the
+   * machine with. More than a few percent makes them incomparable with other runs.
+   */
+  backgroundCpuPercent?: number;
+  /** The same for processes outside the lab during each measured run (a lower bound). */
+  foreignCpuPercent: { h1?: number; h2?: number; fixed?: number };
+  /** Share of the CPUs' time the hypervisor gave to other machines during each measured run. */
+  stealPercent: { h1?: number; h2?: number; fixed?: number };
+  /** Anything that makes this path's numbers suspect: errors, non-2xx, lost connections. */
+  problems: string[];
+}
+
+/**
+ * The most CPU that work outside the bench took, before or during this path's runs (percent of
+ * the machine): other processes here, or other machines on the same host (steal).
+ */
+export function otherWorkPercent(x: PathResult): number {
+  const runs = [...Object.values(x.foreignCpuPercent ?? {}), ...Object.values(x.stealPercent ?? {})];
+  return Math.max(x.backgroundCpuPercent ?? 0, ...runs.map((v) => v ?? 0));
+}
+
+export const isNoisy = (x: PathResult): boolean => otherWorkPercent(x) > NOISY_PERCENT;
+
+/** Between runs, so one run's closing connections are not in the next one's numbers. */
+const SETTLE_MS = 1000;
+
+export async function measurePath(t: Topology, name: PathName, plan: Plan, progress: (line: string) => void): Promise<PathResult> {
+  const result: PathResult = { name, description: '', proxies: [], foreignCpuPercent: {}, stealPercent: {}, problems: [] };
+  let path: RunningPath;
+  try {
+    path = await upPath(t, name);
+  } catch (err) {
+    result.problems.push(`did not come up: ${(err as Error).message}`);
+    return result;
+  }
+  result.description = path.description;
+  result.proxies = path.proxies.map((p) => ({ side: p.side, pid: p.pid, cpuUsPerRequest: {} }));
+  const ctx: LoadContext = { client: t.client, pin: t.pin, dir: t.dir };
+  const cpus = { load: t.pin?.load ?? [], serve: t.pin?.serve ?? [] };
+  const proxyCpu = (): number[] => path.proxies.map((p) => cpuMs(p.pid));
+  /** Runs `run`, noting how much CPU processes outside the lab, or other machines, took meanwhile. */
+  const watched = async <T>(key: keyof PathResult['foreignCpuPercent'], run: () => Promise<T>): Promise<T> => {
+    const before = foreignCpu(t.lab.namespaces());
+    const sys = cpuTimes();
+    const start = performance.now();
+    const r = await run();
+    const sysAfter = cpuTimes();
+    result.foreignCpuPercent[key] = foreignPercent(before, foreignCpu(t.lab.namespaces()), performance.now() - start, availableParallelism());
+    result.stealPercent[key] = cpuPercent(sys, sysAfter, [...sysAfter.keys()], 'steal');
+    return r;
+  };
+
+  /** Runs one saturation measurement with CPU accounting around it. */
+  const saturate = async (proto: 'h1' | 'h2'): Promise<Saturation> => {
+    const before = proxyCpu();
+    const sys = cpuTimes();
+    const r = await watched(proto, () =>
+      proto === 'h1'
+        ? wrk(ctx, path.h1, { connections: plan.connections, durationS: plan.durationS })
+        : h2load(ctx, path.h2, { clients: plan.h2Clients, streams: plan.h2Streams, durationS: plan.durationS }),
+    );
+    const sysAfter = cpuTimes();
+    const after = proxyCpu();
+    result.proxies.forEach((p, i) => {
+      p.cpuUsPerRequest[proto] = r.requests > 0 ? ((after[i]! - before[i]!) * 1000) / r.requests : NaN;
+    });
+    flag(result, `${proto} saturation`, r.errors, r.non2xx, r.errorDetail, 0, r.requests);
+    return { ...r, cpuBusy: { load: cpuPercent(sys, sysAfter, cpus.load, 'busy'), serve: cpuPercent(sys, sysAfter, cpus.serve, 'busy') } };
+  };
+
+  try {
+    path.proxies.forEach((p, i) => (result.proxies[i]!.idle = memory(p.pid)));
+    result.backgroundCpuPercent = await quiet(plan.quietWaitS, () => progress(`${name}: waiting up to ${plan.quietWaitS}s for the machine to be idle`));
+
+    progress(`${name}: warm-up ${plan.warmupS}s`);
+    const warmCpu = proxyCpu();
+    const warm = await wrk(ctx, path.h1, { connections: plan.connections, durationS: plan.warmupS });
+    flag(result, 'warm-up', warm.errors, warm.non2xx, warm.errorDetail, 0, warm.requests);
+    const warmAfter = proxyCpu();
+    path.proxies.forEach((p, i) => {
+      // A proxy that used no CPU while thousands of requests went by was not on the path.
+      if (warmAfter[i]! - warmCpu[i]! <= 0) result.problems.push(`${p.side}-side proxy used no CPU during warm-up: traffic did not cross it`);
+    });
+    await delay(SETTLE_MS);
+
+    progress(`${name}: HTTP/1.1 saturation, wrk -t1 -c${plan.connections} -d${plan.durationS}s`);
+    result.h1 = await saturate('h1');
+    await delay(SETTLE_MS);
+
+    progress(`${name}: h2c saturation, h2load -c${plan.h2Clients} -m${plan.h2Streams} -D${plan.durationS}`);
+    result.h2 = await saturate('h2');
+    await delay(SETTLE_MS);
+
+    progress(`${name}: HTTP/1.1 at a fixed ${plan.rate} req/s for ${plan.durationS}s`);
+    result.fixed = await watched('fixed', () =>
+      fixedRate(ctx, path.h1, { rate: plan.rate, durationS: plan.durationS, connections: plan.rateConnections }),
+    );
+    const f = result.fixed;
+    flag(result, 'fixed rate', f.errors, f.non2xx, f.firstError ?? '', f.timeouts, f.completed);
+    path.proxies.forEach((p, i) => (result.proxies[i]!.loaded = memory(p.pid)));
+
+    progress(`${name}: holding ${plan.idleConnections} idle connections`);
+    const held = await holdConnections(ctx, path.h1, plan.idleConnections);
+    // Every connection has answered a request, so every hop has set it up; a moment more lets
+    // the proxies finish whatever they do after a response (buffers returned, timers armed).
+    await delay(500);
+    path.proxies.forEach((p, i) => (result.proxies[i]!.held = memory(p.pid)));
+    const lostWhileHeld = await held.release();
+    result.hold = { ...held.result, lostWhileHeld };
+    if (held.result.failed > 0 || held.result.non2xx > 0 || lostWhileHeld !== 0) {
+      result.problems.push(
+        `idle connections: ${held.result.open} open, ${held.result.failed} failed, ${held.result.non2xx} non-2xx, ` +
+          `${lostWhileHeld} dropped while held${held.result.firstError ? ` (${held.result.firstError})` : ''}`,
+      );
+    }
+  } catch (err) {
+    result.problems.push(`run failed: ${(err as Error).message}`);
+  } finally {
+    // A proxy that died mid-run explains any failure above; its last words say why.
+    for (const p of path.proxies) {
+      if (p.process.child.exitCode !== null || p.process.child.signalCode !== null) {
+        const last = p.process.lines().slice(-8).join('\n    ');
+        result.problems.push(`${p.side}-side proxy exited (code ${p.process.child.exitCode}, signal ${p.process.child.signalCode}); its last lines:\n    ${last}`);
+      }
+    }
+    await path.down().catch((err: Error) => result.problems.push(`teardown: ${err.message}`));
+  }
+  return result;
+}
+
+function flag(result: PathResult, run: string, errors: number, non2xx: number, detail: string, timeouts: number, completed: number): void {
+  if (completed === 0) result.problems.push(`${run}: no request completed (${detail})`);
+  else if (errors > 0 || non2xx > 0 || timeouts > 0) {
+    result.problems.push(`${run}: ${errors} socket errors, ${non2xx} non-2xx, ${timeouts} timeouts (${detail})`);
+  }
+}
+
+/** Waits (bounded) for a quiet machine; returns the last background reading. */
+async function quiet(waitS: number, waiting: () => void): Promise<number> {
+  const until = Date.now() + waitS * 1000;
+  let busy = await backgroundBusy(1000);
+  if (busy > NOISY_PERCENT && Date.now() < until) waiting();
+  while (busy > NOISY_PERCENT && Date.now() < until) busy = await backgroundBusy(1000);
+  return busy;
+}
+
+/** Busy or stolen share of all CPUs over `ms` while the bench itself is idle: other work on the machine or host. */
+async function backgroundBusy(ms: number): Promise<number> {
+  const before = cpuTimes();
+  await delay(ms);
+  const after = cpuTimes();
+  const all = [...after.keys()];
+  return cpuPercent(before, after, all, 'busy') + cpuPercent(before, after, all, 'steal');
+}

@@ -1,0 +1,47 @@
+// The server every path ends at: nginx, one worker, a small fixed body, HTTP/1.1 keep-alive on
+// one port and prior-knowledge HTTP/2 (h2c) on another.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Pod, PodProcess } from '../lab/index.js';
+import { onCpus, type Pinning } from './pin.js';
+
+export const NGINX_H1_PORT = 8080;
+export const NGINX_H2_PORT = 8081;
+/** 15 bytes, as in the NODE-NOTES baselines. */
+export const BODY = 'hello from web\n';
+
+export function nginxConfig(dir: string): string {
+  // nginx reads \n inside a double-quoted string as a newline, as JSON writes it.
+  const respond = `location / { default_type text/plain; return 200 ${JSON.stringify(BODY)}; }`;
+  return `# written by mesh bench
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log stderr warn;
+worker_rlimit_nofile 16384;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  # The default (1000) would close every busy connection each second at saturation, and the
+  # reconnects would be measured as the path's cost.
+  keepalive_requests 100000000;
+  keepalive_timeout 300s;
+  server { listen ${NGINX_H1_PORT}; ${respond} }
+  # "http2" without "ssl" is HTTP/2 with prior knowledge only (nginx before 1.25).
+  server { listen ${NGINX_H2_PORT} http2; ${respond} }
+}
+`;
+}
+
+/** Starts nginx in `pod` on the serving CPUs; resolves once it is running (not yet answering). */
+export function startNginx(pod: Pod, dir: string, pin: Pinning | undefined): PodProcess {
+  const conf = join(dir, 'nginx.conf');
+  writeFileSync(conf, nginxConfig(dir));
+  const [cmd, args] = onCpus(pin, 'serve', '/usr/sbin/nginx', ['-e', 'stderr', '-p', dir, '-c', conf]);
+  return pod.spawn(cmd, args);
+}

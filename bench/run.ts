@@ -1,0 +1,180 @@
+// mesh bench: the mesh path beside a direct path and beside HAProxy, in one run, on one lab.
+// Not a test: CI does not run it. It is bounded (every run has a duration and a hard limit,
+// the whole bench a watchdog) and sends traffic only into the namespaces it creates.
+//
+//   node dist/bench/run.js [--quick] [--duration S] [--only direct,mesh,haproxy,haproxy-tcp] [-o json]
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isNoisy, measurePath, otherWorkPercent, type PathResult, type Plan } from './measure.js';
+import { PATH_NAMES, type PathName } from './paths.js';
+import { choosePinning, describePinning } from './pin.js';
+import { compare, formatReport, type BenchReport } from './report.js';
+import { createTopology, toolVersions } from './topology.js';
+
+const repo = fileURLToPath(new URL('../../', import.meta.url));
+const TOOLS = ['wrk', 'h2load', 'haproxy', 'nginx', 'curl', 'taskset'];
+
+interface CliOptions {
+  duration: number;
+  quick: boolean;
+  only: PathName[];
+  rate: number;
+  connections: number;
+  idleConnections: number;
+  quietWait: number;
+  retries: number;
+  output: 'table' | 'json';
+}
+
+const positive = (what: string) => (raw: string): number => {
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a positive number`);
+  return n;
+};
+
+const count = (what: string) => (raw: string): number => {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a whole number above 0`);
+  return n;
+};
+
+function pathList(raw: string): PathName[] {
+  const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) {
+    if (!(PATH_NAMES as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown path "${n}" (known: ${PATH_NAMES.join(', ')})`);
+  }
+  if (names.length === 0) throw new InvalidArgumentError('no path named');
+  // Always in the canonical order, so direct (the baseline) is measured first.
+  return PATH_NAMES.filter((n) => names.includes(n));
+}
+
+/** Which options were given on the command line (the rest are defaults --quick may change). */
+type Given = (name: 'duration' | 'quietWait' | 'retries') => boolean;
+
+function planFrom(o: CliOptions, given: Given): Plan {
+  return {
+    durationS: o.quick && !given('duration') ? 2 : o.duration,
+    warmupS: o.quick ? 1 : 2,
+    connections: o.connections,
+    h2Clients: 10,
+    h2Streams: 10,
+    rate: o.rate,
+    rateConnections: 10,
+    idleConnections: o.idleConnections,
+    // --quick checks that the bench works; it does not wait for a quiet machine unless told to.
+    quietWaitS: o.quick && !given('quietWait') ? 0 : o.quietWait,
+  };
+}
+
+function git(): BenchReport['git'] {
+  try {
+    const run = (...args: string[]): string =>
+      execFileSync('git', ['-C', repo, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const commit = run('rev-parse', 'HEAD');
+    const dirty = run('status', '--porcelain') !== '';
+    return { commit, dirty };
+  } catch {
+    return { commit: 'unknown', dirty: true };
+  }
+}
+
+async function bench(o: CliOptions, given: Given): Promise<number> {
+  const progress = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
+  if (process.getuid?.() !== 0) {
+    progress('needs root (it creates network namespaces and iptables rules)');
+    return 1;
+  }
+  const absent = TOOLS.filter((t) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (absent.length > 0) {
+    progress(`missing ${absent.join(', ')}: run \`bash bench/setup.sh\` (as root) first`);
+    return 1;
+  }
+
+  const plan = planFrom(o, given);
+  const retries = o.quick && !given('retries') ? 0 : o.retries;
+  // Each path: warm-up, three runs of `duration`, drains, idle connections, set-up; generously.
+  const limitS = 60 + o.only.length * (1 + retries) * (plan.quietWaitS + plan.warmupS + 3 * plan.durationS + 90);
+  const watchdog = setTimeout(() => {
+    progress(`still running after ${limitS}s: giving up (the lab is removed on exit)`);
+    process.exit(3);
+  }, limitS * 1000);
+  watchdog.unref();
+
+  const pin = choosePinning();
+  const startedAt = new Date();
+  progress(describePinning(pin));
+  const t = await createTopology(pin);
+  const paths: PathResult[] = [];
+  try {
+    progress(`lab ${t.lab.prefix}: client ${t.client.ipv4}, server ${t.server.ipv4} (nginx, 1 worker)`);
+    for (const name of o.only) {
+      let result = await measurePath(t, name, plan, progress);
+      // Other sessions share this machine; a path measured while they ran gets another go,
+      // and the quieter of the two is kept (its noise is reported either way).
+      for (let retry = 0; retry < retries && isNoisy(result) && result.problems.length === 0; retry++) {
+        progress(`${name}: other work used ${otherWorkPercent(result).toFixed(0)} % of the machine meanwhile; measuring again`);
+        const again = await measurePath(t, name, plan, progress);
+        if (again.problems.length === 0 && otherWorkPercent(again) < otherWorkPercent(result)) result = again;
+      }
+      paths.push(result);
+    }
+  } finally {
+    await t.destroy();
+  }
+  clearTimeout(watchdog);
+
+  const report: BenchReport = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    argv: process.argv.slice(2),
+    pinning: describePinning(pin),
+    tools: toolVersions(),
+    git: git(),
+    plan,
+    paths,
+    ...compare(paths),
+  };
+  const dir = join(repo, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${report.startedAt.replace(/[:.]/g, '-')}.json`);
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  writeFileSync(file, json);
+  if (o.output === 'json') process.stdout.write(json);
+  else process.stdout.write(`${formatReport(report)}\nresults: ${file}\n${json}`);
+  return paths.some((p) => p.problems.length > 0) ? 1 : 0;
+}
+
+const program = new Command('bench')
+  .description('Measure the mesh path beside a direct path and HAProxy: throughput, latency percentiles, proxy RSS')
+  .option('--duration <seconds>', 'length of each saturation and fixed-rate run', positive('--duration'), 10)
+  .option('--quick', 'short runs (2 s), no waiting for a quiet machine, no retries: to check that the bench works', false)
+  .addOption(new Option('--only <paths>', `comma-separated subset of ${PATH_NAMES.join(',')}`).argParser(pathList).default([...PATH_NAMES], 'all'))
+  .option('--rate <req/s>', 'request rate of the fixed-rate run', positive('--rate'), 1000)
+  .option('--connections <n>', 'wrk connections at saturation', count('--connections'), 50)
+  .option('--idle-connections <n>', 'idle keep-alive connections held for the RSS reading', count('--idle-connections'), 1000)
+  .option('--quiet-wait <seconds>', 'before each path, wait this long at most for other work on the machine to stop', (raw) => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--quiet-wait must be a number of seconds, 0 or more');
+    return n;
+  }, 60)
+  .option('--retries <n>', 'measure a path again (at most this often) when other work on the machine disturbed it', (raw) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--retries must be a whole number, 0 or more');
+    return n;
+  }, 1)
+  .addOption(new Option('-o, --output <format>', 'table (and the JSON after it) or only the JSON').choices(['table', 'json']).default('table'))
+  .action(async (opts: CliOptions) => {
+    process.exitCode = await bench(opts, (name) => program.getOptionValueSource(name) === 'cli');
+  });
+
+await program.parseAsync();
