@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { eventually, Lab, type Pod, type PodProcess } from '../lab/index.js';
 import { printTable, type Output } from './output.js';
 import { statCells, statHeaders, statRow } from './stat.js';
+import { proxyNodeFlags } from '../proxy/runtime.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const script = (name: string): string => join(here, name);
@@ -34,7 +35,7 @@ const progress = (line: string): void => {
 
 async function meshPod(pod: Pod): Promise<PodProcess> {
   await pod.execOk(node, [script('mesh-init.js')]);
-  const proxy = pod.spawn(node, [script('mesh-proxy.js')], { uid: 2102, env: { MESH_PROXY_LOG_LEVEL: 'debug' } });
+  const proxy = pod.spawn(node, [...proxyNodeFlags, script('mesh-proxy.js')], { uid: 2102, env: { MESH_PROXY_LOG_LEVEL: 'debug' } });
   await proxy.waitForLine(/listening addr=\S+:4140/);
   return proxy;
 }

@@ -1,8 +1,9 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2 --single-threaded-gc
 // mesh-proxy: the sidecar. Configuration comes only from MESH_PROXY_* variables.
 import { ConfigError, loadConfig } from '../proxy/config.js';
 import { startProxy } from '../proxy/index.js';
 import { Log } from '../proxy/log.js';
+import { missingNodeFlags, proxyNodeFlags } from '../proxy/runtime.js';
 
 const graceMs = 10_000;
 
@@ -18,6 +19,8 @@ async function main(): Promise<number> {
     throw err;
   }
   const log = new Log(config.logLevel);
+  const missing = missingNodeFlags();
+  if (missing.length > 0) log.info('started without the recommended Node flags: more memory, longer GC pauses', { missing: missing.join(' '), recommended: proxyNodeFlags.join(' ') });
   if (process.getuid?.() === 0) {
     log.warn('running as root: mesh-init skips only the proxy uid (2102), so outbound connections may loop back into the proxy');
   }

@@ -2,8 +2,8 @@
 // it after detection; each request is sent on a pooled keep-alive connection
 // to the connection's original destination, bodies streamed both ways.
 // Upgrade (WebSocket) and CONNECT become raw tunnels after the request head.
-import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { Agent, createServer, request, type AgentOptions, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { contextOf, routeOf, type ConnContext } from './context.js';
 import { ProxyError, statusFor, upstreamError } from './errors.js';
 import { endToEnd, pairs, rawHeader, requestHead } from './headers.js';
@@ -24,9 +24,7 @@ export interface Http1Forwarder {
 }
 
 export function http1Forwarder(o: Http1Options): Http1Forwarder {
-  // timeout: idle pooled sockets are closed after 4 s, under the 5 s most servers
-  // use, so a request is rarely sent on a connection the server is closing.
-  const agent = new Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo', timeout: 4000 });
+  const agent = new UpstreamAgent(o.connectTimeoutMs);
   const server = createServer({
     requestTimeout: 0, // bodies may stream for as long as they like
     headersTimeout: 60_000,
@@ -65,17 +63,43 @@ export function http1Forwarder(o: Http1Options): Http1Forwarder {
       server.closeIdleConnections();
       // Pooled upstream sockets close as their requests finish; idle ones now.
       // (agent.destroy() would cut the in-flight requests too.)
-      (agent as Agent & { keepAlive: boolean }).keepAlive = false;
+      (agent as unknown as { keepAlive: boolean }).keepAlive = false;
       for (const list of Object.values(agent.freeSockets)) for (const s of list ?? []) s.destroy();
     },
   };
+}
+
+/** Upstream sockets that completed their connect: an error on one is a reset, not a refusal. */
+const connected = new WeakSet<Socket>();
+
+/**
+ * The keep-alive pool, with the connect timeout armed once per new socket
+ * rather than once per request. Idle sockets close after 4 s, under the 5 s
+ * most servers use, so a request is rarely sent on a connection being closed.
+ */
+class UpstreamAgent extends Agent {
+  constructor(private readonly connectTimeoutMs: number) {
+    super({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 1024, scheduling: 'lifo', timeout: 4000, noDelay: true } as AgentOptions);
+  }
+
+  override createConnection(options: TcpNetConnectOpts): Socket {
+    const socket = netConnect(options);
+    const timer = setTimeout(() => {
+      socket.destroy(new ProxyError('MESH_CONNECT_TIMEOUT', `no connection to ${options.host}:${options.port} within ${this.connectTimeoutMs} ms`));
+    }, this.connectTimeoutMs);
+    socket.once('connect', () => {
+      connected.add(socket);
+      clearTimeout(timer);
+    });
+    socket.once('close', () => clearTimeout(timer));
+    return socket;
+  }
 }
 
 /** One request and its response. */
 class Exchange {
   readonly #started = performance.now();
   #status = 0;
-  #connected = false;
   #done = false;
 
   constructor(
@@ -101,21 +125,9 @@ class Exchange {
       setHost: false,
       agent: this.agent,
     });
-    upstream.on('socket', (s: Socket) => {
-      if (!s.connecting) return void (this.#connected = true);
-      const timer = setTimeout(
-        () => upstream.destroy(new ProxyError('MESH_CONNECT_TIMEOUT', `no connection to ${ctx.targetAddr} within ${this.o.connectTimeoutMs} ms`)),
-        this.o.connectTimeoutMs,
-      );
-      s.once('connect', () => {
-        this.#connected = true;
-        clearTimeout(timer);
-      });
-      s.once('close', () => clearTimeout(timer));
-    });
     upstream.on('continue', () => res.writeContinue());
     upstream.on('response', (ures: IncomingMessage) => this.#respond(ures));
-    upstream.on('error', (err: NodeJS.ErrnoException) => this.#fail(upstreamError(err, this.#connected)));
+    upstream.on('error', (err: NodeJS.ErrnoException) => this.#fail(upstreamError(err, upstream.socket !== null && connected.has(upstream.socket))));
     // The client went away before the response was complete: stop the upstream too.
     res.on('close', () => {
       if (!this.#done) upstream.destroy();

@@ -3,6 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { Pod, PodProcess } from './harness/index.js';
+import { proxyNodeFlags } from '../proxy/runtime.js';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const bin = {
@@ -20,7 +21,7 @@ export async function meshInit(pod: Pod, args: string[] = []): Promise<void> {
 
 /** The proxy as it runs in a pod: uid 2102, debug logs (one line per accepted connection). */
 export async function startProxy(pod: Pod, env: Record<string, string> = {}, caps: string[] = []): Promise<PodProcess> {
-  const proc = pod.spawn(node, [bin.proxy], {
+  const proc = pod.spawn(node, [...proxyNodeFlags, bin.proxy], {
     uid: PROXY_UID,
     caps,
     env: { MESH_PROXY_LOG_LEVEL: 'debug', ...env },
