@@ -71,6 +71,18 @@ static int read_fd_arg(napi_env env, napi_callback_info info, int *fd) {
   return 0;
 }
 
+/* Reads the fd argument and the socket's local address: both calls need them. */
+static int fd_and_local_address(napi_env env, napi_callback_info info, int *fd, struct sockaddr_storage *local) {
+  if (read_fd_arg(env, info, fd) != 0) return -1;
+  socklen_t len = sizeof *local;
+  memset(local, 0, sizeof *local);
+  if (getsockname(*fd, (struct sockaddr *)local, &len) != 0) {
+    throw_errno(env, "getsockname", "cannot read the socket's local address", errno);
+    return -1;
+  }
+  return 0;
+}
+
 static napi_value make_address(napi_env env, const struct sockaddr_storage *ss) {
   char text[INET6_ADDRSTRLEN];
   int port, family;
@@ -108,15 +120,11 @@ static int is_ipv4_connection(const struct sockaddr_storage *local) {
 
 static napi_value original_destination(napi_env env, napi_callback_info info) {
   int fd;
-  if (read_fd_arg(env, info, &fd) != 0) return NULL;
-
   struct sockaddr_storage local;
-  socklen_t len = sizeof local;
-  memset(&local, 0, sizeof local);
-  if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
-    return throw_errno(env, "getsockname", "cannot read the socket's local address", errno);
+  if (fd_and_local_address(env, info, &fd, &local) != 0) return NULL;
 
   struct sockaddr_storage dst;
+  socklen_t len;
   memset(&dst, 0, sizeof dst);
   if (is_ipv4_connection(&local)) {
     len = sizeof(struct sockaddr_in);
@@ -136,13 +144,8 @@ static napi_value original_destination(napi_env env, napi_callback_info info) {
 
 static napi_value set_transparent(napi_env env, napi_callback_info info) {
   int fd;
-  if (read_fd_arg(env, info, &fd) != 0) return NULL;
-
   struct sockaddr_storage local;
-  socklen_t len = sizeof local;
-  memset(&local, 0, sizeof local);
-  if (getsockname(fd, (struct sockaddr *)&local, &len) != 0)
-    return throw_errno(env, "getsockname", "cannot read the socket's local address", errno);
+  if (fd_and_local_address(env, info, &fd, &local) != 0) return NULL;
 
   int one = 1;
   if (local.ss_family == AF_INET6) {

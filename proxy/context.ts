@@ -16,8 +16,6 @@ export interface ConnContext {
   metrics: ConnMetrics;
   /** The last route used on this connection: most connections only ever see one authority. */
   route?: { authority: string; metrics: RouteMetrics };
-  /** Why the connection ended badly, for tcp_close_total{error}; set by the forwarder. */
-  closeError?: string;
 }
 
 const contexts = new WeakMap<Socket, ConnContext>();

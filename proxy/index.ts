@@ -42,10 +42,19 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   const h2 = h2Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });
   const h2In = h2Forwarder({ connectTimeoutMs: config.connectTimeoutInboundMs, metrics, log });
 
-  const opaque = (socket: Socket, ctx: ConnContext, connectTimeoutMs: number): void => {
+  const closed = (socket: Socket, ctx: ConnContext, protocol: string, error: string | undefined): void => {
+    ctx.metrics.close(socket.bytesRead, socket.bytesWritten, error);
+    if (log.enabled('debug')) {
+      log.debug('closed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, tx: socket.bytesRead, rx: socket.bytesWritten, protocol, error });
+    }
+  };
+
+  // Opaque streams are accounted when the forwarder is done with both sides,
+  // so a failed connect or a reset is counted with its reason.
+  const opaque = (socket: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number): void => {
     forwardOpaque(socket, ctx.target, { connectTimeoutMs }).then((r) => {
       if (r.error !== undefined) log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code: r.error, reason: r.detail });
-      ctx.closeError = r.error;
+      closed(socket, ctx, protocol, r.error);
     });
   };
 
@@ -78,28 +87,22 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
         metrics: metrics.connection({ direction, target_addr: targetAddr, ...tlsLabels(d) }),
       };
       bindContext(socket, ctx);
-      socket.once('close', () => {
-        ctx.metrics.close(socket.bytesRead, socket.bytesWritten, ctx.closeError);
-        if (log.enabled('debug')) {
-          log.debug('closed', { direction, src, dst: targetAddr, tx: socket.bytesRead, rx: socket.bytesWritten, protocol: d?.kind ?? 'opaque', error: ctx.closeError });
-        }
-      });
       return ctx;
     };
 
-    if (config.opaquePorts.has(target.port)) return opaque(socket, begin(undefined), connectTimeoutMs);
+    if (config.opaquePorts.has(target.port)) return opaque(socket, begin(undefined), 'opaque', connectTimeoutMs);
     detect(socket, { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes }).then((d) => {
       if (log.enabled('debug')) log.debug('detected', { direction, src, dst: targetAddr, protocol: d.kind, ...(d.kind === 'opaque' ? { reason: d.reason } : {}) });
       const ctx = begin(d);
-      if (socket.destroyed) return;
+      if (d.kind === 'tls' || d.kind === 'opaque') return opaque(socket, ctx, d.kind, connectTimeoutMs);
+      // A client gone during detection is counted as opened and closed at once.
+      if (socket.destroyed) return closed(socket, ctx, d.kind, 'MESH_CLIENT_CLOSED');
+      socket.once('close', () => closed(socket, ctx, d.kind, undefined));
       switch (d.kind) {
         case 'http1':
           return (direction === 'inbound' ? http1In : http1).accept(socket);
         case 'h2':
           return (direction === 'inbound' ? h2In : h2).accept(socket);
-        case 'tls':
-        case 'opaque':
-          return opaque(socket, ctx, connectTimeoutMs);
         default: {
           const never: never = d;
           throw new Error(`unhandled detection ${String(never)}`);

@@ -27,6 +27,10 @@ function codeOf(err: NodeJS.ErrnoException, connected: boolean): ForwardErrorCod
 
 /** Forwards `client` to `target`; resolves once both sockets are closed. */
 export function forwardOpaque(client: Socket, target: SocketAddress, options: ForwardOptions): Promise<ForwardResult> {
+  // Its 'close' has come and gone: waiting for it would never end.
+  if (client.destroyed) {
+    return Promise.resolve({ error: 'MESH_STREAM_RESET', detail: 'client closed before forwarding began', bytesFromClient: 0, bytesFromServer: 0 });
+  }
   return new Promise((resolve) => {
     const upstream = connect({ host: target.address, port: target.port, allowHalfOpen: true, noDelay: true });
     let connected = false;

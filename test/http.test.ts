@@ -3,11 +3,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, type Pod, type PodProcess } from './harness/index.js';
-import { bin, meshInit, node, startProxy } from './mesh.js';
+import { fixture, meshInit, node, startProxy } from './mesh.js';
 
 const APP_UID = 1000;
 const MB50 = 50 * 1024 * 1024;
-const fixture = (name: string): string => bin.echo.replace(/echo-server\.js$/, name);
 
 describe('HTTP through both proxies', () => {
   let lab: Lab;

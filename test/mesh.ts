@@ -13,6 +13,9 @@ export const bin = {
   client: join(dist, 'test', 'fixtures', 'tcp-client.js'),
 };
 export const node = process.execPath;
+
+/** A compiled test fixture (test/fixtures/NAME). */
+export const fixture = (name: string): string => join(dist, 'test', 'fixtures', name);
 export const PROXY_UID = 2102;
 
 export async function meshInit(pod: Pod, args: string[] = []): Promise<void> {

@@ -6,9 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, Lab, type Pod } from './harness/index.js';
-import { bin, meshInit, node, startProxy } from './mesh.js';
+import { fixture, meshInit, node, startProxy } from './mesh.js';
 
-const fixture = (name: string): string => bin.echo.replace(/echo-server\.js$/, name);
 
 describe('Prometheus scraping the proxies', () => {
   let lab: Lab;

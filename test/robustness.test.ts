@@ -3,10 +3,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { Lab, type Pod, type PodProcess } from './harness/index.js';
-import { bin, meshInit, node, startEcho, startProxy } from './mesh.js';
+import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
+import { fixture, meshInit, node, startEcho, startProxy } from './mesh.js';
 
-const fixture = (name: string): string => bin.echo.replace(/echo-server\.js$/, name);
 const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 
 interface RawResult {
@@ -88,6 +87,18 @@ describe('hostile input', () => {
     const r = await rawHttp(hex('POST /sha256 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nshort'));
     assert.equal(r.outcome, 'closed');
     await stillServing();
+  });
+
+  it('accounts for every connection it saw: none left open, every one closed', async () => {
+    // Each hostile client above has gone; the client proxy's outbound side must say so.
+    await eventually(async () => {
+      const m = (await a.execOk('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:4191/metrics'])).stdout;
+      const sum = (name: string): number =>
+        m.split('\n').filter((l) => l.startsWith(`${name}{direction="outbound"`)).reduce((t, l) => t + Number(l.split(' ').pop()), 0);
+      assert.equal(sum('tcp_open_connections'), 0, 'no connection left counted as open');
+      assert.equal(sum('tcp_close_total'), sum('tcp_open_total'), 'every opened connection counted as closed');
+      assert.ok(sum('tcp_open_total') >= 10);
+    }, { what: 'tcp_open_connections back to 0' });
   });
 });
 

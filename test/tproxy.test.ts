@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, type Pod, type PodProcess } from './harness/index.js';
-import { greetingPeer, ipRules, meshInit, startEcho, startProxy, tcpClient } from './mesh.js';
+import { bin, greetingPeer, ipRules, meshInit, node, startEcho, startProxy, tcpClient } from './mesh.js';
 
 describe('TPROXY mode', () => {
   let lab: Lab;
@@ -75,7 +75,7 @@ describe('TPROXY without a transparent listener', () => {
   });
 
   it('fails the proxy start-up with a clear reason when it lacks NET_ADMIN', async () => {
-    const proc = a.spawn(process.execPath, [new URL('../cli/mesh-proxy.js', import.meta.url).pathname], {
+    const proc = a.spawn(node, [bin.proxy], {
       uid: 2102,
       env: { MESH_PROXY_INBOUND_MODE: 'tproxy' },
     });
