@@ -21,6 +21,7 @@ describe('hostile input', () => {
   let b: Pod;
   let proxyA: PodProcess;
   let proxyB: PodProcess;
+  let echo: PodProcess;
 
   const raw = async (bytes: string, ...flags: string[]): Promise<RawResult> => {
     const r = await a.execOk(node, [fixture('raw-client.js'), b.ipv4, '7000', bytes, ...flags], { uid: 1000 });
@@ -45,7 +46,7 @@ describe('hostile input', () => {
     const env = { MESH_PROXY_DETECT_TIMEOUT: '300ms' };
     proxyA = await startProxy(a, env);
     proxyB = await startProxy(b, env);
-    await startEcho(b, ['[::]:7000']);
+    echo = await startEcho(b, ['[::]:7000']);
     await b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
   });
   after(() => lab?.destroy());
@@ -87,6 +88,16 @@ describe('hostile input', () => {
     const r = await rawHttp(hex('POST /sha256 HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nshort'));
     assert.equal(r.outcome, 'closed');
     await stillServing();
+  });
+
+  it('opaque streams carry resets both ways, through both proxies', async () => {
+    const fromServer = await raw(hex('please-reset'), '--keep-open');
+    assert.equal(fromServer.outcome, 'ECONNRESET', 'the app reset; the client sees a reset, not a clean close');
+    // Earlier tests reset connections too: count, so this reset is the one seen.
+    const resets = (): number => echo.lines().filter((l) => l.startsWith('reset-from-peer ')).length;
+    const before = resets();
+    await raw(hex('hello then a reset'), '--reset');
+    await eventually(() => assert.equal(resets(), before + 1), { what: 'the app sees the client reset' });
   });
 
   it('accounts for every connection it saw: none left open, every one closed', async () => {
