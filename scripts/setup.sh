@@ -25,6 +25,7 @@ declare -A wanted=(
   [mariadb-client]=/usr/bin/mariadb
   [prometheus]=/usr/bin/prometheus
   [openssl]=/usr/bin/openssl
+  [tcpdump]=/usr/bin/tcpdump
 )
 missing=()
 for pkg in "${!wanted[@]}"; do
