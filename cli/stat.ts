@@ -35,7 +35,7 @@ export function statRow(name: string, metricsText: string, windowSeconds?: numbe
     meshed: '1/1',
     requests: responses,
     success: responses === 0 ? undefined : ok / responses,
-    rps: windowSeconds === undefined || windowSeconds <= 0 ? undefined : responses / windowSeconds,
+    rps: windowSeconds === undefined || windowSeconds <= 0 || responses === 0 ? undefined : responses / windowSeconds,
     p50: histogramQuantile(0.5, buckets),
     p95: histogramQuantile(0.95, buckets),
     p99: histogramQuantile(0.99, buckets),
