@@ -1,15 +1,18 @@
 #!/usr/bin/env node
 // mesh-controller: the control plane's processes (identity, destination, tap).
-// None is built yet; each subcommand says so plainly rather than pretending.
+// One file per subcommand; those not built yet say so plainly rather than pretending.
 import { Command, CommanderError } from 'commander';
+import { controllerIdentityCommand } from './controller-identity.js';
 
 const planned = [
-  ['identity', 'issue workload certificates from the built-in CA (ca/)'],
   ['destination', 'service discovery for the proxies (Kubernetes or a file source)'],
   ['tap', 'aggregate live requests from the proxies'],
 ] as const;
 
-const program = new Command('mesh-controller').description('mesh control-plane processes').exitOverride();
+const program = new Command('mesh-controller')
+  .description('mesh control-plane processes')
+  .exitOverride()
+  .addCommand(controllerIdentityCommand());
 for (const [name, what] of planned) {
   program
     .command(name)

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
+import { identityCommand } from './identity.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -10,7 +11,8 @@ const program = new Command('mesh')
   .description('A zero-config service mesh: every TCP connection of a workload observable, reliable and mutually authenticated')
   .version(pkg.version)
   .exitOverride()
-  .addCommand(demoCommand());
+  .addCommand(demoCommand())
+  .addCommand(identityCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,89 @@
+// The identity service: the control plane's CA on the network. Start-up reads
+// the issuer as `mesh identity init` left it (checked like a brought-your-own
+// CA), picks the token reviewer by name, issues its own server certificate,
+// then answers certify requests until closed:
+//   HTTP/2 TLS ─► POST /identity.mesh.io/v1/certify ─► review token ─► name ─► issueLeaf
+import type { AddressInfo } from 'node:net';
+import type { Log } from '../../proxy/log.js';
+import { createApiServer } from '../api.js';
+import { certifyEndpoint } from './certify.js';
+import { loadIssuer, trustDomainWarnings } from './files.js';
+import { createTokenReviewer, type TokenReviewerName } from './reviewers.js';
+import { identityServerName, issueServerCert, keepServerCertFresh } from './server-cert.js';
+
+export { CERTIFY_PATH, type CertifyRequestBody, type CertifyResponseBody } from './certify.js';
+export { identityFiles, IdentityFilesError } from './files.js';
+export { identityServerName } from './server-cert.js';
+export { tokenReviewerNames, isTokenReviewerName, type TokenReviewerName } from './reviewers.js';
+
+export interface IdentityServiceConfig {
+  /** Holds ca.crt, issuer.crt, issuer.key and what the token reviewer needs (token.pub). */
+  dir: string;
+  host: string;
+  port: number;
+  trustDomain: string;
+  leafLifetimeMs: number;
+  tokenReviewer: TokenReviewerName;
+}
+
+export interface IdentityService {
+  address: AddressInfo;
+  /** `https://host:port`, for clients on this host. */
+  url: string;
+  /** The name the service's certificate carries; clients verify it against the trust anchor. */
+  serverName: string;
+  close(): Promise<void>;
+}
+
+export async function startIdentityService(config: IdentityServiceConfig, deps: { log: Log; now?: () => Date }): Promise<IdentityService> {
+  const { log } = deps;
+  const now = deps.now ?? (() => new Date());
+  const { issuer, anchor, warnings } = await loadIssuer(config.dir, now());
+  for (const warning of [...warnings, ...trustDomainWarnings(issuer, config.trustDomain)]) log.warn('issuer', { warning });
+  const reviewer = await createTokenReviewer(config.tokenReviewer, { dir: config.dir });
+  const serverName = identityServerName(config.trustDomain);
+
+  const renew = () => issueServerCert(issuer, serverName, config.leafLifetimeMs, now());
+  let cert = await renew();
+  const api = createApiServer({
+    certPem: cert.chainPem,
+    keyPem: cert.keyPem,
+    endpoints: [certifyEndpoint({ issuer, trustDomain: config.trustDomain, reviewer, leafLifetimeMs: config.leafLifetimeMs, log, now })],
+    // Ready while it can prove who it is and sign: both certificates current.
+    ready: () => now() < cert.notAfter && now() < issuer.notAfter,
+  });
+  const renewal = keepServerCertFresh({
+    current: cert,
+    renew,
+    install: (fresh) => {
+      cert = fresh;
+      api.setCertificate(fresh.chainPem, fresh.keyPem);
+      log.info('server certificate renewed', { name: serverName, notAfter: fresh.notAfter.toISOString() });
+    },
+    failed: (e) => log.error('server certificate renewal failed', { error: (e as Error).message }),
+    now,
+  });
+
+  const address = await api.listen(config.host, config.port).catch((e: unknown) => {
+    renewal.stop();
+    throw e;
+  });
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  log.info('listening', {
+    addr: `${host}:${address.port}`,
+    name: serverName,
+    trustDomain: config.trustDomain,
+    tokenReviewer: config.tokenReviewer,
+    anchor: anchor.subject,
+    issuerExpires: issuer.notAfter.toISOString(),
+  });
+  return {
+    address,
+    url: `https://${host}:${address.port}`,
+    serverName,
+    async close() {
+      renewal.stop();
+      await api.close();
+    },
+  };
+}

@@ -1,0 +1,76 @@
+// The identity service's own TLS certificate. Proxies call it before they hold
+// any certificate, so it cannot be verified by a proxy's identity; they verify
+// it against the trust anchor and this one name, which the service issues to
+// itself from the issuer at start-up and renews, like any workload's leaf.
+import { createCsr, identityName, issueLeaf, tlsKeyPem, type Signer } from '../../ca/index.js';
+
+// Linkerd's shape: the identity service is a workload like any other, with the
+// service account `linkerd-identity` in the control-plane namespace; so the name
+// is an ordinary identity name, issued and checked by the same code as every leaf.
+export const IDENTITY_SERVICE_ACCOUNT = 'mesh-identity';
+export const CONTROL_PLANE_NAMESPACE = 'mesh';
+
+/** `mesh-identity.mesh.serviceaccount.identity.<trust-domain>` */
+export function identityServerName(trustDomain: string): string {
+  return identityName(IDENTITY_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE, trustDomain);
+}
+
+export interface ServerCert {
+  /** Leaf then issuer. */
+  chainPem: string;
+  keyPem: string;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export async function issueServerCert(issuer: Signer, serverName: string, lifetimeMs: number, now: Date): Promise<ServerCert> {
+  const csr = await createCsr(serverName);
+  const leaf = await issueLeaf({ issuer, csr: csr.der, identity: serverName, lifetimeMs, now });
+  return { chainPem: leaf.chainPem, keyPem: tlsKeyPem(csr.privateKey), notBefore: leaf.notBefore, notAfter: leaf.notAfter };
+}
+
+const RETRY_MS = 10_000;
+
+/** Renews at 70% of the certificate's life, as proxies do; retries every 10 s on failure. */
+export function keepServerCertFresh(options: {
+  current: ServerCert;
+  renew(): Promise<ServerCert>;
+  install(cert: ServerCert): void;
+  failed(error: unknown): void;
+  now(): Date;
+}): { stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let current = options.current;
+  const untilDue = (): number => {
+    const life = current.notAfter.getTime() - current.notBefore.getTime();
+    return current.notBefore.getTime() + life * 0.7 - options.now().getTime();
+  };
+  const arm = (ms: number): void => {
+    if (stopped) return;
+    // setTimeout's limit is ~24.8 days: a longer wait wakes up, finds it is not due, and waits again.
+    timer = setTimeout(tick, Math.min(Math.max(ms, 0), 2 ** 31 - 1));
+    timer.unref();
+  };
+  const tick = (): void => {
+    if (untilDue() > 0) return arm(untilDue());
+    options.renew().then(
+      (cert) => {
+        current = cert;
+        options.install(cert);
+        arm(Math.max(RETRY_MS, untilDue()));
+      },
+      (e: unknown) => {
+        options.failed(e);
+        arm(RETRY_MS);
+      },
+    );
+  };
+  arm(Math.max(RETRY_MS, untilDue()));
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}
