@@ -2,6 +2,7 @@
 // variables in this one place into a typed shape. A bad value stops start-up
 // with a message naming the variable.
 import { isIP } from 'node:net';
+import { loadIdentityConfig, type IdentityConfig } from './identity/config.js';
 import type { LogLevel } from './log.js';
 
 export type InboundMode = 'redirect' | 'tproxy';
@@ -27,6 +28,8 @@ export interface ProxyConfig {
   connectTimeoutOutboundMs: number;
   connectTimeoutInboundMs: number;
   logLevel: LogLevel;
+  /** Workload identity (MESH_PROXY_IDENTITY_*); undefined when off. */
+  identity: IdentityConfig | undefined;
 }
 
 /** Server-speaks-first or preamble-less protocols: SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached. */
@@ -120,5 +123,6 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
     connectTimeoutOutboundMs: duration(env, 'MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT', 1000),
     connectTimeoutInboundMs: duration(env, 'MESH_PROXY_INBOUND_CONNECT_TIMEOUT', 100),
     logLevel: choice(env, 'MESH_PROXY_LOG_LEVEL', ['error', 'warn', 'info', 'debug'] as const, 'info'),
+    identity: loadIdentityConfig(env),
   };
 }

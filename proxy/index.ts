@@ -11,6 +11,7 @@ import type { ProxyConfig } from './config.js';
 import { bindContext, formatAddr, type ConnContext } from './context.js';
 import { detect, type Detected } from './detect/index.js';
 import { h2Forwarder } from './h2.js';
+import { startIdentity, type IdentityManager } from './identity/index.js';
 import { http1Forwarder } from './http1.js';
 import { listenAll } from './listener.js';
 import type { Log } from './log.js';
@@ -22,6 +23,8 @@ export interface RunningProxy {
   servers: Server[];
   admin: Server;
   metrics: ProxyMetrics;
+  /** The workload certificate, when MESH_PROXY_IDENTITY_URL is set. */
+  identity: IdentityManager | undefined;
   /** Stops accepting, lets open connections finish for up to graceMs, then resets the rest. */
   close(graceMs: number): Promise<void>;
 }
@@ -37,6 +40,8 @@ function tlsLabels(d: Detected | undefined): TlsLabels {
 export async function startProxy(config: ProxyConfig, log: Log, metrics = new ProxyMetrics()): Promise<RunningProxy> {
   const open = new Set<Socket>();
   let ready = false;
+  // Certify while the listeners come up; /ready waits for the first certificate.
+  const identity = config.identity === undefined ? undefined : startIdentity(config.identity, { log, metrics });
   const http1 = http1Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });
   const http1In = http1Forwarder({ connectTimeoutMs: config.connectTimeoutInboundMs, metrics, log });
   const h2 = h2Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });
@@ -123,7 +128,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
       transparent: false,
     }, log)),
   ];
-  const admin = await startAdmin(config.admin, { metrics, ready: () => ready });
+  const admin = await startAdmin(config.admin, { metrics, ready: () => ready && (identity?.ready() ?? true) });
   for (const s of [...servers, admin]) {
     const a = s.address();
     if (a && typeof a === 'object') log.info('listening', { addr: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` });
@@ -134,8 +139,10 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     servers,
     admin,
     metrics,
+    identity,
     async close(graceMs: number): Promise<void> {
       ready = false;
+      identity?.stop();
       for (const f of [http1, http1In, h2, h2In]) f.drain();
       await Promise.all([...servers.map((s) => new Promise<void>((r) => s.close(() => r()))), drain(open, graceMs)]);
       await new Promise<void>((r) => admin.close(() => r()));

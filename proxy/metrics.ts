@@ -81,8 +81,16 @@ export class ConnMetrics {
   }
 }
 
+/** The workload certificate: registered only when identity is on, so /metrics is unchanged without it. */
+export interface IdentityMetrics {
+  certExpiration: Gauge<string>;
+  refreshSuccess: Counter.Internal;
+  refreshFailure: Counter.Internal;
+}
+
 export class ProxyMetrics {
   readonly registry = new Registry();
+  #identity: IdentityMetrics | undefined;
   readonly requestTotal: Counter<string>;
   readonly responseTotal: Counter<string>;
   readonly responseLatency: Histogram<string>;
@@ -117,6 +125,15 @@ export class ProxyMetrics {
     this.tcpWriteBytes = new Counter({ name: 'tcp_write_bytes_total', help: 'Total count of bytes written to peers.', labelNames: conn, registers });
     this.tcpCloseTotal = new Counter({ name: 'tcp_close_total', help: 'Total count of closed connections.', labelNames: [...conn, 'error'], registers });
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  identity(): IdentityMetrics {
+    if (this.#identity) return this.#identity;
+    const registers = [this.registry];
+    const certExpiration = new Gauge({ name: 'identity_cert_expiration_timestamp_seconds', help: "Time when the proxy's workload certificate expires, in seconds since the epoch.", registers });
+    const refresh = new Counter({ name: 'identity_cert_refresh_total', help: 'Total count of workload certificate requests, by result.', labelNames: ['result'], registers });
+    this.#identity = { certExpiration, refreshSuccess: refresh.labels({ result: 'success' }), refreshFailure: refresh.labels({ result: 'failure' }) };
+    return this.#identity;
   }
 
   connection(labels: ConnLabels): ConnMetrics {

@@ -1,0 +1,65 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createTrustAnchor } from '../../ca/index.js';
+import { ConfigError, loadConfig } from '../config.js';
+
+const NAME = 'web.emojivoto.serviceaccount.identity.cluster.local';
+
+describe('MESH_PROXY_IDENTITY_* variables', () => {
+  let dir: string;
+  let anchorPem: string;
+  let env: Record<string, string>;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'mesh-proxy-identity-config-'));
+    anchorPem = (await createTrustAnchor({ trustDomain: 'cluster.local' })).certPem;
+    await writeFile(join(dir, 'ca.crt'), anchorPem);
+    await writeFile(join(dir, 'token'), 'jwt\n');
+    await writeFile(join(dir, 'junk.pem'), 'not a certificate\n');
+    env = {
+      MESH_PROXY_IDENTITY_URL: 'https://mesh-identity.mesh.svc:8080',
+      MESH_PROXY_IDENTITY_NAME: NAME,
+      MESH_PROXY_IDENTITY_TOKEN_FILE: join(dir, 'token'),
+      MESH_PROXY_IDENTITY_TRUST_ANCHORS: join(dir, 'ca.crt'),
+    };
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it('is off without MESH_PROXY_IDENTITY_URL, whatever else is set', () => {
+    assert.equal(loadConfig({}).identity, undefined);
+    assert.equal(loadConfig({ MESH_PROXY_IDENTITY_NAME: 'nonsense' }).identity, undefined);
+  });
+
+  it('reads the anchors at start-up and defaults the server name to the service’s own', () => {
+    assert.deepEqual(loadConfig(env).identity, {
+      url: 'https://mesh-identity.mesh.svc:8080',
+      name: NAME,
+      tokenFile: join(dir, 'token'),
+      trustAnchorsPem: anchorPem,
+      serverName: 'mesh-identity.mesh.serviceaccount.identity.cluster.local',
+    });
+    assert.equal(loadConfig({ ...env, MESH_PROXY_IDENTITY_SERVER_NAME: 'identity.example.org' }).identity?.serverName, 'identity.example.org');
+  });
+
+  const bad: Array<[string, Record<string, string>, RegExp]> = [
+    ['MESH_PROXY_IDENTITY_URL', { MESH_PROXY_IDENTITY_URL: 'http://identity:8080' }, /must be an https:\/\/ URL/],
+    ['MESH_PROXY_IDENTITY_URL', { MESH_PROXY_IDENTITY_URL: 'https://identity:8080/v1' }, /without a path/],
+    ['MESH_PROXY_IDENTITY_URL', { MESH_PROXY_IDENTITY_URL: 'not a url' }, /is not a URL/],
+    ['MESH_PROXY_IDENTITY_NAME', { MESH_PROXY_IDENTITY_NAME: '' }, /must be set when MESH_PROXY_IDENTITY_URL is/],
+    ['MESH_PROXY_IDENTITY_NAME', { MESH_PROXY_IDENTITY_NAME: 'web.emojivoto.svc.cluster.local' }, /is not an identity name/],
+    ['MESH_PROXY_IDENTITY_TOKEN_FILE', { MESH_PROXY_IDENTITY_TOKEN_FILE: '/nonexistent/token' }, /cannot read \/nonexistent\/token \(ENOENT\)/],
+    ['MESH_PROXY_IDENTITY_TRUST_ANCHORS', { MESH_PROXY_IDENTITY_TRUST_ANCHORS: '' }, /must be set/],
+    ['MESH_PROXY_IDENTITY_TRUST_ANCHORS', { MESH_PROXY_IDENTITY_TRUST_ANCHORS: 'JUNK' }, /holds no PEM certificate/],
+    ['MESH_PROXY_IDENTITY_SERVER_NAME', { MESH_PROXY_IDENTITY_SERVER_NAME: 'Not A Name' }, /is not a lowercase DNS name/],
+  ];
+  for (const [variable, change, message] of bad) {
+    it(`refuses ${variable}=${JSON.stringify(Object.values(change)[0])}`, () => {
+      const e2 = { ...env, ...change };
+      if (e2.MESH_PROXY_IDENTITY_TRUST_ANCHORS === 'JUNK') e2.MESH_PROXY_IDENTITY_TRUST_ANCHORS = join(dir, 'junk.pem');
+      assert.throws(() => loadConfig(e2), (e: unknown) => e instanceof ConfigError && e.variable === variable && message.test(e.message));
+    });
+  }
+});
