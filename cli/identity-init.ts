@@ -83,11 +83,10 @@ async function readFlagFile(flag: string, path: string): Promise<string> {
 }
 
 async function bringOwnCa(byo: BringYourOwnCa, now: Date, out: Out): Promise<IdentityMaterial> {
-  const [anchorPem, issuerCertPem, issuerKeyPem] = await Promise.all([
-    readFlagFile('--anchor', byo.anchorFile),
-    readFlagFile('--issuer-cert', byo.issuerCertFile),
-    readFlagFile('--issuer-key', byo.issuerKeyFile),
-  ]);
+  // In flag order, so the error for several unreadable files is always the same one.
+  const anchorPem = await readFlagFile('--anchor', byo.anchorFile);
+  const issuerCertPem = await readFlagFile('--issuer-cert', byo.issuerCertFile);
+  const issuerKeyPem = await readFlagFile('--issuer-key', byo.issuerKeyFile);
   const checked = await validateIssuer({ anchorPem, issuerCertPem, issuerKeyPem, now });
   for (const warning of checked.warnings) out.stderr(`Warning: ${warning}\n`);
   out.stderr(

@@ -40,11 +40,11 @@ export async function readIdentityFile(dir: string, file: IdentityFile): Promise
 
 /** The issuer of the directory, checked exactly as a brought-your-own CA is. */
 export async function loadIssuer(dir: string, now: Date): Promise<ValidatedIssuer> {
-  const [anchorPem, issuerCertPem, issuerKeyPem] = await Promise.all([
-    readIdentityFile(dir, 'anchor'),
-    readIdentityFile(dir, 'issuerCert'),
-    readIdentityFile(dir, 'issuerKey'),
-  ]);
+  // One after another: with several files missing, the error names the first
+  // in this fixed order, not whichever read happened to fail first.
+  const anchorPem = await readIdentityFile(dir, 'anchor');
+  const issuerCertPem = await readIdentityFile(dir, 'issuerCert');
+  const issuerKeyPem = await readIdentityFile(dir, 'issuerKey');
   return validateIssuer({ anchorPem, issuerCertPem, issuerKeyPem, now });
 }
 
