@@ -11,7 +11,7 @@ import type { ProxyConfig } from './config.js';
 import { bindContext, formatAddr, type ConnContext } from './context.js';
 import { detect, type Detected } from './detect/index.js';
 import { h2Forwarder } from './h2.js';
-import { startIdentity, type IdentityManager } from './identity/index.js';
+import type { IdentityManager } from './identity/index.js';
 import { http1Forwarder } from './http1.js';
 import { listenAll } from './listener.js';
 import type { Log } from './log.js';
@@ -41,7 +41,8 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   const open = new Set<Socket>();
   let ready = false;
   // Certify while the listeners come up; /ready waits for the first certificate.
-  const identity = config.identity === undefined ? undefined : startIdentity(config.identity, { log, metrics });
+  // Loaded only when identity is on: the certificate code (pkijs) costs ~10 MB of RSS.
+  const identity = config.identity === undefined ? undefined : (await import('./identity/index.js')).startIdentity(config.identity, { log, metrics });
   const http1 = http1Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });
   const http1In = http1Forwarder({ connectTimeoutMs: config.connectTimeoutInboundMs, metrics, log });
   const h2 = h2Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });

@@ -2,18 +2,9 @@
 // any certificate, so it cannot be verified by a proxy's identity; they verify
 // it against the trust anchor and this one name, which the service issues to
 // itself from the issuer at start-up and renews, like any workload's leaf.
-import { createCsr, identityName, issueLeaf, tlsKeyPem, type Signer } from '../../ca/index.js';
+import { createCsr, issueLeaf, tlsKeyPem, type Signer } from '../../ca/index.js';
 
-// Linkerd's shape: the identity service is a workload like any other, with the
-// service account `linkerd-identity` in the control-plane namespace; so the name
-// is an ordinary identity name, issued and checked by the same code as every leaf.
-export const IDENTITY_SERVICE_ACCOUNT = 'mesh-identity';
-export const CONTROL_PLANE_NAMESPACE = 'mesh';
-
-/** `mesh-identity.mesh.serviceaccount.identity.<trust-domain>` */
-export function identityServerName(trustDomain: string): string {
-  return identityName(IDENTITY_SERVICE_ACCOUNT, CONTROL_PLANE_NAMESPACE, trustDomain);
-}
+export { CONTROL_PLANE_NAMESPACE, IDENTITY_SERVICE_ACCOUNT, identityServerName } from './names.js';
 
 export interface ServerCert {
   /** Leaf then issuer. */

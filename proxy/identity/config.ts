@@ -3,8 +3,10 @@
 // and the trust anchors are read and parsed here, so a bad file stops start-up
 // naming its variable instead of failing on the first certify.
 import { accessSync, constants, readFileSync } from 'node:fs';
-import { certificatesFromPem, parseIdentityName } from '../../ca/index.js';
-import { identityServerName } from '../../controller/identity/server-cert.js';
+// Light modules only: this runs at every start-up, identity on or off.
+import { parseIdentityName } from '../../ca/identity.js';
+import { certificatesFromPem } from '../../ca/pem.js';
+import { identityServerName } from '../../controller/identity/names.js';
 import { ConfigError } from '../config.js';
 
 export interface IdentityConfig {
