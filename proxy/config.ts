@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { loadIdentityConfig, type IdentityConfig } from './identity/config.js';
 import type { LogLevel } from './log.js';
+import { MeshedDestinations, MeshedDestinationsError, parseMeshedDestinations } from './transport/destinations.js';
 
 export type InboundMode = 'redirect' | 'tproxy';
 
@@ -30,6 +31,10 @@ export interface ProxyConfig {
   logLevel: LogLevel;
   /** Workload identity (MESH_PROXY_IDENTITY_*); undefined when off. */
   identity: IdentityConfig | undefined;
+  /** Destinations whose proxy must be reached over mTLS, with the identity it must prove. */
+  meshedDestinations: MeshedDestinations;
+  /** Inbound ports that accept only mTLS from a mesh proxy; plaintext is refused. */
+  requireIdentityPorts: ReadonlySet<number>;
 }
 
 /** Server-speaks-first or preamble-less protocols: SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached. */
@@ -106,6 +111,17 @@ function choice<T extends string>(env: Env, name: string, choices: readonly T[],
 }
 
 export function loadConfig(env: Env = process.env): ProxyConfig {
+  const identity = loadIdentityConfig(env);
+  needsIdentity(env, 'MESH_PROXY_MESHED_DESTINATIONS', identity);
+  needsIdentity(env, 'MESH_PROXY_REQUIRE_IDENTITY_PORTS', identity);
+  let meshedDestinations: MeshedDestinations;
+  try {
+    meshedDestinations = new MeshedDestinations(parseMeshedDestinations(env.MESH_PROXY_MESHED_DESTINATIONS ?? ''));
+  } catch (e) {
+    if (e instanceof MeshedDestinationsError) throw new ConfigError('MESH_PROXY_MESHED_DESTINATIONS', e.message);
+    throw e;
+  }
+  const requireIdentityPorts = ports(env, 'MESH_PROXY_REQUIRE_IDENTITY_PORTS', []);
   const inboundPort = port(env, 'MESH_PROXY_INBOUND_PORT', 4143);
   const outboundPort = port(env, 'MESH_PROXY_OUTBOUND_PORT', 4140);
   // '::' is dual-stack: one listener takes redirected IPv4 and IPv6 alike.
@@ -123,6 +139,13 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
     connectTimeoutOutboundMs: duration(env, 'MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT', 1000),
     connectTimeoutInboundMs: duration(env, 'MESH_PROXY_INBOUND_CONNECT_TIMEOUT', 100),
     logLevel: choice(env, 'MESH_PROXY_LOG_LEVEL', ['error', 'warn', 'info', 'debug'] as const, 'info'),
-    identity: loadIdentityConfig(env),
+    identity,
+    meshedDestinations,
+    requireIdentityPorts,
   };
+}
+
+/** Both lists mean nothing without a certificate to speak mTLS with. */
+function needsIdentity(env: Env, name: string, identity: IdentityConfig | undefined): void {
+  if (identity === undefined && (env[name] ?? '').trim() !== '') throw new ConfigError(name, 'needs identity: set MESH_PROXY_IDENTITY_URL (and the other MESH_PROXY_IDENTITY_* variables)');
 }

@@ -14,6 +14,10 @@ export interface ConnContext {
   /** "198.18.0.2:51234": the client's address as seen by this proxy. */
   src: string;
   metrics: ConnMetrics;
+  /** Outbound to a meshed destination: the identity its proxy must prove; traffic goes over mTLS. */
+  peerIdentity?: string;
+  /** Inbound over mTLS: the client proxy's verified identity. */
+  clientId?: string;
   /** The last route used on this connection: most connections only ever see one authority. */
   route?: { authority: string; metrics: RouteMetrics };
 }

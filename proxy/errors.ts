@@ -5,7 +5,13 @@ export type ProxyErrorCode =
   | 'MESH_CONNECT_FAILED'
   | 'MESH_UPSTREAM_RESET'
   | 'MESH_UPSTREAM_PROTOCOL'
-  | 'MESH_NO_CONTEXT';
+  | 'MESH_NO_CONTEXT'
+  // Mutual TLS between proxies (transport/tls.ts)
+  | 'MESH_IDENTITY_NOT_READY'
+  | 'MESH_PEER_IDENTITY_MISMATCH'
+  | 'MESH_PEER_CERT_INVALID'
+  | 'MESH_PEER_NOT_MESHED'
+  | 'MESH_TLS_HANDSHAKE';
 
 export class ProxyError extends Error {
   constructor(readonly code: ProxyErrorCode, message: string) {

@@ -3,7 +3,6 @@
 // per destination. Headers, bodies (with flow control, via pipe), trailers
 // and resets cross in both directions.
 import {
-  connect,
   constants,
   createServer,
   type ClientHttp2Session,
@@ -18,12 +17,19 @@ import { contextOf, routeOf, type ConnContext } from './context.js';
 import { ProxyError, statusFor, upstreamError } from './errors.js';
 import type { Log } from './log.js';
 import type { ProxyMetrics, RouteMetrics } from './metrics.js';
+import type { H2Sessions } from './h2-sessions.js';
+import { ORIG_PROTO } from './orig-proto.js';
 
 export interface H2Options {
-  connectTimeoutMs: number;
   metrics: ProxyMetrics;
   log: Log;
+  /** Where streams go: one session per destination, plain or mTLS. */
+  sessions: H2Sessions;
+  /** Takes over streams that carry an HTTP/1 request from a peer proxy (mesh-orig-proto). */
+  origProto?: OrigProtoHandler;
 }
+
+export type OrigProtoHandler = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], ctx: ConnContext, route: RouteMetrics) => void;
 
 export interface H2Forwarder {
   accept(socket: Socket): void;
@@ -36,7 +42,6 @@ const ignore = (): void => {};
 
 export function h2Forwarder(o: H2Options): H2Forwarder {
   const server = createServer({ maxSessionMemory: 64 });
-  const sessions = new Map<string, ClientHttp2Session>();
   const downstream = new Set<ServerHttp2Session>();
 
   // http2 hands out a Proxy for session.socket, so the context is looked up on
@@ -49,36 +54,14 @@ export function h2Forwarder(o: H2Options): H2Forwarder {
     s.once('close', () => downstream.delete(s));
     s.on('error', (err) => o.log.debug('h2 session error', { reason: err.message }));
   });
-  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     stream.on('error', ignore); // surfaced through 'close' and rstCode
     const ctx = stream.session ? sessionContext.get(stream.session as ServerHttp2Session) : undefined;
     if (!ctx) return void stream.close(NGHTTP2_INTERNAL_ERROR);
     const route = routeOf(o.metrics, ctx, String(headers[':authority'] ?? headers.host ?? ''));
-    new H2Exchange(stream, headers, ctx, route, upstreamSession(ctx), o).start();
+    if (o.origProto !== undefined && headers[ORIG_PROTO] !== undefined) return o.origProto(stream, headers, rawHeaders, ctx, route);
+    new H2Exchange(stream, headers, ctx, route, o.sessions.get(ctx), o).start();
   });
-
-  /** One session per destination, shared by every stream to it. */
-  function upstreamSession(ctx: ConnContext): ClientHttp2Session {
-    let s = sessions.get(ctx.targetAddr);
-    if (s && !s.closed && !s.destroyed) return s;
-    s = connect(`http://${ctx.targetAddr}`, { maxSessionMemory: 64 });
-    const session = s;
-    sessions.set(ctx.targetAddr, session);
-    const forget = (): void => {
-      if (sessions.get(ctx.targetAddr) === session) sessions.delete(ctx.targetAddr);
-    };
-    session.once('close', forget);
-    session.once('goaway', forget);
-    session.on('error', (err) => o.log.debug('upstream h2 session error', { dst: ctx.targetAddr, reason: err.message }));
-    const timer = setTimeout(() => {
-      session.destroy(new ProxyError('MESH_CONNECT_TIMEOUT', `no connection to ${ctx.targetAddr} within ${o.connectTimeoutMs} ms`));
-    }, o.connectTimeoutMs);
-    session.once('connect', () => clearTimeout(timer));
-    session.once('close', () => clearTimeout(timer));
-    // Idle sessions must not keep the process alive at shutdown.
-    session.unref();
-    return session;
-  }
 
   return {
     accept(socket: Socket): void {
@@ -88,7 +71,7 @@ export function h2Forwarder(o: H2Options): H2Forwarder {
     },
     drain(): void {
       for (const s of downstream) s.close();
-      for (const s of sessions.values()) s.close();
+      o.sessions.drain();
     },
   };
 }
@@ -118,23 +101,30 @@ class H2Exchange {
     private readonly headers: IncomingHttpHeaders,
     private readonly ctx: ConnContext,
     private readonly route: RouteMetrics,
-    private readonly session: ClientHttp2Session,
+    private readonly session: ClientHttp2Session | Promise<ClientHttp2Session>,
     private readonly o: H2Options,
   ) {}
 
   start(): void {
-    const { stream } = this;
     this.route.request();
+    if (!(this.session instanceof Promise)) return this.#send(this.session);
+    // An mTLS session still connecting: a client that resets meanwhile is counted by #send.
+    this.session.then((s) => this.#send(s), (e: unknown) => this.#fail(upstreamError(e as NodeJS.ErrnoException, false)));
+  }
+
+  #send(session: ClientHttp2Session): void {
+    const { stream } = this;
+    if (stream.closed) return this.#finish('MESH_CLIENT_RESET', undefined);
     let up: ClientHttp2Stream;
     try {
-      up = this.session.request(requestHeaders(this.headers), { endStream: stream.readableEnded });
+      up = session.request(requestHeaders(this.headers), { endStream: stream.readableEnded });
     } catch (err) {
-      return this.#fail(upstreamError(err as NodeJS.ErrnoException, !this.session.connecting));
+      return this.#fail(upstreamError(err as NodeJS.ErrnoException, !session.connecting));
     }
     this.#upstream = up;
     up.on('response', (h: IncomingHttpHeaders, flags: number) => this.#respond(h, flags));
     up.on('trailers', (t: IncomingHttpHeaders) => (this.#trailers = t));
-    up.on('error', (err: NodeJS.ErrnoException) => this.#fail(upstreamError(err, !this.session.connecting)));
+    up.on('error', (err: NodeJS.ErrnoException) => this.#fail(upstreamError(err, !session.connecting)));
     // The response ends here, not through pipe(): only 'close' tells a clean
     // end from a reset, and a reset must reach the client as a reset.
     up.on('close', () => {

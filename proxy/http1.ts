@@ -10,17 +10,26 @@ import { endToEnd, pairs, rawHeader, requestHead } from './headers.js';
 import type { Log } from './log.js';
 import type { ProxyMetrics, RouteMetrics } from './metrics.js';
 import { forwardOpaque } from './opaque.js';
+import { H1ToH2 } from './h1-over-h2.js';
+import type { H2Sessions } from './h2-sessions.js';
+import type { SessionProtocol } from './transport/header.js';
 
 export interface Http1Options {
   connectTimeoutMs: number;
   metrics: ProxyMetrics;
   log: Log;
+  /** Requests to a meshed destination (ctx.peerIdentity) go as HTTP/2 on its mTLS session. */
+  sessions?: H2Sessions;
+  /** Upgrade/CONNECT tunnels to a meshed destination: an mTLS stream announcing `protocol`. */
+  dialMeshed?: (ctx: ConnContext, protocol: SessionProtocol) => Promise<Socket>;
 }
 
 export interface Http1Forwarder {
   accept(socket: Socket): void;
   /** Closes idle keep-alive connections; in-flight requests finish. */
   drain(): void;
+  /** The keep-alive pool to the destinations, also used for HTTP/1 restored from a peer's h2. */
+  readonly agent: Agent;
 }
 
 export function http1Forwarder(o: Http1Options): Http1Forwarder {
@@ -39,7 +48,9 @@ export function http1Forwarder(o: Http1Options): Http1Forwarder {
       res.writeHead(500).end();
       return;
     }
-    new Exchange(req, res, ctx, routeOf(o.metrics, ctx, rawHeader(req.rawHeaders, 'host') ?? ''), agent, o).start();
+    const route = routeOf(o.metrics, ctx, rawHeader(req.rawHeaders, 'host') ?? '');
+    if (ctx.peerIdentity !== undefined && o.sessions !== undefined) return new H1ToH2(req, res, ctx, route, o.sessions.get(ctx), o.log).start();
+    new Exchange(req, res, ctx, route, agent, o).start();
   };
   server.on('request', forward);
   // Expect: 100-continue goes to the server, which decides; its 100 is relayed.
@@ -54,6 +65,7 @@ export function http1Forwarder(o: Http1Options): Http1Forwarder {
   });
 
   return {
+    agent,
     accept(socket: Socket): void {
       server.emit('connection', socket);
       // http.Server does not resume a socket paused by detection.
@@ -181,7 +193,8 @@ function tunnel(req: IncomingMessage, socket: Socket, head: Buffer, o: Http1Opti
   route.request();
   if (head.length > 0) socket.unshift(head);
   const prefix = requestHead(req.method ?? 'GET', req.url ?? '/', req.httpVersion, req.rawHeaders);
-  forwardOpaque(socket, ctx.target, { connectTimeoutMs: o.connectTimeoutMs, prefix }).then((r) => {
+  const meshed = ctx.peerIdentity !== undefined && o.dialMeshed !== undefined ? { dial: () => o.dialMeshed!(ctx, 'http1') } : {};
+  forwardOpaque(socket, ctx.target, { connectTimeoutMs: o.connectTimeoutMs, prefix, ...meshed }).then((r) => {
     // The response status went by as raw bytes; 101 is what a completed upgrade means.
     route.responseEnd(r.error === undefined ? 101 : 502, undefined, r.error);
   });

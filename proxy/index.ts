@@ -1,9 +1,15 @@
 // mesh-proxy's data path, composed:
 //   accept (inbound 4143 / outbound 4140)
 //     → original destination (target.ts)
+//   outbound: destination meshed? (transport/destinations.ts: its proxy's identity)
 //     → opaque port? forward TCP at once (opaque.ts)
 //     → detect the protocol on the first bytes (detect/)
 //     → http1 (http1.ts) | h2 (h2.ts) | tls or unknown: opaque TCP
+//     meshed: all of it inside mTLS to the peer proxy (transport/tls.ts), HTTP/1
+//     carried as HTTP/2 (h1-over-h2.ts), opaque bytes after a connection header
+//   inbound: a ClientHello naming our identity → terminate mTLS, read the
+//     connection header (transport/header.ts) → the protocol it names, no detection;
+//     anything else → detect as above (refused on a port that requires identity)
 // plus the admin port (admin.ts) serving metrics and probes.
 import type { Server, Socket } from 'node:net';
 import { startAdmin } from './admin.js';
@@ -11,6 +17,8 @@ import type { ProxyConfig } from './config.js';
 import { bindContext, formatAddr, type ConnContext } from './context.js';
 import { detect, type Detected } from './detect/index.js';
 import { h2Forwarder } from './h2.js';
+import { H2Sessions } from './h2-sessions.js';
+import { H2ToH1 } from './h1-over-h2.js';
 import type { IdentityManager } from './identity/index.js';
 import { http1Forwarder } from './http1.js';
 import { listenAll } from './listener.js';
@@ -18,6 +26,9 @@ import type { Log } from './log.js';
 import { ProxyMetrics, type TlsLabels } from './metrics.js';
 import { forwardOpaque } from './opaque.js';
 import { originalTarget, plainAddress, TargetError, type Direction } from './target.js';
+import { encodeHeader, readHeader, type SessionProtocol } from './transport/header.js';
+import { MeshTls, resetAndDestroy, TRANSPORT_ALPN } from './transport/tls.js';
+import type { SocketAddress } from '../native/index.js';
 
 export interface RunningProxy {
   servers: Server[];
@@ -31,11 +42,16 @@ export interface RunningProxy {
 
 const ignore = (): void => {};
 
-/** No identity yet: every connection is plaintext, for a stated reason; app TLS passes through. */
-function tlsLabels(d: Detected | undefined): TlsLabels {
+/** How a connection is secured, in the labels Linkerd uses. */
+function tlsLabels(direction: Direction, d: Detected | undefined, identityOn: boolean, peer: string | undefined): TlsLabels {
+  if (peer !== undefined) return { tls: 'true', server_id: peer };
   if (d?.kind === 'tls') return { tls: 'opaque', ...(d.sni === undefined ? {} : { sni: d.sni }) };
-  return { tls: 'no_identity', no_tls_reason: 'disabled' };
+  if (!identityOn) return { tls: 'no_identity', no_tls_reason: 'disabled' };
+  return { tls: 'no_identity', no_tls_reason: direction === 'inbound' ? 'not_provided_by_remote' : 'not_provided_by_service_discovery' };
 }
+
+/** Inbound on an opaque port still looks for a peer proxy's ClientHello, which comes at once; not for long. */
+const OPAQUE_TLS_DETECT_MS = 1000;
 
 export async function startProxy(config: ProxyConfig, log: Log, metrics = new ProxyMetrics()): Promise<RunningProxy> {
   const open = new Set<Socket>();
@@ -43,24 +59,81 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   // Certify while the listeners come up; /ready waits for the first certificate.
   // Loaded only when identity is on: the certificate code (pkijs) costs ~10 MB of RSS.
   const identity = config.identity === undefined ? undefined : (await import('./identity/index.js')).startIdentity(config.identity, { log, metrics });
-  const http1 = http1Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });
+  const meshTls = config.identity === undefined ? undefined : new MeshTls(config.identity.name, config.identity.trustAnchorsPem, config.detectTimeoutMs);
+  if (identity && meshTls) {
+    identity.on('certified', (cert) => meshTls.update(cert));
+    const held = identity.current();
+    if (held) meshTls.update(held);
+  }
+  const out = config.connectTimeoutOutboundMs;
+  const sessionsOut = new H2Sessions({ connectTimeoutMs: out, log, ...(meshTls ? { tls: meshTls } : {}) });
+  const sessionsIn = new H2Sessions({ connectTimeoutMs: config.connectTimeoutInboundMs, log });
+  const dialMeshed = (ctx: ConnContext, protocol: SessionProtocol): Promise<Socket> =>
+    meshTls!.connect(ctx.target, ctx.peerIdentity!, encodeHeader({ protocol, port: ctx.target.port }), out);
+  const http1 = http1Forwarder({ connectTimeoutMs: out, metrics, log, sessions: sessionsOut, dialMeshed });
   const http1In = http1Forwarder({ connectTimeoutMs: config.connectTimeoutInboundMs, metrics, log });
-  const h2 = h2Forwarder({ connectTimeoutMs: config.connectTimeoutOutboundMs, metrics, log });
-  const h2In = h2Forwarder({ connectTimeoutMs: config.connectTimeoutInboundMs, metrics, log });
+  const h2 = h2Forwarder({ metrics, log, sessions: sessionsOut });
+  const h2In = h2Forwarder({
+    metrics,
+    log,
+    sessions: sessionsIn,
+    origProto: (stream, headers, raw, ctx, route) => new H2ToH1(stream, headers, raw, ctx, route, http1In.agent, log).start(),
+  });
 
   const closed = (socket: Socket, ctx: ConnContext, protocol: string, error: string | undefined): void => {
     ctx.metrics.close(socket.bytesRead, socket.bytesWritten, error);
     if (log.enabled('debug')) {
-      log.debug('closed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, tx: socket.bytesRead, rx: socket.bytesWritten, protocol, error });
+      const peer = ctx.peerIdentity !== undefined ? { server_id: ctx.peerIdentity } : ctx.clientId !== undefined ? { client_id: ctx.clientId } : {};
+      log.debug('closed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, tx: socket.bytesRead, rx: socket.bytesWritten, protocol, tls: ctx.metrics.labels.tls, ...peer, error });
     }
   };
 
   // Opaque streams are accounted when the forwarder is done with both sides,
-  // so a failed connect or a reset is counted with its reason.
-  const opaque = (socket: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number): void => {
-    forwardOpaque(socket, ctx.target, { connectTimeoutMs }).then((r) => {
+  // so a failed connect or a reset is counted with its reason. `client` is what
+  // bytes are read from (the decrypted stream, once mTLS is terminated); `socket`
+  // is the accepted TCP connection the accounting is about.
+  const opaque = (socket: Socket, client: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number): void => {
+    const meshed = ctx.peerIdentity !== undefined ? { dial: () => dialMeshed(ctx, 'opaque') } : {};
+    forwardOpaque(client, ctx.target, { connectTimeoutMs, ...meshed }).then((r) => {
       if (r.error !== undefined) log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code: r.error, reason: r.detail });
       closed(socket, ctx, protocol, r.error);
+    });
+  };
+
+  /** Hands a stream (plain, or decrypted) to the server for its protocol. */
+  const serve = (socket: Socket, client: Socket, ctx: ConnContext, protocol: 'http1' | 'h2'): void => {
+    // A client gone during detection is counted as opened and closed at once.
+    if (socket.destroyed) return closed(socket, ctx, protocol, 'MESH_CLIENT_CLOSED');
+    socket.once('close', () => closed(socket, ctx, protocol, undefined));
+    const inbound = ctx.direction === 'inbound';
+    if (protocol === 'http1') (inbound ? http1In : http1).accept(client);
+    else (inbound ? h2In : h2).accept(client);
+  };
+
+  const refuse = (socket: Socket, ctx: ConnContext, protocol: string, code: string, reason: string): void => {
+    log.warn('connection refused', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code, reason });
+    if (!socket.destroyed) socket.resetAndDestroy();
+    closed(socket, ctx, protocol, code);
+  };
+
+  /** Inbound mTLS from a peer proxy: terminate, read the connection header, serve what it names. */
+  const terminate = (socket: Socket, target: SocketAddress, src: string, begin: (labels: TlsLabels, dst?: SocketAddress) => ConnContext): void => {
+    meshTls!.terminate(socket).then(async (t) => {
+      if (t.kind === 'refused') return refuse(socket, begin({ tls: 'true' }), 'tls', t.code, t.reason);
+      const secured = t.socket;
+      secured.on('error', ignore);
+      const h = await readHeader(secured, config.detectTimeoutMs);
+      if (h.kind !== 'header') {
+        resetAndDestroy(secured);
+        const why = h.kind === 'invalid' ? h.reason : h.kind === 'timeout' ? 'no connection header in time' : 'closed before the connection header';
+        return refuse(socket, begin({ tls: 'true', client_id: t.clientId }), 'tls', 'MESH_TRANSPORT_HEADER', `from ${t.clientId}: ${why}`);
+      }
+      const ctx = begin({ tls: 'true', client_id: t.clientId }, { ...target, port: h.header.port });
+      ctx.clientId = t.clientId;
+      bindContext(secured, ctx);
+      if (log.enabled('debug')) log.debug('secured', { direction: 'inbound', src, dst: ctx.targetAddr, client_id: t.clientId, protocol: h.header.protocol });
+      if (h.header.protocol === 'opaque') return opaque(socket, secured, ctx, 'opaque', config.connectTimeoutInboundMs);
+      serve(socket, secured, ctx, h.header.protocol);
     });
   };
 
@@ -70,7 +143,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     open.add(socket);
     socket.once('close', () => open.delete(socket));
     const src = `${plainAddress(socket.remoteAddress ?? '')}:${socket.remotePort}`;
-    let target;
+    let target: SocketAddress;
     try {
       target = originalTarget(socket, direction, config.inboundMode, ownPort);
     } catch (err) {
@@ -80,40 +153,38 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
       return;
     }
     const targetAddr = formatAddr(target);
+    // Outbound: is there a mesh proxy at the destination, and which identity must it prove?
+    const peer = direction === 'outbound' ? config.meshedDestinations.identityOf(target) : undefined;
     if (log.enabled('debug')) {
       const local = `${plainAddress(socket.localAddress ?? '')}:${socket.localPort}`;
-      log.debug('accepted', { direction, src, local, dst: targetAddr, mode: direction === 'inbound' ? config.inboundMode : 'redirect' });
+      log.debug('accepted', { direction, src, local, dst: targetAddr, mode: direction === 'inbound' ? config.inboundMode : 'redirect', ...(peer ? { server_id: peer } : {}) });
     }
-    const begin = (d: Detected | undefined): ConnContext => {
-      const ctx: ConnContext = {
-        direction,
-        target,
-        targetAddr,
-        src,
-        metrics: metrics.connection({ direction, target_addr: targetAddr, ...tlsLabels(d) }),
-      };
+    const begin = (labels: TlsLabels, dst: SocketAddress = target): ConnContext => {
+      const addr = dst === target ? targetAddr : formatAddr(dst);
+      const ctx: ConnContext = { direction, target: dst, targetAddr: addr, src, metrics: metrics.connection({ direction, target_addr: addr, ...labels }) };
+      if (peer !== undefined) ctx.peerIdentity = peer;
       bindContext(socket, ctx);
       return ctx;
     };
+    const identityOn = meshTls !== undefined;
+    const opaquePort = config.opaquePorts.has(target.port);
 
-    if (config.opaquePorts.has(target.port)) return opaque(socket, begin(undefined), 'opaque', connectTimeoutMs);
-    detect(socket, { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes }).then((d) => {
+    if (opaquePort && (direction === 'outbound' || !identityOn)) {
+      return opaque(socket, socket, begin(tlsLabels(direction, undefined, identityOn, peer)), 'opaque', connectTimeoutMs);
+    }
+    const timeoutMs = opaquePort ? Math.min(config.detectTimeoutMs, OPAQUE_TLS_DETECT_MS) : config.detectTimeoutMs;
+    detect(socket, { timeoutMs, maxBytes: config.detectMaxBytes }).then((d) => {
       if (log.enabled('debug')) log.debug('detected', { direction, src, dst: targetAddr, protocol: d.kind, ...(d.kind === 'opaque' ? { reason: d.reason } : {}) });
-      const ctx = begin(d);
-      if (d.kind === 'tls' || d.kind === 'opaque') return opaque(socket, ctx, d.kind, connectTimeoutMs);
-      // A client gone during detection is counted as opened and closed at once.
-      if (socket.destroyed) return closed(socket, ctx, d.kind, 'MESH_CLIENT_CLOSED');
-      socket.once('close', () => closed(socket, ctx, d.kind, undefined));
-      switch (d.kind) {
-        case 'http1':
-          return (direction === 'inbound' ? http1In : http1).accept(socket);
-        case 'h2':
-          return (direction === 'inbound' ? h2In : h2).accept(socket);
-        default: {
-          const never: never = d;
-          throw new Error(`unhandled detection ${String(never)}`);
-        }
+      if (direction === 'inbound' && meshTls && d.kind === 'tls' && d.sni === meshTls.identity && d.alpn.includes(TRANSPORT_ALPN)) {
+        return terminate(socket, target, src, begin);
       }
+      const ctx = begin(tlsLabels(direction, d, identityOn, peer));
+      if (direction === 'inbound' && config.requireIdentityPorts.has(target.port)) {
+        const what = d.kind === 'tls' ? `TLS for ${d.sni ?? 'no name'}` : d.kind;
+        return refuse(socket, ctx, d.kind, 'MESH_IDENTITY_REQUIRED', `port ${target.port} accepts only mTLS from a mesh proxy; got ${what}`);
+      }
+      if (d.kind === 'tls' || d.kind === 'opaque' || opaquePort) return opaque(socket, socket, ctx, opaquePort ? 'opaque' : d.kind, connectTimeoutMs);
+      serve(socket, socket, ctx, d.kind);
     });
   };
 
@@ -134,6 +205,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     const a = s.address();
     if (a && typeof a === 'object') log.info('listening', { addr: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` });
   }
+  if (config.meshedDestinations.size > 0) log.info('meshed destinations', { count: config.meshedDestinations.size });
   ready = true;
 
   return {

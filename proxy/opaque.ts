@@ -1,16 +1,21 @@
 // Opaque TCP forwarding: bytes both ways with backpressure (pipe), half-close
 // carried across (a FIN one way leaves the other way open), a reset answered
-// with a reset, and a connect that cannot hang forever.
+// with a reset, and a connect that cannot hang forever. The upstream is plain
+// TCP, or (dial) a mutual-TLS session to the destination's proxy.
 import { connect, type Socket } from 'node:net';
 import type { SocketAddress } from '../native/index.js';
+import { ProxyError, type ProxyErrorCode } from './errors.js';
+import { resetAndDestroy } from './transport/tls.js';
 
 export interface ForwardOptions {
   connectTimeoutMs: number;
   /** Written to the upstream before the client's bytes (a re-serialized HTTP Upgrade request head). */
   prefix?: Buffer;
+  /** Reaches the target some other way (mTLS); resolves once bytes may flow, rejects with a ProxyError. */
+  dial?: () => Promise<Socket>;
 }
 
-export type ForwardErrorCode = 'MESH_CONNECT_TIMEOUT' | 'MESH_CONNECT_REFUSED' | 'MESH_CONNECT_FAILED' | 'MESH_STREAM_RESET';
+export type ForwardErrorCode = ProxyErrorCode | 'MESH_STREAM_RESET';
 
 export interface ForwardResult {
   /** Undefined when both sides closed cleanly. */
@@ -20,60 +25,70 @@ export interface ForwardResult {
   bytesFromServer: number;
 }
 
-function codeOf(err: NodeJS.ErrnoException, connected: boolean): ForwardErrorCode {
-  if (!connected) return err.code === 'ECONNREFUSED' ? 'MESH_CONNECT_REFUSED' : 'MESH_CONNECT_FAILED';
-  return 'MESH_STREAM_RESET';
+/** Plain TCP to `target`, failing with a coded ProxyError, including after `timeoutMs`. */
+export function dialTcp(target: SocketAddress, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const upstream = connect({ host: target.address, port: target.port, allowHalfOpen: true, noDelay: true });
+    const timer = setTimeout(() => {
+      upstream.destroy();
+      reject(new ProxyError('MESH_CONNECT_TIMEOUT', `no connection to ${target.address}:${target.port} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      clearTimeout(timer);
+      reject(err.code === 'ECONNREFUSED' ? new ProxyError('MESH_CONNECT_REFUSED', err.message) : new ProxyError('MESH_CONNECT_FAILED', err.message));
+    };
+    upstream.once('error', onError);
+    upstream.once('connect', () => {
+      clearTimeout(timer);
+      upstream.removeListener('error', onError);
+      resolve(upstream);
+    });
+  });
 }
 
-/** Forwards `client` to `target`; resolves once both sockets are closed. */
+/** Forwards `client` to `target`; resolves once both sides are closed (or the dial failed). */
 export function forwardOpaque(client: Socket, target: SocketAddress, options: ForwardOptions): Promise<ForwardResult> {
   // Its 'close' has come and gone: waiting for it would never end.
   if (client.destroyed) {
     return Promise.resolve({ error: 'MESH_STREAM_RESET', detail: 'client closed before forwarding began', bytesFromClient: 0, bytesFromServer: 0 });
   }
   return new Promise((resolve) => {
-    const upstream = connect({ host: target.address, port: target.port, allowHalfOpen: true, noDelay: true });
-    let connected = false;
+    let upstream: Socket | undefined;
     let error: ForwardErrorCode | undefined;
     let detail: string | undefined;
     let open = 2;
 
-    const fail = (code: ForwardErrorCode, why: string, resetOther: Socket): void => {
+    const fail = (code: ForwardErrorCode, why: string, resetOther: Socket | undefined): void => {
       if (error === undefined) {
         error = code;
         detail = why;
       }
-      if (resetOther.destroyed) return;
-      // A reset (not a FIN) tells the other peer the stream did not end cleanly;
-      // an upstream still connecting has no peer to tell yet.
-      if (resetOther === upstream && !connected) upstream.destroy();
-      else resetOther.resetAndDestroy();
+      // A reset (not a FIN) tells the other peer the stream did not end cleanly.
+      if (resetOther !== undefined && !resetOther.destroyed) resetAndDestroy(resetOther);
     };
     const closed = (): void => {
       if (--open > 0) return;
-      clearTimeout(timer);
-      resolve({ error, detail, bytesFromClient: upstream.bytesWritten, bytesFromServer: client.bytesWritten });
+      resolve({ error, detail, bytesFromClient: client.bytesRead, bytesFromServer: client.bytesWritten });
     };
 
-    const timer = setTimeout(() => {
-      fail('MESH_CONNECT_TIMEOUT', `no connection to ${target.address}:${target.port} within ${options.connectTimeoutMs} ms`, client);
-      upstream.destroy();
-    }, options.connectTimeoutMs);
-
-    upstream.once('connect', () => {
-      connected = true;
-      clearTimeout(timer);
-      if (options.prefix) upstream.write(options.prefix);
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    upstream.on('error', (err: NodeJS.ErrnoException) => fail(codeOf(err, connected), err.message, client));
     client.on('error', (err: NodeJS.ErrnoException) => fail('MESH_STREAM_RESET', `client: ${err.message}`, upstream));
-    // The client may vanish before the upstream connect completes.
-    client.once('close', () => {
-      if (!connected && !upstream.destroyed) upstream.destroy();
-      closed();
-    });
-    upstream.once('close', closed);
+    client.once('close', closed);
+    (options.dial ?? (() => dialTcp(target, options.connectTimeoutMs)))().then(
+      (up) => {
+        upstream = up;
+        up.on('error', (err: NodeJS.ErrnoException) => fail('MESH_STREAM_RESET', err.message, client));
+        up.once('close', closed);
+        // The client vanished while we were connecting.
+        if (client.destroyed) return void up.destroy();
+        if (options.prefix) up.write(options.prefix);
+        client.pipe(up);
+        up.pipe(client);
+      },
+      (e: unknown) => {
+        const pe = e instanceof ProxyError ? e : new ProxyError('MESH_CONNECT_FAILED', String(e));
+        fail(pe.code, pe.message, client);
+        closed();
+      },
+    );
   });
 }

@@ -2,13 +2,20 @@
 // proxy → B's app. Real clients (curl, grpc-js, ws) and a real server.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab, type Pod, type PodProcess } from './harness/index.js';
+import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
+import { MeshIdentity } from './identity-lab.js';
 import { fixture, meshInit, node, startProxy } from './mesh.js';
 
 const APP_UID = 1000;
 const MB50 = 50 * 1024 * 1024;
 
-describe('HTTP through both proxies', () => {
+// Every test runs twice: proxies without identity (plaintext between them), and
+// with identity, where A knows B is meshed: mTLS between the proxies, HTTP/1
+// carried as HTTP/2 and restored for B's app.
+for (const mode of ['plain', 'mtls'] as const) describe(`HTTP through both proxies (${mode})`, () => {
+  const mtls = mode === 'mtls';
+  let identity: MeshIdentity | undefined;
+  let serverId = '';
   let lab: Lab;
   let a: Pod;
   let b: Pod;
@@ -24,13 +31,35 @@ describe('HTTP through both proxies', () => {
     [a, b] = [await lab.pod('a'), await lab.pod('b')];
     await meshInit(a);
     await meshInit(b);
-    proxyA = await startProxy(a);
-    proxyB = await startProxy(b);
+    let envA: Record<string, string> = {};
+    let envB: Record<string, string> = {};
+    if (mtls) {
+      identity = await MeshIdentity.create();
+      const control = await lab.pod('mesh');
+      await identity.startService(control);
+      serverId = identity.name('default', 'api');
+      envA = { ...(await identity.proxyEnv(control, 'default', 'web')), MESH_PROXY_MESHED_DESTINATIONS: `${b.ipv4}=${serverId},${b.ipv6}=${serverId}` };
+      envB = await identity.proxyEnv(control, 'default', 'api');
+    }
+    proxyA = await startProxy(a, envA);
+    proxyB = await startProxy(b, envB);
+    // Certified (or identity off): ready.
+    for (const pod of [a, b]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy ready' });
     const app = b.spawn(node, [fixture('http-server.js'), '8080']);
     await app.waitForLine(/^listening/);
     url = `http://${b.ipv4}:8080`;
   });
-  after(() => lab?.destroy());
+  after(async () => {
+    await lab?.destroy();
+    await identity?.destroy();
+  });
+
+  /** How B's proxy announces an inbound HTTP/1 connection: detected, or secured (mTLS, carried as h2). */
+  const inboundLine = (port: number): RegExp =>
+    mtls
+      ? new RegExp(`secured direction=inbound .*dst=${b.ipv4}:${port} client_id=web\\.default\\.serviceaccount\\.identity\\.cluster\\.local protocol=h2`)
+      : new RegExp(`detected direction=inbound .*dst=${b.ipv4}:${port} protocol=http1`);
+  const tlsLabels = (): string => (mtls ? `tls="true",server_id="${serverId}"` : 'tls="no_identity",no_tls_reason="disabled"');
 
   it('HTTP/1.1: a 50 MB upload and a 50 MB download arrive intact, through both proxies', async () => {
     await sh(a, `head -c ${MB50} /dev/urandom > /tmp/mesh-upload-${process.pid}`);
@@ -46,7 +75,21 @@ describe('HTTP through both proxies', () => {
     assert.equal(down.stdout.split(' ')[0], advertised);
 
     await proxyA.waitForLine(new RegExp(`detected direction=outbound .*dst=${b.ipv4}:8080 protocol=http1`));
-    await proxyB.waitForLine(new RegExp(`detected direction=inbound .*dst=${b.ipv4}:8080 protocol=http1`));
+    await proxyB.waitForLine(inboundLine(8080));
+  });
+
+  it('HTTP/1.1: the request and response arrive as sent: header case, order, interleaved duplicates, reason phrase, absolute-form', async () => {
+    const out = await curl(['-H', 'X-Dup: 1', '-H', 'x-lower: a', '-H', 'X-DUP: 2', '-H', 'ACCEPT: */*', `${url}/headers`]);
+    const got = JSON.parse(out) as { rawHeaders: string[]; version: string; url: string };
+    // The last pair is the proxy's own connection to the app (hop-by-hop), the same either way.
+    assert.deepEqual(got.rawHeaders, ['Host', `${b.ipv4}:8080`, 'User-Agent', got.rawHeaders[3], 'X-Dup', '1', 'x-lower', 'a', 'X-DUP', '2', 'ACCEPT', '*/*', 'Connection', 'keep-alive']);
+    assert.equal(got.url, '/headers');
+    // A request line in absolute form (as sent to a forward proxy) keeps that form.
+    const abs = JSON.parse(await curl(['--request-target', `http://${b.ipv4}:8080/headers?q=1`, `${url}/`])) as { url: string };
+    assert.equal(abs.url, `http://${b.ipv4}:8080/headers?q=1`);
+    const head = await curl(['-sS', '-i', `${url}/odd`]);
+    // The app's Date comes last of its own headers; Connection and Keep-Alive are the client proxy's (hop-by-hop).
+    assert.match(head, /^HTTP\/1\.1 299 Fine Thanks\r\nX-Mixed-Case: v\r\nx-dup: 1\r\nX-Other: o\r\nX-Dup: 2\r\nContent-Length: 3\r\nDate: [^\r]+ GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=60\r\n\r\nodd$/);
   });
 
   it('HTTP/1.1: status, Host and end-to-end headers preserved; hop-by-hop headers dropped', async () => {
@@ -132,7 +175,9 @@ describe('HTTP through both proxies', () => {
     assert.equal(r.stdout, 'secure hello for api.example:8443\n', 'the certificate verified end to end: nobody terminated TLS');
     await proxyA.waitForLine(new RegExp(`detected direction=outbound .*dst=${b.ipv4}:8443 protocol=tls`));
     const metrics = await scrape(a);
-    assert.match(metrics, new RegExp(`tcp_open_total\\{direction="outbound",target_addr="${b.ipv4}:8443",tls="opaque",sni="api.example"\\} 1`));
+    // Meshed, the app's TLS rides inside the proxies' mTLS: labelled as such.
+    const labels = mtls ? tlsLabels() : 'tls="opaque",sni="api.example"';
+    assert.match(metrics, new RegExp(`tcp_open_total\\{direction="outbound",target_addr="${b.ipv4}:8443",${labels}\\} 1`));
     await b.exec('rm', ['-rf', dir]);
   });
 
@@ -166,7 +211,7 @@ describe('HTTP through both proxies', () => {
     assert.equal(delta(after, 'request_total', '') - delta(before, 'request_total', ''), 3);
     assert.equal(delta(after, 'response_total', 'status_code="500",classification="failure"') - delta(before, 'response_total', 'status_code="500",classification="failure"'), 2);
     assert.equal(delta(after, 'response_total', 'status_code="200",classification="success"') - delta(before, 'response_total', 'status_code="200",classification="success"'), 1);
-    assert.match(after, /tcp_open_total\{direction="outbound",target_addr="[^"]+",tls="no_identity",no_tls_reason="disabled"\}/);
+    assert.match(after, new RegExp(`tcp_open_total\\{direction="outbound",target_addr="${b.ipv4}:8080",${tlsLabels()}\\}`));
     assert.match(after, /^process_resident_memory_bytes \d+/m);
   });
 });

@@ -1,0 +1,182 @@
+// Mutual TLS between proxies. The client side dials a destination known to be
+// meshed: TLS 1.3, our workload certificate, SNI = the identity the peer must
+// prove, ALPN transport.mesh.io/v1; then the connection header. The server
+// side terminates a ClientHello that named this proxy's own identity and
+// learns the client's identity from its verified certificate.
+// Certificates rotate under it: every new connection uses the newest one,
+// established sessions keep theirs (TLS checks validity at the handshake only).
+import { connect as netConnect, type Socket } from 'node:net';
+import tls, { type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
+import type { SocketAddress } from '../../native/index.js';
+import { ProxyError } from '../errors.js';
+
+const ignore = (): void => {};
+
+export const TRANSPORT_ALPN = 'transport.mesh.io/v1';
+
+export interface WorkloadCredentials {
+  identity: string;
+  chainPem: string;
+  keyPem: string;
+}
+
+export type Terminated =
+  | { kind: 'secured'; socket: TLSSocket; clientId: string }
+  | { kind: 'refused'; code: 'MESH_CLIENT_CERT_INVALID' | 'MESH_TLS_HANDSHAKE' | 'MESH_IDENTITY_NOT_READY'; reason: string };
+
+/** The TCP socket under a TLS socket we made: a reset must be sent on it (TLSSocket cannot). */
+const rawSockets = new WeakMap<Socket, Socket>();
+
+/** Resets the TCP connection under `s` (itself, or the one its TLS runs on). */
+export function resetAndDestroy(s: Socket): void {
+  const raw = rawSockets.get(s);
+  if (raw === undefined) return void s.resetAndDestroy();
+  if (!raw.destroyed) raw.resetAndDestroy();
+  s.destroy();
+}
+
+/** The identity a mesh certificate carries: its one DNS SAN, or undefined if it has not exactly one. */
+export function identityOf(cert: PeerCertificate | undefined): string | undefined {
+  const san = cert?.subjectaltname;
+  if (san === undefined || !san.startsWith('DNS:') || san.includes(',')) return undefined;
+  return san.slice(4);
+}
+
+export class MeshTls {
+  #client: SecureContext | undefined;
+  #server: tls.Server | undefined;
+  readonly #pending = new WeakMap<Socket, (t: Terminated) => void>();
+
+  constructor(readonly identity: string, private readonly anchorsPem: string, private readonly handshakeTimeoutMs: number) {}
+
+  ready(): boolean {
+    return this.#client !== undefined;
+  }
+
+  /** A new certificate: new connections, both ways, present it from now on. */
+  update(cert: WorkloadCredentials): void {
+    const options = { key: cert.keyPem, cert: cert.chainPem, ca: this.anchorsPem, minVersion: 'TLSv1.3' as const };
+    this.#client = tls.createSecureContext(options);
+    if (this.#server) return this.#server.setSecureContext(options);
+    const server = tls.createServer({
+      ...options,
+      // Verified here but judged in onSecure, so a refusal can say why (expired, unknown anchor, none).
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: [TRANSPORT_ALPN],
+      handshakeTimeout: this.handshakeTimeoutMs,
+    });
+    server.on('secureConnection', (s: TLSSocket) => this.#onSecure(s));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
+      this.#settle(s, { kind: 'refused', code: 'MESH_TLS_HANDSHAKE', reason: `${err.code ?? 'ERR'}: ${err.message}` });
+    });
+    this.#server = server;
+  }
+
+  /** Server side: takes over `raw` (paused, ClientHello unread) and resolves once the client is judged. */
+  terminate(raw: Socket): Promise<Terminated> {
+    const server = this.#server;
+    if (!server) return Promise.resolve({ kind: 'refused', code: 'MESH_IDENTITY_NOT_READY', reason: 'this proxy holds no certificate yet' });
+    return new Promise((resolve) => {
+      this.#pending.set(raw, resolve);
+      server.emit('connection', raw);
+    });
+  }
+
+  #onSecure(s: TLSSocket): void {
+    const clientId = s.authorized ? identityOf(s.getPeerCertificate()) : undefined;
+    if (!s.authorized) {
+      const why = s.authorizationError === undefined ? 'no client certificate' : String(s.authorizationError);
+      return this.#settle(s, { kind: 'refused', code: 'MESH_CLIENT_CERT_INVALID', reason: `client certificate refused: ${why}` });
+    }
+    if (clientId === undefined) {
+      return this.#settle(s, { kind: 'refused', code: 'MESH_CLIENT_CERT_INVALID', reason: 'client certificate does not carry exactly one DNS name' });
+    }
+    this.#settle(s, { kind: 'secured', socket: s, clientId });
+  }
+
+  #settle(s: TLSSocket, t: Terminated): void {
+    // node:tls keeps the wrapped socket as _parent; it is the key terminate() was called with.
+    const raw = (s as unknown as { _parent?: Socket })._parent;
+    const resolve = raw ? this.#pending.get(raw) : undefined;
+    if (!raw || !resolve) return void s.destroy();
+    this.#pending.delete(raw);
+    rawSockets.set(s, raw);
+    if (t.kind === 'refused') resetAndDestroy(s);
+    resolve(t);
+  }
+
+  /**
+   * Client side: resolves with a secured socket to `target` whose certificate
+   * names `peer` and chains to our anchors, with `header` written and flushed,
+   * ready for a protocol to be spoken on it. Rejects with a ProxyError.
+   */
+  connect(target: SocketAddress, peer: string, header: Buffer, timeoutMs: number): Promise<TLSSocket> {
+    const context = this.#client;
+    if (!context) return Promise.reject(new ProxyError('MESH_IDENTITY_NOT_READY', 'this proxy holds no certificate yet'));
+    return new Promise((resolve, reject) => {
+      // Our own TCP socket under the TLS one, so a stream can be ended with a reset.
+      const raw = netConnect({ host: target.address, port: target.port, noDelay: true, allowHalfOpen: true });
+      // allowHalfOpen (passed through by node:tls, missing from its types): a FIN one way must leave the other open.
+      const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+        socket: raw,
+        servername: peer,
+        ALPNProtocols: [TRANSPORT_ALPN],
+        secureContext: context,
+        minVersion: 'TLSv1.3',
+        allowHalfOpen: true,
+        checkServerIdentity: (_host, cert) => {
+          const got = identityOf(cert);
+          return got === peer ? undefined : new ProxyError('MESH_PEER_IDENTITY_MISMATCH', `${formatTarget(target)} presented ${got ?? cert.subjectaltname ?? 'no name'}, expected ${peer}`);
+        },
+      };
+      const s = tls.connect(options);
+      rawSockets.set(s, raw);
+      // Failures after the handshake surface on the TLS socket; one without a listener would crash.
+      raw.on('error', ignore);
+      let tcpUp = false;
+      raw.once('connect', () => (tcpUp = true));
+      const fail = (e: ProxyError): void => {
+        clearTimeout(timer);
+        s.destroy();
+        raw.destroy();
+        reject(e);
+      };
+      const timer = setTimeout(() => fail(new ProxyError('MESH_CONNECT_TIMEOUT', `no mTLS connection to ${formatTarget(target)} within ${timeoutMs} ms`)), timeoutMs);
+      const onError = (err: NodeJS.ErrnoException): void => fail(handshakeError(err, tcpUp, target));
+      s.once('error', onError);
+      raw.once('error', onError);
+      s.once('secureConnect', () => {
+        if (s.alpnProtocol !== TRANSPORT_ALPN) {
+          return fail(new ProxyError('MESH_PEER_NOT_MESHED', `${formatTarget(target)} did not negotiate ${TRANSPORT_ALPN}: no mesh proxy there`));
+        }
+        // The header must be flushed before anyone else writes: node's TLS layer
+        // aborts on a second write issued while a first is still pending natively.
+        s.write(header, (err) => {
+          if (err) return fail(handshakeError(err, true, target));
+          clearTimeout(timer);
+          s.removeListener('error', onError);
+          raw.removeListener('error', onError);
+          resolve(s);
+        });
+      });
+    });
+  }
+}
+
+function formatTarget(t: SocketAddress): string {
+  return t.family === 6 ? `[${t.address}]:${t.port}` : `${t.address}:${t.port}`;
+}
+
+function handshakeError(err: NodeJS.ErrnoException, tcpUp: boolean, target: SocketAddress): ProxyError {
+  if (err instanceof ProxyError) return err;
+  if (!tcpUp) {
+    if (err.code === 'ECONNREFUSED') return new ProxyError('MESH_CONNECT_REFUSED', `connection refused: ${err.message}`);
+    return new ProxyError('MESH_CONNECT_FAILED', `connect failed: ${err.message}`);
+  }
+  // OpenSSL's verification codes: an expired certificate, an unknown anchor, a broken chain.
+  if (err.code !== undefined && /CERT|SIGNATURE|ISSUER|VERIFY/.test(err.code)) {
+    return new ProxyError('MESH_PEER_CERT_INVALID', `${formatTarget(target)} presented a certificate we do not trust: ${err.code}`);
+  }
+  return new ProxyError('MESH_TLS_HANDSHAKE', `mTLS handshake with ${formatTarget(target)} failed: ${err.code ?? ''} ${err.message}`.trim());
+}
