@@ -29,6 +29,7 @@ export class NativeError extends Error {
 interface Binding {
   originalDestination(fd: number): SocketAddress;
   setTransparent(fd: number): void;
+  resetOnClose(fd: number): void;
 }
 
 // dist/native/index.js and native/index.ts both sit two levels below the package root.
@@ -90,6 +91,12 @@ export function originalDestination(socket: Socket): SocketAddress {
 export function setTransparent(target: Server | Socket): void {
   const fd = fdOf(target);
   call((b) => b.setTransparent(fd));
+}
+
+/** Arms SO_LINGER 0 so that closing `socket` sends a RST (for a TCP socket under TLS). */
+export function resetOnClose(socket: Socket): void {
+  const fd = fdOf(socket);
+  call((b) => b.resetOnClose(fd));
 }
 
 /** True when the addon loads; for readiness checks and clear start-up errors. */

@@ -162,10 +162,23 @@ static napi_value set_transparent(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* SO_LINGER {on, 0}: the next close() sends a RST instead of a FIN. For a TCP
+ * socket under a TLS layer, where Node's resetAndDestroy() cannot be used: the
+ * TLS layer is torn down first, then the close resets. */
+static napi_value reset_on_close(napi_env env, napi_callback_info info) {
+  int fd;
+  if (read_fd_arg(env, info, &fd) != 0) return NULL;
+  struct linger l = { .l_onoff = 1, .l_linger = 0 };
+  if (setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0)
+    return throw_errno(env, "setsockopt(SO_LINGER)", "cannot arm a reset on close", errno);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"originalDestination", NULL, original_destination, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"setTransparent", NULL, set_transparent, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"resetOnClose", NULL, reset_on_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -119,8 +119,10 @@ export class H1ToH2 extends Bridged {
     }
     this.finish(undefined, grpcStatusOf(this.#trailers));
     res.end();
-    // A request body nobody will read any more: close our side too, or the stream lingers.
-    if (!up.closed) up.close(NGHTTP2_NO_ERROR);
+    // A request body nobody will read any more: close our side too, or the stream
+    // lingers. Only then: a RST_STREAM per request would trip the peer's reset
+    // rate limit (nghttp2 answers a flood of them with GOAWAY INTERNAL_ERROR).
+    if (!up.closed && !up.writableEnded) up.close(NGHTTP2_NO_ERROR);
   }
 
   #fail(e: ProxyError): void {

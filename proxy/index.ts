@@ -112,7 +112,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
 
   const refuse = (socket: Socket, ctx: ConnContext, protocol: string, code: string, reason: string): void => {
     log.warn('connection refused', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code, reason });
-    if (!socket.destroyed) socket.resetAndDestroy();
+    if (!socket.destroyed) resetAndDestroy(socket);
     closed(socket, ctx, protocol, code);
   };
 
@@ -149,7 +149,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     } catch (err) {
       const e = err as TargetError;
       log.warn('connection refused: no target', { direction, src, code: e.code, reason: e.message });
-      socket.resetAndDestroy();
+      resetAndDestroy(socket);
       return;
     }
     const targetAddr = formatAddr(target);
@@ -227,7 +227,7 @@ function drain(open: Set<Socket>, graceMs: number): Promise<void> {
   if (open.size === 0) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
-      for (const s of open) s.resetAndDestroy();
+      for (const s of open) resetAndDestroy(s);
       resolve();
     }, graceMs);
     const check = (): void => {

@@ -7,7 +7,7 @@
 // established sessions keep theirs (TLS checks validity at the handshake only).
 import { connect as netConnect, type Socket } from 'node:net';
 import tls, { type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
-import type { SocketAddress } from '../../native/index.js';
+import { resetOnClose, type SocketAddress } from '../../native/index.js';
 import { ProxyError } from '../errors.js';
 
 const ignore = (): void => {};
@@ -24,15 +24,29 @@ export type Terminated =
   | { kind: 'secured'; socket: TLSSocket; clientId: string }
   | { kind: 'refused'; code: 'MESH_CLIENT_CERT_INVALID' | 'MESH_TLS_HANDSHAKE' | 'MESH_IDENTITY_NOT_READY'; reason: string };
 
-/** The TCP socket under a TLS socket we made: a reset must be sent on it (TLSSocket cannot). */
-const rawSockets = new WeakMap<Socket, Socket>();
+/** TLS socket → the TCP socket under it. */
+const rawUnder = new WeakMap<Socket, Socket>();
+/** TCP sockets with a TLS layer on them (or being put on them). */
+const wrapped = new WeakSet<Socket>();
 
-/** Resets the TCP connection under `s` (itself, or the one its TLS runs on). */
+/**
+ * Resets a connection: `s` may be a plain TCP socket, a TLS socket, or the TCP
+ * socket under one. Node's resetAndDestroy() on a TCP socket under a live TLS
+ * layer crashes the process (seen: SIGSEGV), so there the close is armed to
+ * send a RST (SO_LINGER 0, native addon) and both sockets are destroyed.
+ */
 export function resetAndDestroy(s: Socket): void {
-  const raw = rawSockets.get(s);
-  if (raw === undefined) return void s.resetAndDestroy();
-  if (!raw.destroyed) raw.resetAndDestroy();
-  s.destroy();
+  const raw = rawUnder.get(s) ?? s;
+  if (!wrapped.has(raw)) return void raw.resetAndDestroy();
+  if (!raw.destroyed) {
+    try {
+      resetOnClose(raw);
+    } catch {
+      // No descriptor any more: the connection is already closing; a FIN it is.
+    }
+  }
+  if (raw !== s) s.destroy();
+  raw.destroy();
 }
 
 /** The identity a mesh certificate carries: its one DNS SAN, or undefined if it has not exactly one. */
@@ -79,6 +93,7 @@ export class MeshTls {
     if (!server) return Promise.resolve({ kind: 'refused', code: 'MESH_IDENTITY_NOT_READY', reason: 'this proxy holds no certificate yet' });
     return new Promise((resolve) => {
       this.#pending.set(raw, resolve);
+      wrapped.add(raw);
       server.emit('connection', raw);
     });
   }
@@ -101,7 +116,7 @@ export class MeshTls {
     const resolve = raw ? this.#pending.get(raw) : undefined;
     if (!raw || !resolve) return void s.destroy();
     this.#pending.delete(raw);
-    rawSockets.set(s, raw);
+    rawUnder.set(s, raw);
     if (t.kind === 'refused') resetAndDestroy(s);
     resolve(t);
   }
@@ -131,7 +146,8 @@ export class MeshTls {
         },
       };
       const s = tls.connect(options);
-      rawSockets.set(s, raw);
+      rawUnder.set(s, raw);
+      wrapped.add(raw);
       // Failures after the handshake surface on the TLS socket; one without a listener would crash.
       raw.on('error', ignore);
       let tcpUp = false;
