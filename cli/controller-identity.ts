@@ -1,9 +1,9 @@
 // `mesh-controller identity`: the identity service (controller/identity) as a
 // process. Flags → typed options → run until told to stop (SIGTERM, SIGINT).
 import { Command, Option } from 'commander';
-import { startIdentityService, tokenReviewerNames, type TokenReviewerName } from '../controller/identity/index.js';
+import { findKubernetesCredentials, startIdentityService, tokenReviewerNames, type TokenReviewerName } from '../controller/identity/index.js';
 import { Log, type LogLevel } from '../proxy/log.js';
-import { processOut, reportFailure, type Out } from './command.js';
+import { processOut, reportFailure, UsageError, type Out } from './command.js';
 import { parseChoice, parseDuration, parseListenAddress, type ListenAddress } from './flags.js';
 
 export interface ControllerIdentityOptions {
@@ -12,6 +12,8 @@ export interface ControllerIdentityOptions {
   leafLifetimeMs: number;
   trustDomain: string;
   tokenReviewer: TokenReviewerName;
+  /** --token-reviewer kubernetes run outside a cluster. */
+  kubeconfig?: string;
 }
 
 export interface ControllerIdentityDeps {
@@ -34,7 +36,7 @@ export async function runControllerIdentity(o: ControllerIdentityOptions, deps: 
   let service;
   try {
     service = await startIdentityService(
-      { dir: o.dir, host: o.listen.host, port: o.listen.port, trustDomain: o.trustDomain, leafLifetimeMs: o.leafLifetimeMs, tokenReviewer: o.tokenReviewer },
+      { dir: o.dir, host: o.listen.host, port: o.listen.port, trustDomain: o.trustDomain, leafLifetimeMs: o.leafLifetimeMs, tokenReviewer: o.tokenReviewer, kubeconfig: o.kubeconfig },
       { log: deps.log },
     );
   } catch (e) {
@@ -52,7 +54,18 @@ interface Flags {
   leafLifetime: string;
   trustDomain: string;
   tokenReviewer: string;
+  kubeconfig?: string;
   logLevel: string;
+}
+
+/** Checked with the flags, so that a controller with nothing to ask the API server with says so at once (exit 2). */
+function checkKubeconfig(tokenReviewer: TokenReviewerName, kubeconfig: string | undefined): void {
+  if (tokenReviewer !== 'kubernetes') {
+    if (kubeconfig !== undefined) throw new UsageError('--kubeconfig: only read by --token-reviewer kubernetes');
+    return;
+  }
+  const found = findKubernetesCredentials({ kubeconfig });
+  if (found.kind === 'none') throw new UsageError(`--token-reviewer kubernetes: ${found.reason}`);
 }
 
 function untilSignalled(): Promise<void> {
@@ -65,11 +78,16 @@ function untilSignalled(): Promise<void> {
 export function controllerIdentityCommand(out: Out = processOut): Command {
   return new Command('identity')
     .description('Serve workload certificates: POST /identity.mesh.io/v1/certify over HTTP/2 TLS, plus /live and /ready')
-    .requiredOption('--dir <dir>', 'identity directory (mesh identity init): ca.crt, issuer.crt, issuer.key, token.pub')
+    .requiredOption('--dir <dir>', 'identity directory (mesh identity init): ca.crt, issuer.crt, issuer.key, token.pub (mesh reviewer)')
     .option('--listen <addr:port>', 'address to serve on', defaults.listen)
     .option('--leaf-lifetime <duration>', 'lifetime of issued certificates', defaults.leafLifetime)
     .option('--trust-domain <domain>', 'trust domain of issued names', defaults.trustDomain)
-    .addOption(new Option('--token-reviewer <name>', 'who vouches for tokens: mesh = tokens from `mesh identity token`').choices(tokenReviewerNames).default(defaults.tokenReviewer))
+    .addOption(
+      new Option('--token-reviewer <name>', "who vouches for tokens: mesh = tokens from `mesh identity token`; kubernetes = the API server's TokenReview")
+        .choices(tokenReviewerNames)
+        .default(defaults.tokenReviewer),
+    )
+    .option('--kubeconfig <path>', "kubernetes reviewer outside a cluster: the API server and credentials (default: KUBECONFIG, else the pod's service account)")
     .addOption(new Option('--log-level <level>', 'log level').choices(['error', 'warn', 'info', 'debug']).default(defaults.logLevel))
     .exitOverride()
     .action(async (f: Flags) => {
@@ -80,7 +98,9 @@ export function controllerIdentityCommand(out: Out = processOut): Command {
           leafLifetimeMs: parseDuration('--leaf-lifetime', f.leafLifetime),
           trustDomain: f.trustDomain,
           tokenReviewer: parseChoice('--token-reviewer', f.tokenReviewer, tokenReviewerNames),
+          kubeconfig: f.kubeconfig,
         };
+        checkKubeconfig(options.tokenReviewer, options.kubeconfig);
         const log = new Log(f.logLevel as LogLevel);
         process.exitCode = await runControllerIdentity(options, { log, stop: untilSignalled() }, out);
       } catch (e) {

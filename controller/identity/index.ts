@@ -15,6 +15,7 @@ export { CERTIFY_PATH, type CertifyRequestBody, type CertifyResponseBody } from 
 export { identityFiles, IdentityFilesError } from './files.js';
 export { identityServerName } from './server-cert.js';
 export { tokenReviewerNames, isTokenReviewerName, type TokenReviewerName } from './reviewers.js';
+export { findKubernetesCredentials, type KubernetesCredentials } from './kubernetes-credentials.js';
 
 export interface IdentityServiceConfig {
   /** Holds ca.crt, issuer.crt, issuer.key and what the token reviewer needs (token.pub). */
@@ -24,6 +25,8 @@ export interface IdentityServiceConfig {
   trustDomain: string;
   leafLifetimeMs: number;
   tokenReviewer: TokenReviewerName;
+  /** --token-reviewer kubernetes: a kubeconfig instead of KUBECONFIG or the pod's service account. */
+  kubeconfig?: string;
 }
 
 export interface IdentityService {
@@ -40,7 +43,7 @@ export async function startIdentityService(config: IdentityServiceConfig, deps: 
   const now = deps.now ?? (() => new Date());
   const { issuer, anchor, warnings } = await loadIssuer(config.dir, now());
   for (const warning of [...warnings, ...trustDomainWarnings(issuer, config.trustDomain)]) log.warn('issuer', { warning });
-  const reviewer = await createTokenReviewer(config.tokenReviewer, { dir: config.dir });
+  const reviewer = await createTokenReviewer(config.tokenReviewer, { dir: config.dir, kubeconfig: config.kubeconfig });
   const serverName = identityServerName(config.trustDomain);
 
   const renew = () => issueServerCert(issuer, serverName, config.leafLifetimeMs, now());
