@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { eventually, Lab, patienceMs, type ExecResult, type Pod, type PodProcess } from './harness/index.js';
+import { MeshIdentity } from './identity-lab.js';
 import { meshInit, startProxy } from './mesh.js';
 import { findBinary, startMariadb, startPostgres, startRedis } from './services.js';
 
@@ -49,20 +50,32 @@ function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-/** Two meshed pods: clients in A, servers in B, one proxy in each. */
+/** Two meshed pods: clients in A, servers in B, one proxy in each; with identity, mTLS between them. */
 class Mesh {
   constructor(
     readonly a: Pod,
     readonly b: Pod,
     readonly proxyA: PodProcess,
     readonly proxyB: PodProcess,
+    readonly identity: MeshIdentity | undefined,
   ) {}
 
-  static async create(lab: Lab, proxyEnv: Record<string, string> = {}): Promise<Mesh> {
+  static async create(lab: Lab, proxyEnv: Record<string, string> = {}, mtls = false): Promise<Mesh> {
     const [a, b] = [await lab.pod('a'), await lab.pod('b')];
     await Promise.all([meshInit(a), meshInit(b)]);
-    const [proxyA, proxyB] = await Promise.all([startProxy(a, proxyEnv), startProxy(b, proxyEnv)]);
-    return new Mesh(a, b, proxyA, proxyB);
+    let [envA, envB] = [proxyEnv, proxyEnv];
+    let identity: MeshIdentity | undefined;
+    if (mtls) {
+      identity = await MeshIdentity.create();
+      const control = await lab.pod('mesh');
+      await identity.startService(control);
+      const bId = identity.name('db', 'b');
+      envA = { ...proxyEnv, ...(await identity.proxyEnv(control, 'db', 'a')), MESH_PROXY_MESHED_DESTINATIONS: `${b.ipv4}=${bId},${b.ipv6}=${bId}` };
+      envB = { ...proxyEnv, ...(await identity.proxyEnv(control, 'db', 'b')) };
+    }
+    const [proxyA, proxyB] = await Promise.all([startProxy(a, envA), startProxy(b, envB)]);
+    if (mtls) for (const pod of [a, b]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy certified' });
+    return new Mesh(a, b, proxyA, proxyB, identity);
   }
 
   /**
@@ -82,11 +95,16 @@ class Mesh {
     });
     assert.equal(count(this.proxyA, out), before[0]! + 1, `one outbound connection to ${dst} in A's proxy`);
     assert.equal(count(this.proxyB, into), before[1]! + 1, `one inbound connection to ${dst} in B's proxy`);
+    if (this.identity) {
+      // Meshed: B terminated A's mTLS and was told "opaque" by the connection header.
+      const secured = new RegExp(`secured direction=inbound src=\\S+ dst=${dst} client_id=a\\.db\\.serviceaccount\\.identity\\.cluster\\.local protocol=opaque`);
+      await eventually(() => assert.ok(count(this.proxyB, secured) > 0, `B secured the connection to ${dst}`));
+    }
     return result;
   }
 }
 
-describe('real databases through both proxies on their opaque ports', () => {
+for (const mode of ['plain', 'mtls'] as const) describe(`real databases through both proxies on their opaque ports (${mode})`, () => {
   let lab: Lab;
   let mesh: Mesh;
   const readyMs: Record<string, number> = {};
@@ -100,7 +118,7 @@ describe('real databases through both proxies on their opaque ports', () => {
   before(async () => {
     lab = await Lab.create();
     // Default detection timeout (10 s): were these ports not opaque, every first query would stall.
-    mesh = await Mesh.create(lab);
+    mesh = await Mesh.create(lab, {}, mode === 'mtls');
     const b = mesh.b;
     await Promise.all([
       time('postgres', () => startPostgres(b, 5432)),
@@ -108,7 +126,10 @@ describe('real databases through both proxies on their opaque ports', () => {
       time('mariadb', () => startMariadb(b, 3306)),
     ]);
   });
-  after(() => lab?.destroy());
+  after(async () => {
+    await lab?.destroy();
+    await mesh?.identity?.destroy();
+  });
 
   it('psql: select 41+1 prints 42 at once', async (t) => {
     const { a, b } = mesh;
