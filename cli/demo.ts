@@ -1,10 +1,13 @@
-// `mesh demo`: builds a two-pod app on this host (network namespaces), meshes
-// both pods with mesh-init and mesh-proxy, sends traffic, and shows what the
-// proxies saw. Everything it makes is removed when it ends.
+// `mesh demo`: builds a two-pod app on this host (network namespaces) and a
+// control-plane pod running the identity service, meshes both app pods with
+// mesh-init and mesh-proxy (each certified as its own workload identity, mTLS
+// between them), sends traffic, and shows what the proxies saw. Everything it
+// makes is removed when it ends.
 import { Command, Option } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { eventually, Lab, type Pod, type PodProcess } from '../lab/index.js';
+import { MeshIdentity } from '../lab/identity.js';
 import { printTable, type Output } from './output.js';
 import { statCells, statHeaders, statRow } from './stat.js';
 import { proxyNodeFlags } from '../proxy/runtime.js';
@@ -27,16 +30,21 @@ interface Flow {
   protocol: string;
   tx: number;
   rx: number;
+  tls: string;
+  /** The other proxy's proven identity (server_id outbound, client_id inbound). */
+  peer: string;
 }
 
 const progress = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
-async function meshPod(pod: Pod): Promise<PodProcess> {
+async function meshPod(pod: Pod, env: Record<string, string>): Promise<PodProcess> {
   await pod.execOk(node, [script('mesh-init.js')]);
-  const proxy = pod.spawn(node, [...proxyNodeFlags, script('mesh-proxy.js')], { uid: 2102, env: { MESH_PROXY_LOG_LEVEL: 'debug' } });
+  const proxy = pod.spawn(node, [...proxyNodeFlags, script('mesh-proxy.js')], { uid: 2102, env: { MESH_PROXY_LOG_LEVEL: 'debug', ...env } });
   await proxy.waitForLine(/listening addr=\S+:4140/);
+  // Ready once certified by the identity service.
+  await eventually(async () => (await pod.exec('curl', ['-sf', '--max-time', '1', 'http://127.0.0.1:4191/ready'])).code === 0, { timeoutMs: 15_000, what: `${pod.name}'s proxy ready (certified)` });
   return proxy;
 }
 
@@ -44,8 +52,8 @@ async function meshPod(pod: Pod): Promise<PodProcess> {
 function flows(pod: string, proxy: PodProcess): Flow[] {
   const out: Flow[] = [];
   for (const line of proxy.lines()) {
-    const m = /DEBUG closed direction=(\S+) src=(\S+) dst=(\S+) tx=(\d+) rx=(\d+) protocol=(\S+)/.exec(line);
-    if (m) out.push({ pod, direction: m[1]!, src: m[2]!, dst: m[3]!, tx: Number(m[4]), rx: Number(m[5]), protocol: m[6]! });
+    const m = /DEBUG closed direction=(\S+) src=(\S+) dst=(\S+) tx=(\d+) rx=(\d+) protocol=(\S+) tls=(\S+)(?: (?:server_id|client_id)=(\S+))?/.exec(line);
+    if (m) out.push({ pod, direction: m[1]!, src: m[2]!, dst: m[3]!, tx: Number(m[4]), rx: Number(m[5]), protocol: m[6]!, tls: m[7]!, peer: m[8] ?? '-' });
   }
   return out;
 }
@@ -61,13 +69,20 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     return 1;
   }
   const lab = await Lab.create();
+  let identity: MeshIdentity | undefined;
   try {
+    const control = await lab.pod('mesh');
     const web = await lab.pod('web');
     const api = await lab.pod('api');
-    progress(`pod/web created (${web.ipv4}), pod/api created (${api.ipv4}) in namespaces ${lab.prefix}-*`);
-    const webProxy = await meshPod(web);
-    const apiProxy = await meshPod(api);
-    progress('mesh-init applied and mesh-proxy running (uid 2102) in both pods');
+    progress(`pod/mesh created (${control.ipv4}), pod/web created (${web.ipv4}), pod/api created (${api.ipv4}) in namespaces ${lab.prefix}-*`);
+    identity = await MeshIdentity.create();
+    await identity.startService(control);
+    progress(`trust anchor and issuer created (${identity.dir}); identity service running in pod/mesh`);
+    const apiId = identity.name('default', 'api');
+    const apiProxy = await meshPod(api, await identity.proxyEnv(control, 'default', 'api'));
+    // Until discovery serves it, web's proxy is told which destinations are meshed, and as whom.
+    const webProxy = await meshPod(web, { ...(await identity.proxyEnv(control, 'default', 'web')), MESH_PROXY_MESHED_DESTINATIONS: `${api.ipv4}=${apiId}` });
+    progress(`mesh-init applied and mesh-proxy running (uid 2102) in both pods, certified as ${identity.name('default', 'web')} and ${apiId}; web → api is mTLS`);
     const app = api.spawn(node, [script('demo-app.js'), '8080', 'api']);
     await app.waitForLine(/^listening/);
     progress(`api serving HTTP on :8080; sending ${requests} request(s) web → ${api.ipv4}:8080 with curl`);
@@ -101,8 +116,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
       printTable(statHeaders, stats.map(statCells));
       process.stdout.write('\n');
       printTable(
-        ['POD', 'DIRECTION', 'SRC', 'DST', 'PROTOCOL', 'BYTES_IN', 'BYTES_OUT'],
-        seen().slice(-10).map((f) => [f.pod, f.direction, f.src, f.dst, f.protocol, String(f.tx), String(f.rx)]),
+        ['POD', 'DIRECTION', 'SRC', 'DST', 'PROTOCOL', 'TLS', 'PEER_IDENTITY', 'BYTES_IN', 'BYTES_OUT'],
+        seen().slice(-10).map((f) => [f.pod, f.direction, f.src, f.dst, f.protocol, f.tls, f.peer, String(f.tx), String(f.rx)]),
       );
       progress('\nstat: from each proxy\'s /metrics (inbound side); connections: the last ones the proxies closed');
     }
@@ -113,7 +128,8 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     return answered === requests ? 0 : 1;
   } finally {
     await lab.destroy();
-    progress('demo pods removed');
+    await identity?.destroy();
+    progress('demo pods and certificates removed');
   }
 }
 
