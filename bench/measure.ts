@@ -178,6 +178,15 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
   } catch (err) {
     result.problems.push(`run failed: ${(err as Error).message}`);
   } finally {
+    // Numbers under a path's name count only if the path was what the name says (e.g. mTLS).
+    if (path.confirm) {
+      progress(`${name}: confirming the path is what its name says`);
+      try {
+        result.problems.push(...(await path.confirm()));
+      } catch (err) {
+        result.problems.push(`could not confirm the path: ${(err as Error).message}`);
+      }
+    }
     // A proxy that died mid-run explains any failure above; its last words say why.
     for (const p of path.proxies) {
       if (p.process.child.exitCode !== null || p.process.child.signalCode !== null) {

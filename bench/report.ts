@@ -15,6 +15,10 @@ export interface Ratio {
   h2Rps: number;
   /** a's fixed-rate latency minus b's, ms. */
   fixedDeltaMs: Added;
+  /** a's CPU time per request per proxy over b's (the mean of each path's proxies); when both have proxies. */
+  cpuPerRequest?: { h1: number; h2: number };
+  /** a's RSS per proxy over b's, after load and with the idle connections held; when both have proxies. */
+  rss?: { loaded: number; held: number };
 }
 
 export interface BenchReport {
@@ -32,13 +36,34 @@ export interface BenchReport {
   ratios: Record<string, Ratio>;
 }
 
+/** Which comparisons are printed, when both paths were measured. */
 const PAIRS: [PathName, PathName][] = [
   ['mesh', 'direct'],
+  // Like for like first: HAProxy doing mTLS between its two instances, as the mesh does.
+  ['mesh', 'haproxy-mtls'],
+  ['mesh', 'haproxy-mtls-h1'],
+  ['mesh', 'haproxy-tcp-mtls'],
   ['mesh', 'haproxy'],
   ['mesh', 'haproxy-tcp'],
+  // What mTLS costs the mesh, and what it costs HAProxy.
+  ['mesh', 'mesh-plain'],
+  ['haproxy-mtls', 'haproxy'],
+  ['haproxy-tcp-mtls', 'haproxy-tcp'],
+  ['mesh-plain', 'direct'],
+  ['mesh-plain', 'haproxy'],
+  ['mesh-plain', 'haproxy-tcp'],
+  ['haproxy-mtls', 'direct'],
+  ['haproxy-mtls-h1', 'direct'],
+  ['haproxy-tcp-mtls', 'direct'],
   ['haproxy', 'direct'],
   ['haproxy-tcp', 'direct'],
 ];
+
+/** The mean over a path's proxies, NaN when it has none (or none measured it). */
+function perProxy(p: PathResult, value: (x: PathResult['proxies'][number]) => number | undefined): number {
+  const vs = p.proxies.map(value).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  return vs.length === 0 ? NaN : vs.reduce((a, b) => a + b, 0) / vs.length;
+}
 
 export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' | 'ratios'> {
   const by = new Map(paths.map((p) => [p.name, p]));
@@ -64,7 +89,13 @@ export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' 
     const pb = by.get(b);
     const d = pa && pb ? delta(pa, pb) : undefined;
     if (!pa?.h1 || !pb?.h1 || !pa.h2 || !pb.h2 || !d) continue;
-    ratios[`${a}/${b}`] = { h1Rps: pa.h1.rps / pb.h1.rps, h2Rps: pa.h2.rps / pb.h2.rps, fixedDeltaMs: d };
+    const r: Ratio = { h1Rps: pa.h1.rps / pb.h1.rps, h2Rps: pa.h2.rps / pb.h2.rps, fixedDeltaMs: d };
+    if (pa.proxies.length > 0 && pb.proxies.length > 0) {
+      const over = (value: (x: PathResult['proxies'][number]) => number | undefined): number => perProxy(pa, value) / perProxy(pb, value);
+      r.cpuPerRequest = { h1: over((x) => x.cpuUsPerRequest.h1), h2: over((x) => x.cpuUsPerRequest.h2) };
+      r.rss = { loaded: over((x) => x.loaded?.rssMb), held: over((x) => x.held?.rssMb) };
+    }
+    ratios[`${a}/${b}`] = r;
   }
   return { addedVsDirect, ratios };
 }
@@ -83,7 +114,7 @@ function header(r: BenchReport): string {
       `fixed rate: ${p.rate} req/s for ${p.durationS}s (after 1s unrecorded) over ${p.rateConnections} connections, latency from the scheduled send time; ` +
       `warm-up ${p.warmupS}s; ${p.idleConnections} idle connections for RSS`,
     '',
-    ...r.paths.map((x) => `${x.name.padEnd(12)} ${x.description}`),
+    ...r.paths.map((x) => `${x.name.padEnd(Math.max(...r.paths.map((p) => p.name.length)))}  ${x.description}`),
   ].join('\n');
 }
 
@@ -190,13 +221,28 @@ function cpu(r: BenchReport): string {
 }
 
 function ratios(r: BenchReport): string {
-  return Object.entries(r.ratios)
-    .map(
-      ([pair, q]) =>
-        `${pair.padEnd(18)} req/s H1 ${q.h1Rps.toFixed(2)}x  H2 ${q.h2Rps.toFixed(2)}x   ` +
-        `fixed-rate latency difference p50 ${signed(q.fixedDeltaMs.p50)}  p99 ${signed(q.fixedDeltaMs.p99)}  max ${signed(q.fixedDeltaMs.max)} ms`,
-    )
-    .join('\n');
+  const pairs = Object.entries(r.ratios);
+  if (pairs.length === 0) return '';
+  const times = (v: number | undefined): string => (missing(v) ? '–' : `${v.toFixed(2)}x`);
+  return [
+    table(
+      ['A/B', 'H1 REQ/S', 'H2 REQ/S', `${r.plan.rate}/S +P50`, '+P99', '+MAX', 'CPU/REQ H1', 'CPU/REQ H2', 'RSS LOADED', `RSS ${r.plan.idleConnections} CONNS`],
+      pairs.map(([pair, q]) => [
+        pair,
+        times(q.h1Rps),
+        times(q.h2Rps),
+        signed(q.fixedDeltaMs.p50),
+        signed(q.fixedDeltaMs.p99),
+        signed(q.fixedDeltaMs.max),
+        times(q.cpuPerRequest?.h1),
+        times(q.cpuPerRequest?.h2),
+        times(q.rss?.loaded),
+        times(q.rss?.held),
+      ]),
+    ),
+    'A over B: req/s at saturation (above 1x: A is faster); CPU µs per request and RSS per proxy, the mean of each',
+    "path's proxies (above 1x: A costs more); +P50/+P99/+MAX: A's fixed-rate latency minus B's, ms",
+  ].join('\n');
 }
 
 function problems(r: BenchReport): string {

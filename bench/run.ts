@@ -2,14 +2,14 @@
 // Not a test: CI does not run it. It is bounded (every run has a duration and a hard limit,
 // the whole bench a watchdog) and sends traffic only into the namespaces it creates.
 //
-//   node dist/bench/run.js [--quick] [--duration S] [--only direct,mesh,haproxy,haproxy-tcp] [-o json]
+//   node dist/bench/run.js [--quick] [--duration S] [--only direct,mesh,haproxy-mtls,...|all] [-o json]
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isNoisy, measurePath, otherWorkPercent, type PathResult, type Plan } from './measure.js';
-import { PATH_NAMES, type PathName } from './paths.js';
+import { DEFAULT_PATHS, PATH_NAMES, type PathName } from './paths.js';
 import { choosePinning, describePinning } from './pin.js';
 import { compare, formatReport, type BenchReport } from './report.js';
 import { createTopology, toolVersions } from './topology.js';
@@ -42,6 +42,7 @@ const count = (what: string) => (raw: string): number => {
 };
 
 function pathList(raw: string): PathName[] {
+  if (raw.trim() === 'all') return [...PATH_NAMES];
   const names = raw.split(',').map((s) => s.trim()).filter(Boolean);
   for (const n of names) {
     if (!(PATH_NAMES as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown path "${n}" (known: ${PATH_NAMES.join(', ')})`);
@@ -158,7 +159,11 @@ const program = new Command('bench')
   .description('Measure the mesh path beside a direct path and HAProxy: throughput, latency percentiles, proxy RSS')
   .option('--duration <seconds>', 'length of each saturation and fixed-rate run', positive('--duration'), 10)
   .option('--quick', 'short runs (2 s), no waiting for a quiet machine, no retries: to check that the bench works', false)
-  .addOption(new Option('--only <paths>', `comma-separated subset of ${PATH_NAMES.join(',')}`).argParser(pathList).default([...PATH_NAMES], 'all'))
+  .addOption(
+    new Option('--only <paths>', `comma-separated subset of ${PATH_NAMES.join(',')}, or all`)
+      .argParser(pathList)
+      .default([...DEFAULT_PATHS], DEFAULT_PATHS.join(',')),
+  )
   .option('--rate <req/s>', 'request rate of the fixed-rate run', positive('--rate'), 1000)
   .option('--connections <n>', 'wrk connections at saturation', count('--connections'), 50)
   .option('--idle-connections <n>', 'idle keep-alive connections held for the RSS reading', count('--idle-connections'), 1000)

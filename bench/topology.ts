@@ -1,6 +1,8 @@
 // The bench's lab: two pods on a private bridge, `client` (where the load comes from) and
 // `server` (nginx). Every path below runs over these same two pods and the same nginx, one
-// path at a time, so the paths differ only in what sits between the client and nginx.
+// path at a time, so the paths differ only in what sits between the client and nginx. A third
+// pod, `control`, holds the mesh's control plane (the identity service) when a path needs it:
+// off the measured pods, so its traffic never crosses the proxies being measured.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +20,8 @@ export interface Topology {
   lab: Lab;
   client: Pod;
   server: Pod;
+  /** Unmeshed; for the identity service, started and stopped by the paths that use it. */
+  control: Pod;
   nginx: PodProcess;
   pin: Pinning | undefined;
   /** Scratch directory for configs and logs (pods share the host's filesystem). */
@@ -42,8 +46,9 @@ export async function createTopology(pin: Pinning | undefined): Promise<Topology
   try {
     const client = await lab.pod('client');
     const server = await lab.pod('server');
+    const control = await lab.pod('control');
     const nginx = startNginx(server, dir, pin);
-    const t: Topology = { lab, client, server, nginx, pin, dir, destroy };
+    const t: Topology = { lab, client, server, control, nginx, pin, dir, destroy };
     await answers(t, { host: server.ipv4, port: 8080 }, 'h1');
     return t;
   } catch (err) {

@@ -1,0 +1,91 @@
+// The mesh path: both pods meshed as a workload would be (mesh-init's rules, mesh-proxy as uid
+// 2102 at log level info). The client still dials nginx's own address; iptables does the rest.
+//
+// With identity (the `mesh` path), the proxies are certified by `mesh-controller identity` in
+// the control pod and the client side is told that nginx's pod is meshed, so the hop between
+// the proxies is mTLS. Without it (`mesh-plain`), that hop is plaintext: the two side by side
+// are what mTLS costs the mesh. Brought down with mesh-init --cleanup, so the other paths run
+// over unmeshed pods.
+import { eventually, type Pod, type PodProcess } from '../lab/index.js';
+import { MeshIdentity } from '../lab/identity.js';
+import { meshInit, startProxy } from '../test/mesh.js';
+import { BENCH_NAMESPACE, BENCH_TRUST_DOMAIN } from './certs.js';
+import { inboundTls, mtlsProblems } from './mtls-check.js';
+import { NGINX_H1_PORT, NGINX_H2_PORT } from './nginx.js';
+import type { PathName, ProxyProcess, RunningPath } from './paths.js';
+import { pinProcess } from './pin.js';
+import type { Topology } from './topology.js';
+
+const ADMIN = 'http://127.0.0.1:4191';
+/** Certifying is a key, a CSR and one round trip, after Node starts; generous for a busy machine. */
+const READY_TIMEOUT_MS = 30_000;
+
+export async function upMesh(t: Topology, name: PathName, o: { identity: boolean }): Promise<RunningPath> {
+  const proxies: ProxyProcess[] = [];
+  let identity: MeshIdentity | undefined;
+  let service: PodProcess | undefined;
+  const down = async (): Promise<void> => {
+    await Promise.allSettled(proxies.map((p) => p.process.stop()));
+    await service?.stop();
+    for (const pod of [t.client, t.server]) await meshInit(pod, ['--cleanup']);
+    await identity?.destroy();
+  };
+  try {
+    if (o.identity) {
+      identity = await MeshIdentity.create({ trustDomain: BENCH_TRUST_DOMAIN });
+      service = await identity.startService(t.control);
+      // Busy only while certifying, before any load: on the load CPU it cannot take time from
+      // the proxies, nor be scheduled beside them if a renewal ever fell inside a run.
+      pinProcess(t.pin, 'load', service.child.pid!);
+    }
+    for (const [side, pod] of [['client', t.client], ['server', t.server]] as const) {
+      await meshInit(pod);
+      const env: Record<string, string> = { MESH_PROXY_LOG_LEVEL: 'info' };
+      if (identity) {
+        Object.assign(env, await identity.proxyEnv(t.control, BENCH_NAMESPACE, side));
+        // The client side learns that nginx's pod is meshed, and whom to expect there.
+        if (side === 'client') env.MESH_PROXY_MESHED_DESTINATIONS = `${t.server.ipv4}=${identity.name(BENCH_NAMESPACE, 'server')}`;
+      }
+      const proc = await startProxy(pod, env);
+      const pid = proc.child.pid!;
+      pinProcess(t.pin, 'serve', pid);
+      proxies.push({ side, pid, process: proc });
+    }
+    // Ready means certified: before that an mTLS hop cannot be set up.
+    if (identity) await Promise.all(proxies.map((p) => ready(p.side === 'client' ? t.client : t.server, p)));
+  } catch (err) {
+    await down().catch(() => {});
+    throw err;
+  }
+  const client = identity?.name(BENCH_NAMESPACE, 'client');
+  return {
+    name,
+    description: identity
+      ? 'client pod → mesh-proxy outbound (iptables REDIRECT) → mTLS → mesh-proxy inbound (REDIRECT) → nginx; identity service in a third pod'
+      : 'client pod → mesh-proxy outbound (iptables REDIRECT) → plaintext → mesh-proxy inbound (REDIRECT) → nginx',
+    h1: { host: t.server.ipv4, port: NGINX_H1_PORT },
+    h2: { host: t.server.ipv4, port: NGINX_H2_PORT },
+    proxies,
+    ...(client && {
+      confirm: async () => {
+        const metrics = await t.server.execOk('curl', ['-sS', '--max-time', '5', `${ADMIN}/metrics`]);
+        return mtlsProblems(inboundTls(metrics.stdout, client), client);
+      },
+    }),
+    down,
+  };
+}
+
+async function ready(pod: Pod, proxy: ProxyProcess): Promise<void> {
+  try {
+    await eventually(
+      async () => {
+        const r = await pod.exec('curl', ['-sS', '--max-time', '2', '-o', '/dev/null', '-w', '%{http_code}', `${ADMIN}/ready`]);
+        if (r.stdout.trim() !== '200') throw new Error(`/ready: ${r.stdout.trim() || r.stderr.trim()}`);
+      },
+      { timeoutMs: READY_TIMEOUT_MS, intervalMs: 200, what: `the ${proxy.side}-side proxy to be certified (/ready 200)` },
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n--- ${proxy.side}-side proxy ---\n${proxy.process.output().trim()}`, { cause: err });
+  }
+}
