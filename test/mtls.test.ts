@@ -87,7 +87,8 @@ describe('mutual TLS between proxies', () => {
       // api is meshed; so, it claims, is the outsider (where impostors will listen).
       MESH_PROXY_MESHED_DESTINATIONS: `${api.ipv4}=${apiId},${outsider.ipv4}=${apiId}`,
     });
-    proxyApi = await startProxy(api, { ...(await identity.proxyEnv(control, 'default', 'api')), MESH_PROXY_REQUIRE_IDENTITY_PORTS: '8080' });
+    // A 2 s detect timeout also bounds the TLS handshake and the wait for the connection header.
+    proxyApi = await startProxy(api, { ...(await identity.proxyEnv(control, 'default', 'api')), MESH_PROXY_REQUIRE_IDENTITY_PORTS: '8080', MESH_PROXY_DETECT_TIMEOUT: '2s' });
     for (const pod of [web, api]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy certified and ready' });
     const app = api.spawn(node, [fixture('http-server.js'), '8080']);
     await app.waitForLine(/^listening/);
@@ -183,6 +184,25 @@ describe('mutual TLS between proxies', () => {
       await proxyApi.waitForLine(new RegExp(`WARN connection refused direction=inbound src=${outsider.ipv4}:\\d+ .*code=MESH_CLIENT_CERT_INVALID reason=.*${reason.source}`));
     }
     await eventually(async () => assert.equal(sum(await scrape(api), 'tcp_close_total', 'error="MESH_CLIENT_CERT_INVALID"') - before, 3));
+  });
+
+  it('cuts a verified peer that then breaks the protocol (bad or missing connection header), and keeps serving', async () => {
+    const peer = async (...extra: string[]): Promise<PeerResult> => {
+      const r = await outsider.execOk(node, [fixture('mtls-peer.js'), 'client', ...cert('outsider'), identity.anchors, api.ipv4, '8080', apiId, ...extra]);
+      return JSON.parse(r.stdout.trim()) as PeerResult;
+    };
+    const garbage = await peer(Buffer.from('GARBAGE!GARBAGE!').toString('hex'));
+    assert.equal(garbage.response, '', JSON.stringify(garbage));
+    await proxyApi.waitForLine(/WARN connection refused direction=inbound .*code=MESH_TRANSPORT_HEADER reason="from outsider\.default\.serviceaccount\.identity\.cluster\.local: no transport header \(bad magic\)"/);
+    // Half a header, then silence: cut when the detect timeout (2 s here) runs out.
+    const started = Date.now();
+    const silent = await peer('4d45534801', 'wait');
+    assert.equal(silent.response, '');
+    assert.ok(Date.now() - started >= 1500, 'waited for the header as long as the detect timeout');
+    await proxyApi.waitForLine(/WARN connection refused direction=inbound .*code=MESH_TRANSPORT_HEADER reason=".*no connection header in time"/);
+    const r = await curl(web, ['-o', '/dev/null', '-w', '%{http_code}', `http://${api.ipv4}:8080/status/200`]);
+    assert.equal(r.stdout, '200', 'the mesh still serves');
+    assert.equal(proxyApi.child.exitCode, null);
   });
 
   it('refuses plaintext on a port that requires identity, and serves it on one that does not', async () => {

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
+import { MeshIdentity } from './identity-lab.js';
 import { fixture, meshInit, node, startEcho, startProxy } from './mesh.js';
 
 const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
@@ -16,7 +17,10 @@ interface RawResult {
   bytes: number;
 }
 
-describe('hostile input', () => {
+// Twice: plaintext between the proxies, and mTLS (where resets and half-closes
+// must cross a TLS session too).
+for (const mode of ['plain', 'mtls'] as const) describe(`hostile input (${mode})`, () => {
+  let identity: MeshIdentity | undefined;
   let lab: Lab;
   let a: Pod;
   let b: Pod;
@@ -43,13 +47,26 @@ describe('hostile input', () => {
     [a, b] = [await lab.pod('a'), await lab.pod('b')];
     await meshInit(a);
     await meshInit(b);
-    const env = { MESH_PROXY_DETECT_TIMEOUT: '300ms' };
-    proxyA = await startProxy(a, env);
-    proxyB = await startProxy(b, env);
+    const env: Record<string, string> = { MESH_PROXY_DETECT_TIMEOUT: '300ms' };
+    let [envA, envB] = [env, env];
+    if (mode === 'mtls') {
+      identity = await MeshIdentity.create();
+      const control = await lab.pod('mesh');
+      await identity.startService(control);
+      const bId = identity.name('default', 'b');
+      envA = { ...env, ...(await identity.proxyEnv(control, 'default', 'a')), MESH_PROXY_MESHED_DESTINATIONS: `${b.ipv4}=${bId}` };
+      envB = { ...env, ...(await identity.proxyEnv(control, 'default', 'b')) };
+    }
+    proxyA = await startProxy(a, envA);
+    proxyB = await startProxy(b, envB);
+    for (const pod of [a, b]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy ready' });
     await startEcho(b, ['[::]:7000']);
     await b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
   });
-  after(() => lab?.destroy());
+  after(async () => {
+    await lab?.destroy();
+    await identity?.destroy();
+  });
 
   it('garbage after a valid HTTP/1 request line gets 400, nothing else', async () => {
     const r = await rawHttp(hex('GET / HTTP/1.1\r\n\u0000\u0001\u0002 not a header\r\n\r\n'));
@@ -113,7 +130,7 @@ describe('hostile input', () => {
     let counted = 0;
     for (let i = 0; i < 5 && counted < 2; i++) {
       // The app resets: the client's proxy must reset the client.
-      if (await attempt([hex('please-reset'), '--keep-open'], a, (r) => `> 198.18.0.2.${r.localPort}: Flags [R`)) counted++;
+      if (await attempt([hex('please-reset'), '--keep-open'], a, (r) => `> ${a.ipv4}.${r.localPort}: Flags [R`)) counted++;
       // The client resets once the path is up: the app's proxy must reset the app.
       if (await attempt([hex('hello then a reset'), '--keep-open', '--reset-after-data'], b, () => `> ${b.ipv4}.7000: Flags [R`)) counted++;
     }
