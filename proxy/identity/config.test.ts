@@ -28,6 +28,21 @@ describe('MESH_PROXY_IDENTITY_* variables', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
+  it('reads the meshed destinations and identity-required ports, which need identity', () => {
+    const c = loadConfig({ ...env, MESH_PROXY_MESHED_DESTINATIONS: `10.0.0.7=${NAME}, 10.1.0.0/16=${NAME}`, MESH_PROXY_REQUIRE_IDENTITY_PORTS: '8080,9000-9001' });
+    assert.equal(c.meshedDestinations.identityOf({ address: '10.1.2.3', port: 80, family: 4 }), NAME);
+    assert.equal(c.meshedDestinations.identityOf({ address: '10.2.0.1', port: 80, family: 4 }), undefined);
+    assert.deepEqual([...c.requireIdentityPorts], [8080, 9000, 9001]);
+    for (const variable of ['MESH_PROXY_MESHED_DESTINATIONS', 'MESH_PROXY_REQUIRE_IDENTITY_PORTS']) {
+      const value = variable === 'MESH_PROXY_MESHED_DESTINATIONS' ? `10.0.0.7=${NAME}` : '8080';
+      assert.throws(() => loadConfig({ [variable]: value }), (e: unknown) => e instanceof ConfigError && e.message === `${variable}: needs identity: set MESH_PROXY_IDENTITY_URL (and the other MESH_PROXY_IDENTITY_* variables)`);
+    }
+    assert.throws(
+      () => loadConfig({ ...env, MESH_PROXY_MESHED_DESTINATIONS: '10.0.0.7' }),
+      (e: unknown) => e instanceof ConfigError && /^MESH_PROXY_MESHED_DESTINATIONS: "10.0.0.7" is not ADDRESS\[\/PREFIX\]=IDENTITY$/.test(e.message),
+    );
+  });
+
   it('is off without MESH_PROXY_IDENTITY_URL, whatever else is set', () => {
     assert.equal(loadConfig({}).identity, undefined);
     assert.equal(loadConfig({ MESH_PROXY_IDENTITY_NAME: 'nonsense' }).identity, undefined);
