@@ -77,6 +77,7 @@ export class H1ToH2 extends Bridged {
       const headers = h2RequestOf({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: endToEnd(req.rawHeaders) });
       up = session.request(headers, { endStream: !body });
     } catch (err) {
+      // A closing session (GOAWAY) throws here as well as an unrepresentable head.
       return this.#fail(upstreamError(err as NodeJS.ErrnoException, true));
     }
     up.on('continue', () => res.writeContinue());
@@ -205,10 +206,17 @@ export class H2ToH1 extends Bridged {
 
   #respond(ures: IncomingMessage): void {
     const { stream } = this;
-    this.headersSeen(ures.statusCode ?? 502);
-    if (stream.closed) return;
-    // sendDate: false, the app's own Date (or none) is what the client gets.
-    stream.respond(h2ResponseOf(this.status, ures.statusMessage, endToEnd(ures.rawHeaders)), { waitForTrailers: true, sendDate: false } as never);
+    const status = ures.statusCode ?? 502;
+    if (stream.closed) return this.headersSeen(status);
+    try {
+      // sendDate: false, the app's own Date (or none) is what the client gets.
+      stream.respond(h2ResponseOf(status, ures.statusMessage, endToEnd(ures.rawHeaders)), { waitForTrailers: true, sendDate: false } as never);
+    } catch (err) {
+      // Not expected (orig-proto.ts makes any HTTP/1 head representable); one response, not the process.
+      ures.destroy();
+      return this.#fail(new ProxyError('MESH_UPSTREAM_PROTOCOL', `response cannot be carried as HTTP/2: ${(err as Error).message}`));
+    }
+    this.headersSeen(status);
     ures.pipe(stream, { end: false });
     ures.on('end', () => {
       this.#trailers = endToEnd(ures.rawTrailers);

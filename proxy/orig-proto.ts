@@ -6,6 +6,8 @@
 //   mesh-orig-proto:   "HTTP/1.1" or "HTTP/1.0", "; absolute-form" when the target was a URL
 //   mesh-orig-headers: the original header names in order, e.g. "Host,User-Agent,Accept"
 //   mesh-orig-reason:  a reason phrase other than the standard one for the status
+//   mesh-orig-dup-NAME: the second and later values of a field h2 allows once
+//                      (user-agent, content-type, date, ...: Node refuses arrays there)
 // Hop-by-hop headers never cross (headers.ts strips them before this).
 import { STATUS_CODES } from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
@@ -14,6 +16,16 @@ export const ORIG_PROTO = 'mesh-orig-proto';
 export const ORIG_HEADERS = 'mesh-orig-headers';
 export const ORIG_REASON = 'mesh-orig-reason';
 const ABSOLUTE = '; absolute-form';
+const DUP = 'mesh-orig-dup-';
+
+/** Fields Node's http2 accepts once per message (its kSingleValueHeaders). */
+const singleValue = new Set([
+  'access-control-allow-credentials', 'access-control-max-age', 'access-control-request-method', 'age', 'authorization',
+  'content-encoding', 'content-language', 'content-length', 'content-location', 'content-md5', 'content-range',
+  'content-type', 'date', 'dnt', 'etag', 'expires', 'from', 'host', 'if-match', 'if-modified-since', 'if-none-match',
+  'if-range', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'range',
+  'referer', 'retry-after', 'tk', 'upgrade-insecure-requests', 'user-agent', 'x-content-type-options',
+]);
 
 /** Header fields h2 forbids or that a proxy must not let an app forge. */
 function dropped(lower: string): boolean {
@@ -23,6 +35,7 @@ function dropped(lower: string): boolean {
 function add(out: OutgoingHttpHeaders, lower: string, value: string): void {
   const had = out[lower];
   if (had === undefined) out[lower] = value;
+  else if (singleValue.has(lower)) add(out, DUP + lower, value);
   else if (Array.isArray(had)) had.push(value);
   else out[lower] = [String(had), value];
 }
@@ -52,13 +65,14 @@ export interface H1Request {
 export function h2RequestOf(req: H1Request): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = { ':method': req.method };
   let proto = `HTTP/${req.httpVersion}`;
-  const absolute = /^https?:\/\//i.exec(req.url);
+  // Split, not parsed: a URL parser would normalise the target ("/a/../b", default ports, quotes).
+  const absolute = /^(https?):\/\/([^/?#]*)(.*)$/is.exec(req.url);
   let authority: string | undefined;
   if (absolute) {
-    const u = new URL(req.url);
-    out[':scheme'] = u.protocol.slice(0, -1);
-    authority = u.host;
-    out[':path'] = `${u.pathname}${u.search}` || '/';
+    out[':scheme'] = absolute[1]!;
+    authority = absolute[2]!;
+    // h2 needs a path; an absolute-form target without one means "/" (RFC 9112 §3.2.2).
+    out[':path'] = absolute[3] || '/';
     proto += ABSOLUTE;
   } else {
     out[':scheme'] = 'http';
@@ -85,12 +99,20 @@ export interface RestoredRequest {
   rawHeaders: string[];
 }
 
-/** Queues of values per lowercase name, from h2's raw list, without pseudo and mesh-orig headers. */
+/**
+ * Queues of values per lowercase name, from h2's raw list, without pseudo and
+ * mesh-orig headers; the extra values of a single-value field (mesh-orig-dup-*)
+ * queue behind its first.
+ */
 function valuesByName(raw: readonly string[]): Map<string, string[]> {
   const m = new Map<string, string[]>();
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.charCodeAt(0) === 58 /* : */ || name.startsWith('mesh-orig-')) continue;
+    let name = raw[i]!;
+    if (name.charCodeAt(0) === 58 /* : */) continue;
+    if (name.startsWith('mesh-orig-')) {
+      if (!name.startsWith(DUP)) continue;
+      name = name.slice(DUP.length);
+    }
     const q = m.get(name);
     if (q) q.push(raw[i + 1]!);
     else m.set(name, [raw[i + 1]!]);

@@ -79,10 +79,11 @@ for (const mode of ['plain', 'mtls'] as const) describe(`HTTP through both proxi
   });
 
   it('HTTP/1.1: the request and response arrive as sent: header case, order, interleaved duplicates, reason phrase, absolute-form', async () => {
-    const out = await curl(['-H', 'X-Dup: 1', '-H', 'x-lower: a', '-H', 'X-DUP: 2', '-H', 'ACCEPT: */*', `${url}/headers`]);
+    // Content-Language is a field HTTP/2 (Node) takes once: its second value must still arrive, in place.
+    const out = await curl(['-H', 'X-Dup: 1', '-H', 'Content-Language: en', '-H', 'x-lower: a', '-H', 'X-DUP: 2', '-H', 'Content-Language: fr', '-H', 'ACCEPT: */*', `${url}/headers`]);
     const got = JSON.parse(out) as { rawHeaders: string[]; version: string; url: string };
     // The last pair is the proxy's own connection to the app (hop-by-hop), the same either way.
-    assert.deepEqual(got.rawHeaders, ['Host', `${b.ipv4}:8080`, 'User-Agent', got.rawHeaders[3], 'X-Dup', '1', 'x-lower', 'a', 'X-DUP', '2', 'ACCEPT', '*/*', 'Connection', 'keep-alive']);
+    assert.deepEqual(got.rawHeaders, ['Host', `${b.ipv4}:8080`, 'User-Agent', got.rawHeaders[3], 'X-Dup', '1', 'Content-Language', 'en', 'x-lower', 'a', 'X-DUP', '2', 'Content-Language', 'fr', 'ACCEPT', '*/*', 'Connection', 'keep-alive']);
     assert.equal(got.url, '/headers');
     // A request line in absolute form (as sent to a forward proxy) keeps that form.
     const abs = JSON.parse(await curl(['--request-target', `http://${b.ipv4}:8080/headers?q=1`, `${url}/`])) as { url: string };

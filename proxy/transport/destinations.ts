@@ -24,7 +24,9 @@ export class MeshedDestinations {
       const [address = '', prefix] = r.network.split('/');
       const family = isIP(address);
       if (prefix === undefined) {
-        if (!this.#exact.has(address)) this.#exact.set(address, r.identity);
+        // Sockets report IPv6 addresses in their canonical form (lowercase, "::" compressed).
+        const key = family === 6 ? canonicalIpv6(address) : address;
+        if (!this.#exact.has(key)) this.#exact.set(key, r.identity);
         continue;
       }
       const list = new BlockList();
@@ -48,6 +50,11 @@ export class MeshedDestinations {
   }
 }
 
+/** "FD6D:0:0::7" → "fd6d::7", the form a socket reports (the URL standard serializes IPv6 the same way). */
+function canonicalIpv6(address: string): string {
+  return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+}
+
 const DNS_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** Parses the variable's value; throws MeshedDestinationsError naming the bad item. */
@@ -62,7 +69,8 @@ export function parseMeshedDestinations(raw: string): MeshedRule[] {
     network = network.replace(/^\[([^\]]+)\]/, '$1');
     const [address = '', prefix, extra] = network.split('/');
     const family = isIP(address);
-    if (family === 0 || extra !== undefined) throw new MeshedDestinationsError(`"${item}": "${network}" is not an IP address or subnet`);
+    // A zone ("%eth0") is accepted by isIP but never matches a destination.
+    if (family === 0 || extra !== undefined || address.includes('%')) throw new MeshedDestinationsError(`"${item}": "${network}" is not an IP address or subnet`);
     if (prefix !== undefined && !(/^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128))) {
       throw new MeshedDestinationsError(`"${item}": /${prefix} is not a prefix length for IPv${family}`);
     }

@@ -27,7 +27,7 @@ const protocols: readonly SessionProtocol[] = ['opaque', 'http1', 'h2'];
 export function encodeHeader(h: TransportHeader): Buffer {
   const name = Buffer.from(h.name ?? '', 'latin1');
   if (name.length > 255) throw new RangeError(`transport header name is ${name.length} bytes, at most 255`);
-  if (!(h.port >= 1 && h.port <= 65535)) throw new RangeError(`transport header port ${h.port} is not 1-65535`);
+  if (!Number.isInteger(h.port) || h.port < 1 || h.port > 65535) throw new RangeError(`transport header port ${h.port} is not 1-65535`);
   const out = Buffer.allocUnsafe(FIXED + BODY_MIN + name.length);
   MAGIC.copy(out, 0);
   out[4] = VERSION;
@@ -98,10 +98,8 @@ export function readHeader(socket: Socket, timeoutMs: number): Promise<HeaderRes
       while ((chunk = socket.read(socket.readableLength) as Buffer | null) !== null) held = held === undefined ? chunk : Buffer.concat([held, chunk]);
       if (held === undefined) return;
       const p = parseHeader(held);
-      if (p.kind === 'need-more') {
-        if (held.length >= HEADER_MAX_BYTES) finish({ kind: 'invalid', reason: 'transport header too long' });
-        return;
-      }
+      // parseHeader bounds the length it waits for (HEADER_MAX_BYTES), so this cannot wait forever.
+      if (p.kind === 'need-more') return;
       if (p.kind === 'invalid') return finish(p);
       finish({ kind: 'header', header: p.header }, held.subarray(p.length));
     };

@@ -101,7 +101,7 @@ export class MeshTls {
   #onSecure(s: TLSSocket): void {
     const clientId = s.authorized ? identityOf(s.getPeerCertificate()) : undefined;
     if (!s.authorized) {
-      const why = s.authorizationError === undefined ? 'no client certificate' : String(s.authorizationError);
+      const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'no client certificate' : String(s.authorizationError);
       return this.#settle(s, { kind: 'refused', code: 'MESH_CLIENT_CERT_INVALID', reason: `client certificate refused: ${why}` });
     }
     if (clientId === undefined) {
