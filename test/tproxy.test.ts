@@ -3,6 +3,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, type Pod, type PodProcess } from './harness/index.js';
+import { eventually } from './harness/index.js';
+import { MeshIdentity } from './identity-lab.js';
 import { bin, greetingPeer, ipRules, meshInit, node, startEcho, startProxy, tcpClient } from './mesh.js';
 
 describe('TPROXY mode', () => {
@@ -52,6 +54,39 @@ describe('TPROXY mode', () => {
     assert.equal(out.ok, true);
     await proxy.waitForLine(new RegExp(`accepted direction=outbound .*dst=${b.ipv4}:7000 mode=redirect`));
     assert.doesNotMatch(proxy.lines().join('\n'), /dst=\S+:9090/);
+  });
+});
+
+describe('TPROXY mode with mTLS from a meshed client', () => {
+  let lab: Lab;
+  let identity: MeshIdentity;
+  let a: Pod;
+  let b: Pod;
+  let proxyA: PodProcess;
+
+  before(async () => {
+    lab = await Lab.create();
+    identity = await MeshIdentity.create();
+    const control = await lab.pod('mesh');
+    await identity.startService(control);
+    [a, b] = [await lab.pod('a'), await lab.pod('b')];
+    await meshInit(a, ['--mode', 'tproxy']);
+    await meshInit(b);
+    proxyA = await startProxy(a, { ...(await identity.proxyEnv(control, 'default', 'a')), MESH_PROXY_INBOUND_MODE: 'tproxy' }, ['net_admin']);
+    await startProxy(b, { ...(await identity.proxyEnv(control, 'default', 'b')), MESH_PROXY_MESHED_DESTINATIONS: `${a.ipv4}=${identity.name('default', 'a')}` });
+    for (const pod of [a, b]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy certified' });
+    await startEcho(a, ['[::]:8080']);
+  });
+  after(async () => {
+    await lab?.destroy();
+    await identity?.destroy();
+  });
+
+  it("terminates the client proxy's mTLS on the transparent listener, seeing the real client address", async () => {
+    const r = await tcpClient(b, a.ipv4, 8080, 1 << 20, 1000);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    await proxyA.waitForLine(new RegExp(`accepted direction=inbound src=${b.ipv4}:\\d+ local=${a.ipv4}:8080 dst=${a.ipv4}:8080 mode=tproxy`));
+    await proxyA.waitForLine(new RegExp(`secured direction=inbound src=${b.ipv4}:\\d+ dst=${a.ipv4}:8080 client_id=b\\.default\\.serviceaccount\\.identity\\.cluster\\.local protocol=opaque`));
   });
 });
 
