@@ -2,9 +2,9 @@
 // proxy → B's app. Real clients (curl, grpc-js, ws) and a real server.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
+import { Lab, type Pod, type PodProcess } from './harness/index.js';
 import { MeshIdentity } from './identity-lab.js';
-import { fixture, meshInit, node, startProxy } from './mesh.js';
+import { fixture, meshInit, node, proxiesReady, startProxy } from './mesh.js';
 
 const APP_UID = 1000;
 const MB50 = 50 * 1024 * 1024;
@@ -44,7 +44,7 @@ for (const mode of ['plain', 'mtls'] as const) describe(`HTTP through both proxi
     proxyA = await startProxy(a, envA);
     proxyB = await startProxy(b, envB);
     // Certified (or identity off): ready.
-    for (const pod of [a, b]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy ready' });
+    await proxiesReady(a, b);
     const app = b.spawn(node, [fixture('http-server.js'), '8080']);
     await app.waitForLine(/^listening/);
     url = `http://${b.ipv4}:8080`;

@@ -2,7 +2,7 @@
 // a client; read the kernel's state. Everything runs inside lab pods.
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import type { Pod, PodProcess } from './harness/index.js';
+import { eventually, type Pod, type PodProcess } from './harness/index.js';
 import { proxyNodeFlags } from '../proxy/runtime.js';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -31,6 +31,13 @@ export async function startProxy(pod: Pod, env: Record<string, string> = {}, cap
   });
   await proc.waitForLine(/listening addr=\S+:4140/);
   return proc;
+}
+
+/** Waits for the proxies' /ready (with identity: certified). */
+export async function proxiesReady(...pods: Pod[]): Promise<void> {
+  for (const pod of pods) {
+    await eventually(async () => (await pod.exec('curl', ['-sf', '--max-time', '2', 'http://127.0.0.1:4191/ready'])).code === 0, { what: `${pod.name}'s proxy ready` });
+  }
 }
 
 export async function startEcho(pod: Pod, addrs: string[]): Promise<PodProcess> {

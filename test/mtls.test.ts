@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createCsr, createIssuer, createTrustAnchor, issueLeaf, loadSigner, tlsKeyPem } from '../ca/index.js';
 import { eventually, Lab, patienceMs, type Pod, type PodProcess } from './harness/index.js';
 import { MeshIdentity } from './identity-lab.js';
-import { fixture, meshInit, node, startEcho, startProxy } from './mesh.js';
+import { fixture, meshInit, node, proxiesReady, startEcho, startProxy } from './mesh.js';
 
 const APP_UID = 1000;
 const LEAF = '15s';
@@ -89,7 +89,7 @@ describe('mutual TLS between proxies', () => {
     });
     // A 2 s detect timeout also bounds the TLS handshake and the wait for the connection header.
     proxyApi = await startProxy(api, { ...(await identity.proxyEnv(control, 'default', 'api')), MESH_PROXY_REQUIRE_IDENTITY_PORTS: '8080', MESH_PROXY_DETECT_TIMEOUT: '2s' });
-    for (const pod of [web, api]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy certified and ready' });
+    await proxiesReady(web, api);
     const app = api.spawn(node, [fixture('http-server.js'), '8080']);
     await app.waitForLine(/^listening/);
     // 4444 is an opaque port by default: TCP through the mesh, still mTLS.

@@ -12,7 +12,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { eventually, Lab, patienceMs, type ExecResult, type Pod, type PodProcess } from './harness/index.js';
 import { MeshIdentity } from './identity-lab.js';
-import { meshInit, startProxy } from './mesh.js';
+import { meshInit, proxiesReady, startProxy } from './mesh.js';
 import { findBinary, startMariadb, startPostgres, startRedis } from './services.js';
 
 const psql = findBinary('psql');
@@ -74,7 +74,7 @@ class Mesh {
       envB = { ...proxyEnv, ...(await identity.proxyEnv(control, 'db', 'b')) };
     }
     const [proxyA, proxyB] = await Promise.all([startProxy(a, envA), startProxy(b, envB)]);
-    if (mtls) for (const pod of [a, b]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy certified' });
+    if (mtls) await proxiesReady(a, b);
     return new Mesh(a, b, proxyA, proxyB, identity);
   }
 

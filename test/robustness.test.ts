@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
 import { MeshIdentity } from './identity-lab.js';
-import { fixture, meshInit, node, startEcho, startProxy } from './mesh.js';
+import { fixture, meshInit, node, proxiesReady, startEcho, startProxy } from './mesh.js';
 
 const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 
@@ -59,7 +59,7 @@ for (const mode of ['plain', 'mtls'] as const) describe(`hostile input (${mode})
     }
     proxyA = await startProxy(a, envA);
     proxyB = await startProxy(b, envB);
-    for (const pod of [a, b]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy ready' });
+    await proxiesReady(a, b);
     await startEcho(b, ['[::]:7000']);
     await b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
   });

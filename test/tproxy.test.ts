@@ -3,9 +3,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Lab, type Pod, type PodProcess } from './harness/index.js';
-import { eventually } from './harness/index.js';
 import { MeshIdentity } from './identity-lab.js';
-import { bin, greetingPeer, ipRules, meshInit, node, startEcho, startProxy, tcpClient } from './mesh.js';
+import { bin, greetingPeer, ipRules, meshInit, node, proxiesReady, startEcho, startProxy, tcpClient } from './mesh.js';
 
 describe('TPROXY mode', () => {
   let lab: Lab;
@@ -74,7 +73,7 @@ describe('TPROXY mode with mTLS from a meshed client', () => {
     await meshInit(b);
     proxyA = await startProxy(a, { ...(await identity.proxyEnv(control, 'default', 'a')), MESH_PROXY_INBOUND_MODE: 'tproxy' }, ['net_admin']);
     await startProxy(b, { ...(await identity.proxyEnv(control, 'default', 'b')), MESH_PROXY_MESHED_DESTINATIONS: `${a.ipv4}=${identity.name('default', 'a')}` });
-    for (const pod of [a, b]) await eventually(async () => assert.equal((await pod.exec('curl', ['-sf', 'http://127.0.0.1:4191/ready'])).code, 0), { what: 'proxy certified' });
+    await proxiesReady(a, b);
     await startEcho(a, ['[::]:8080']);
   });
   after(async () => {
