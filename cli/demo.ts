@@ -79,9 +79,10 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     await identity.startService(control);
     progress(`trust anchor and issuer created (${identity.dir}); identity service running in pod/mesh`);
     const apiId = identity.name('default', 'api');
-    const apiProxy = await meshPod(api, await identity.proxyEnv(control, 'default', 'api'));
     // Until discovery serves it, web's proxy is told which destinations are meshed, and as whom.
-    const webProxy = await meshPod(web, { ...(await identity.proxyEnv(control, 'default', 'web')), MESH_PROXY_MESHED_DESTINATIONS: `${api.ipv4}=${apiId}` });
+    const pair = await identity.meshedPair(control, 'default', 'web', api, 'api');
+    const apiProxy = await meshPod(api, pair.server);
+    const webProxy = await meshPod(web, pair.client);
     progress(`mesh-init applied and mesh-proxy running (uid 2102) in both pods, certified as ${identity.name('default', 'web')} and ${apiId}; web → api is mTLS`);
     const app = api.spawn(node, [script('demo-app.js'), '8080', 'api']);
     await app.waitForLine(/^listening/);

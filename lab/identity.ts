@@ -79,6 +79,18 @@ export class MeshIdentity {
     };
   }
 
+  /**
+   * Variables for a client proxy (workload NS/clientSa) that knows `server`'s
+   * addresses as meshed under NS/serverSa, and for the server's proxy.
+   */
+  async meshedPair(servicePod: Pod, namespace: string, clientSa: string, server: Pod, serverSa: string): Promise<{ client: Record<string, string>; server: Record<string, string> }> {
+    const serverId = this.name(namespace, serverSa);
+    return {
+      client: { ...(await this.proxyEnv(servicePod, namespace, clientSa)), MESH_PROXY_MESHED_DESTINATIONS: `${server.ipv4}=${serverId},${server.ipv6}=${serverId}` },
+      server: await this.proxyEnv(servicePod, namespace, serverSa),
+    };
+  }
+
   async destroy(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
   }

@@ -38,8 +38,7 @@ for (const mode of ['plain', 'mtls'] as const) describe(`HTTP through both proxi
       const control = await lab.pod('mesh');
       await identity.startService(control);
       serverId = identity.name('default', 'api');
-      envA = { ...(await identity.proxyEnv(control, 'default', 'web')), MESH_PROXY_MESHED_DESTINATIONS: `${b.ipv4}=${serverId},${b.ipv6}=${serverId}` };
-      envB = await identity.proxyEnv(control, 'default', 'api');
+      ({ client: envA, server: envB } = await identity.meshedPair(control, 'default', 'web', b, 'api'));
     }
     proxyA = await startProxy(a, envA);
     proxyB = await startProxy(b, envB);

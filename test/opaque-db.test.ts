@@ -69,9 +69,8 @@ class Mesh {
       identity = await MeshIdentity.create();
       const control = await lab.pod('mesh');
       await identity.startService(control);
-      const bId = identity.name('db', 'b');
-      envA = { ...proxyEnv, ...(await identity.proxyEnv(control, 'db', 'a')), MESH_PROXY_MESHED_DESTINATIONS: `${b.ipv4}=${bId},${b.ipv6}=${bId}` };
-      envB = { ...proxyEnv, ...(await identity.proxyEnv(control, 'db', 'b')) };
+      const pair = await identity.meshedPair(control, 'db', 'a', b, 'b');
+      [envA, envB] = [{ ...proxyEnv, ...pair.client }, { ...proxyEnv, ...pair.server }];
     }
     const [proxyA, proxyB] = await Promise.all([startProxy(a, envA), startProxy(b, envB)]);
     if (mtls) await proxiesReady(a, b);

@@ -53,9 +53,8 @@ for (const mode of ['plain', 'mtls'] as const) describe(`hostile input (${mode})
       identity = await MeshIdentity.create();
       const control = await lab.pod('mesh');
       await identity.startService(control);
-      const bId = identity.name('default', 'b');
-      envA = { ...env, ...(await identity.proxyEnv(control, 'default', 'a')), MESH_PROXY_MESHED_DESTINATIONS: `${b.ipv4}=${bId}` };
-      envB = { ...env, ...(await identity.proxyEnv(control, 'default', 'b')) };
+      const pair = await identity.meshedPair(control, 'default', 'a', b, 'b');
+      [envA, envB] = [{ ...env, ...pair.client }, { ...env, ...pair.server }];
     }
     proxyA = await startProxy(a, envA);
     proxyB = await startProxy(b, envB);

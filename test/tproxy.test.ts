@@ -71,8 +71,10 @@ describe('TPROXY mode with mTLS from a meshed client', () => {
     [a, b] = [await lab.pod('a'), await lab.pod('b')];
     await meshInit(a, ['--mode', 'tproxy']);
     await meshInit(b);
-    proxyA = await startProxy(a, { ...(await identity.proxyEnv(control, 'default', 'a')), MESH_PROXY_INBOUND_MODE: 'tproxy' }, ['net_admin']);
-    await startProxy(b, { ...(await identity.proxyEnv(control, 'default', 'b')), MESH_PROXY_MESHED_DESTINATIONS: `${a.ipv4}=${identity.name('default', 'a')}` });
+    // B is the client here, A (transparent inbound) the server.
+    const pair = await identity.meshedPair(control, 'default', 'b', a, 'a');
+    proxyA = await startProxy(a, { ...pair.server, MESH_PROXY_INBOUND_MODE: 'tproxy' }, ['net_admin']);
+    await startProxy(b, pair.client);
     await proxiesReady(a, b);
     await startEcho(a, ['[::]:8080']);
   });
