@@ -1,7 +1,10 @@
 // Prometheus metrics with the names and labels Linkerd dashboards expect.
-// Label children are looked up once per route or connection and cached, so a
-// request costs a few increments, not a label hash per metric.
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+// A route or connection finds its series once; after that a request costs a
+// few plain number updates. prom-client only reads those numbers at scrape
+// time (metrics-exposition.ts), so /metrics reads as it did when every
+// increment went through prom-client's label children.
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { Buckets, exposeCounter, exposeGauge, exposeHistogram, type Labels, type Sample } from './metrics-exposition.js';
 import type { Direction } from './target.js';
 
 /** How a connection was secured, as the `tls` label family says it. */
@@ -18,13 +21,11 @@ export interface ConnLabels extends TlsLabels {
   target_addr: string;
 }
 
-const latencyBucketsMs = [1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000];
+const latencyBucketsMs = Float64Array.from([1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000]);
 const connLabelNames = ['direction', 'target_addr', 'tls', 'no_tls_reason', 'sni', 'client_id', 'server_id'] as const;
 const routeLabelNames = [...connLabelNames, 'authority'] as const;
 /** Beyond this many distinct routes, new authorities are counted under one label value. */
 const maxRoutes = 10_000;
-
-type Labels = Record<string, string>;
 
 function defined(labels: object): Labels {
   const out: Labels = {};
@@ -32,52 +33,118 @@ function defined(labels: object): Labels {
   return out;
 }
 
-export class RouteMetrics {
-  readonly #requests: Counter.Internal;
-  readonly #responses = new Map<string, Counter.Internal>();
-  readonly #latency = new Map<number, Histogram.Internal<string>>();
+/** A series' identity: the same label set in any key order is one series, as prom-client hashed it. */
+function seriesKey(names: readonly string[], labels: Labels): string {
+  let key = '';
+  // '=' before a value keeps an empty label apart from an absent one; NUL cannot occur in a header or address.
+  for (const n of names) key += labels[n] === undefined ? '\0' : `\0=${labels[n]}`;
+  return key;
+}
 
-  constructor(private readonly m: ProxyMetrics, private readonly labels: Labels) {
-    this.#requests = m.requestTotal.labels(labels);
-  }
+function sample(into: Sample[], labels: Labels): Sample {
+  const s: Sample = { labels, value: 0 };
+  into.push(s);
+  return s;
+}
+
+/**
+ * Every series, in arrays that keep the order each was first touched: the
+ * order prom-client printed them in. Series stay once created (as in
+ * Prometheus); per-connection objects are never kept here.
+ */
+class Store {
+  readonly requests: Sample[] = [];
+  readonly responses: Sample[] = [];
+  readonly latency: Buckets[] = [];
+  readonly opened: Sample[] = [];
+  readonly open: Sample[] = [];
+  readonly read: Sample[] = [];
+  readonly written: Sample[] = [];
+  readonly closed: Sample[] = [];
+  readonly acceptRefused = new Map<string, Sample>();
+  readonly protocolErrors = new Map<string, Sample>();
+}
+
+export class RouteMetrics {
+  #requests: Sample | undefined;
+  readonly #latency = new Map<number, Buckets>();
+  /** Responses with neither a gRPC status nor an error, nearly all of them: keyed by status, no string built. */
+  readonly #plain = new Map<number, Sample>();
+  readonly #other = new Map<string, Sample>();
+
+  constructor(private readonly store: Store, private readonly labels: Labels) {}
 
   request(): void {
-    this.#requests.inc();
+    (this.#requests ??= sample(this.store.requests, this.labels)).value++;
   }
 
   /** Time to response headers. */
   responseHeaders(status: number, latencyMs: number): void {
+    if (!Number.isFinite(latencyMs)) return; // a clock bug must not fail the request
     let h = this.#latency.get(status);
-    if (!h) this.#latency.set(status, (h = this.m.responseLatency.labels({ ...this.labels, status_code: String(status) })));
+    if (!h) {
+      this.#latency.set(status, (h = new Buckets({ ...this.labels, status_code: String(status) }, latencyBucketsMs)));
+      this.store.latency.push(h);
+    }
     h.observe(latencyMs);
   }
 
   /** When the response stream ends; gRPC status (from trailers) decides success for gRPC. */
   responseEnd(status: number, grpcStatus: string | undefined, error: string | undefined): void {
-    const failed = error !== undefined || status >= 500 || (grpcStatus !== undefined && grpcStatus !== '0');
-    const key = `${status}|${grpcStatus ?? ''}|${error ?? ''}|${failed ? 1 : 0}`;
-    let c = this.#responses.get(key);
-    if (!c) {
-      const labels: Labels = { ...this.labels, status_code: String(status), classification: failed ? 'failure' : 'success' };
-      if (grpcStatus !== undefined) labels.grpc_status = grpcStatus;
-      if (error !== undefined) labels.error = error;
-      this.#responses.set(key, (c = this.m.responseTotal.labels(labels)));
+    let c: Sample | undefined;
+    if (grpcStatus === undefined && error === undefined) {
+      c = this.#plain.get(status);
+      if (!c) this.#plain.set(status, (c = this.#response(status, undefined, undefined)));
+    } else {
+      const key = `${status}\0${grpcStatus === undefined ? '' : `=${grpcStatus}`}\0${error === undefined ? '' : `=${error}`}`;
+      c = this.#other.get(key);
+      if (!c) this.#other.set(key, (c = this.#response(status, grpcStatus, error)));
     }
-    c.inc();
+    c.value++;
+  }
+
+  #response(status: number, grpcStatus: string | undefined, error: string | undefined): Sample {
+    const failed = error !== undefined || status >= 500 || (grpcStatus !== undefined && grpcStatus !== '0');
+    const labels: Labels = { ...this.labels, status_code: String(status), classification: failed ? 'failure' : 'success' };
+    if (grpcStatus !== undefined) labels.grpc_status = grpcStatus;
+    if (error !== undefined) labels.error = error;
+    return sample(this.store.responses, labels);
   }
 }
 
+/** The tcp_* series of one connection label set, shared by every connection that has it. */
+class ConnSeries {
+  readonly opened: Sample;
+  readonly open: Sample;
+  #read: Sample | undefined;
+  #written: Sample | undefined;
+  readonly #closed = new Map<string | undefined, Sample>();
+
+  constructor(private readonly store: Store, labels: Labels) {
+    this.opened = sample(store.opened, labels);
+    this.open = sample(store.open, labels);
+  }
+
+  /** `labels`: the closing connection's own, which name a series only the first time (as prom-client kept the first). */
+  close(labels: Labels, bytesRead: number, bytesWritten: number, error: string | undefined): void {
+    this.open.value--;
+    (this.#read ??= sample(this.store.read, labels)).value += bytesRead;
+    (this.#written ??= sample(this.store.written, labels)).value += bytesWritten;
+    let c = this.#closed.get(error);
+    if (!c) this.#closed.set(error, (c = sample(this.store.closed, error === undefined ? labels : { ...labels, error })));
+    c.value++;
+  }
+}
+
+/** One connection's handle: dropped with the connection, its counts live on in the shared ConnSeries. */
 export class ConnMetrics {
-  constructor(private readonly m: ProxyMetrics, readonly labels: Labels) {
-    m.tcpOpenTotal.labels(labels).inc();
-    m.tcpOpenConnections.labels(labels).inc();
+  constructor(private readonly series: ConnSeries, readonly labels: Labels) {
+    series.opened.value++;
+    series.open.value++;
   }
 
   close(bytesRead: number, bytesWritten: number, error: string | undefined): void {
-    this.m.tcpOpenConnections.labels(this.labels).dec();
-    this.m.tcpReadBytes.labels(this.labels).inc(bytesRead);
-    this.m.tcpWriteBytes.labels(this.labels).inc(bytesWritten);
-    this.m.tcpCloseTotal.labels(error === undefined ? this.labels : { ...this.labels, error }).inc();
+    this.series.close(this.labels, bytesRead, bytesWritten, error);
   }
 }
 
@@ -88,43 +155,38 @@ export interface IdentityMetrics {
   refreshFailure: Counter.Internal;
 }
 
+function bump(series: Map<string, Sample>, labels: Labels): void {
+  const key = Object.values(labels).join('\0');
+  let s = series.get(key);
+  if (!s) series.set(key, (s = { labels, value: 0 }));
+  s.value++;
+}
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   #identity: IdentityMetrics | undefined;
-  readonly requestTotal: Counter<string>;
-  readonly responseTotal: Counter<string>;
-  readonly responseLatency: Histogram<string>;
-  readonly tcpOpenTotal: Counter<string>;
-  readonly tcpOpenConnections: Gauge<string>;
-  readonly tcpReadBytes: Counter<string>;
-  readonly tcpWriteBytes: Counter<string>;
-  readonly tcpCloseTotal: Counter<string>;
+  readonly #store = new Store();
+  /** Route handles by the key callers look up with; at most maxRoutes of them. */
   readonly #routes = new Map<string, RouteMetrics>();
+  /** Route handles by label set, so overflowed routes sharing labels share counts. */
+  readonly #routeSeries = new Map<string, RouteMetrics>();
+  readonly #conns = new Map<string, ConnSeries>();
 
   constructor(withProcessMetrics = true) {
-    const registers = [this.registry];
-    const routeLabels = [...routeLabelNames];
-    this.requestTotal = new Counter({ name: 'request_total', help: 'Total count of HTTP requests.', labelNames: routeLabels, registers });
-    this.responseTotal = new Counter({
-      name: 'response_total',
-      help: 'Total count of HTTP responses.',
-      labelNames: [...routeLabels, 'status_code', 'classification', 'grpc_status', 'error'],
-      registers,
-    });
-    this.responseLatency = new Histogram({
-      name: 'response_latency_ms',
-      help: 'Elapsed times between a request and its response headers, in milliseconds.',
-      labelNames: [...routeLabels, 'status_code'],
-      buckets: latencyBucketsMs,
-      registers,
-    });
-    const conn = [...connLabelNames];
-    this.tcpOpenTotal = new Counter({ name: 'tcp_open_total', help: 'Total count of opened connections.', labelNames: conn, registers });
-    this.tcpOpenConnections = new Gauge({ name: 'tcp_open_connections', help: 'Number of currently open connections.', labelNames: conn, registers });
-    this.tcpReadBytes = new Counter({ name: 'tcp_read_bytes_total', help: 'Total count of bytes read from peers.', labelNames: conn, registers });
-    this.tcpWriteBytes = new Counter({ name: 'tcp_write_bytes_total', help: 'Total count of bytes written to peers.', labelNames: conn, registers });
-    this.tcpCloseTotal = new Counter({ name: 'tcp_close_total', help: 'Total count of closed connections.', labelNames: [...conn, 'error'], registers });
-    if (withProcessMetrics) collectDefaultMetrics({ register: this.registry });
+    const r = this.registry;
+    const s = this.#store;
+    // Registration order is /metrics order: the same as when these were prom-client metrics.
+    exposeCounter(r, 'request_total', 'Total count of HTTP requests.', () => s.requests);
+    exposeCounter(r, 'response_total', 'Total count of HTTP responses.', () => s.responses);
+    exposeHistogram(r, 'response_latency_ms', 'Elapsed times between a request and its response headers, in milliseconds.', () => s.latency);
+    exposeCounter(r, 'tcp_open_total', 'Total count of opened connections.', () => s.opened);
+    exposeGauge(r, 'tcp_open_connections', 'Number of currently open connections.', () => s.open);
+    exposeCounter(r, 'tcp_read_bytes_total', 'Total count of bytes read from peers.', () => s.read);
+    exposeCounter(r, 'tcp_write_bytes_total', 'Total count of bytes written to peers.', () => s.written);
+    exposeCounter(r, 'tcp_close_total', 'Total count of closed connections.', () => s.closed);
+    exposeCounter(r, 'tcp_accept_refused_total', 'Total count of connections refused at accept, by reason (descriptors running out).', () => s.acceptRefused.values());
+    exposeCounter(r, 'http_protocol_errors_total', 'Total count of HTTP protocol errors from clients, by error code.', () => s.protocolErrors.values());
+    if (withProcessMetrics) collectDefaultMetrics({ register: r });
   }
 
   identity(): IdentityMetrics {
@@ -137,16 +199,33 @@ export class ProxyMetrics {
   }
 
   connection(labels: ConnLabels): ConnMetrics {
-    return new ConnMetrics(this, defined(labels));
+    const l = defined(labels);
+    const key = seriesKey(connLabelNames, l);
+    let s = this.#conns.get(key);
+    if (!s) this.#conns.set(key, (s = new ConnSeries(this.#store, l)));
+    return new ConnMetrics(s, l);
   }
 
   route(conn: ConnMetrics, authority: string): RouteMetrics {
     const key = `${conn.labels.direction}\0${conn.labels.target_addr}\0${conn.labels.tls}\0${conn.labels.client_id ?? ''}\0${conn.labels.server_id ?? ''}\0${authority}`;
     let r = this.#routes.get(key);
     if (r) return r;
-    const label = this.#routes.size < maxRoutes ? authority : 'overflow';
-    r = new RouteMetrics(this, { ...conn.labels, authority: label });
-    if (this.#routes.size < maxRoutes) this.#routes.set(key, r);
+    const overflow = this.#routes.size >= maxRoutes;
+    const labels = { ...conn.labels, authority: overflow ? 'overflow' : authority };
+    const id = seriesKey(routeLabelNames, labels);
+    r = this.#routeSeries.get(id);
+    if (!r) this.#routeSeries.set(id, (r = new RouteMetrics(this.#store, labels)));
+    if (!overflow) this.#routes.set(key, r);
     return r;
+  }
+
+  /** A connection closed at accept, unread: `reason` is 'fd_reserve' (our budget said no) or the errno code (EMFILE, ENFILE). */
+  acceptRefused(direction: Direction, reason: string): void {
+    bump(this.#store.acceptRefused, { direction, reason });
+  }
+
+  /** A client broke HTTP: `code` is the ProxyError code the codec raised (MESH_CLIENT_PROTOCOL, MESH_HEADERS_TOO_LARGE, ...). */
+  protocolError(direction: Direction, code: string): void {
+    bump(this.#store.protocolErrors, { direction, code });
   }
 }
