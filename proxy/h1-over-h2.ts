@@ -7,7 +7,7 @@ import { constants, type ClientHttp2Session, type ClientHttp2Stream, type Incomi
 import { request, type Agent, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { ConnContext } from './context.js';
 import { ProxyError, statusFor, upstreamError } from './errors.js';
-import { endToEnd, pairs, rawHeader } from './headers.js';
+import { endToEnd, framedRequestHeaders, pairs, rawHeader } from './headers.js';
 import type { Log } from './log.js';
 import type { RouteMetrics } from './metrics.js';
 import { h1RequestOf, h1ResponseOf, h2RequestOf, h2ResponseOf, h2TrailersOf } from './orig-proto.js';
@@ -184,7 +184,8 @@ export class H2ToH1 extends Bridged {
       family: ctx.target.family,
       method: r.method,
       path: r.url,
-      headers: r.rawHeaders,
+      // A body follows the HEADERS frame (no END_STREAM): without a Content-Length it must go chunked.
+      headers: framedRequestHeaders(r.rawHeaders, !stream.endAfterHeaders),
       setHost: false,
       agent: this.agent,
     });

@@ -6,7 +6,7 @@ import { Agent, createServer, request, type AgentOptions, type IncomingMessage, 
 import { connect as netConnect, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { contextOf, routeOf, type ConnContext } from './context.js';
 import { ProxyError, statusFor, upstreamError } from './errors.js';
-import { endToEnd, pairs, rawHeader, requestHead } from './headers.js';
+import { endToEnd, framedRequestHeaders, pairs, rawHeader, requestHead } from './headers.js';
 import type { Log } from './log.js';
 import type { ProxyMetrics, RouteMetrics } from './metrics.js';
 import { forwardOpaque } from './opaque.js';
@@ -133,7 +133,8 @@ class Exchange {
       family: ctx.target.family,
       method: req.method,
       path: req.url,
-      headers: endToEnd(req.rawHeaders),
+      // Transfer-Encoding is hop-by-hop and dropped above; a chunked body is re-framed explicitly.
+      headers: framedRequestHeaders(endToEnd(req.rawHeaders), rawHeader(req.rawHeaders, 'transfer-encoding') !== undefined),
       setHost: false,
       agent: this.agent,
     });
