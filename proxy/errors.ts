@@ -6,6 +6,14 @@ export type ProxyErrorCode =
   | 'MESH_UPSTREAM_RESET'
   | 'MESH_UPSTREAM_PROTOCOL'
   | 'MESH_NO_CONTEXT'
+  // The request seam and its codecs (message/, h1/, h2/)
+  | 'MESH_CLIENT_RESET' // the client reset or closed before its exchange was complete
+  | 'MESH_CLIENT_PROTOCOL' // the client broke HTTP framing (answered 400 on HTTP/1, PROTOCOL_ERROR on h2)
+  | 'MESH_HEAD_TIMEOUT' // a request head did not arrive in time
+  | 'MESH_HEADERS_TOO_LARGE' // a head beyond the configured size or count
+  | 'MESH_H2_REFUSED' // the peer refused the stream or went away before processing it: safe to retry
+  | 'MESH_H2_ABUSE' // reset flood, settings flood or similar from one client: that connection is closed
+  | 'MESH_FD_EXHAUSTED' // no descriptor to spare: a new connection refused at once
   // Mutual TLS between proxies (transport/tls.ts)
   | 'MESH_IDENTITY_NOT_READY'
   | 'MESH_PEER_IDENTITY_MISMATCH'
