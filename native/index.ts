@@ -26,10 +26,17 @@ export class NativeError extends Error {
   }
 }
 
+/** RLIMIT_NOFILE; Infinity where the kernel reports no limit. */
+export interface FdLimit {
+  soft: number;
+  hard: number;
+}
+
 interface Binding {
   originalDestination(fd: number): SocketAddress;
   setTransparent(fd: number): void;
   resetOnClose(fd: number): void;
+  raiseFdLimit(): FdLimit;
 }
 
 // dist/native/index.js and native/index.ts both sit two levels below the package root.
@@ -97,6 +104,11 @@ export function setTransparent(target: Server | Socket): void {
 export function resetOnClose(socket: Socket): void {
   const fd = fdOf(socket);
   call((b) => b.resetOnClose(fd));
+}
+
+/** Raises the soft descriptor limit to the hard one; returns the limits now in effect. */
+export function raiseFdLimit(): FdLimit {
+  return call((b) => b.raiseFdLimit());
 }
 
 /** True when the addon loads; for readiness checks and clear start-up errors. */

@@ -1,5 +1,5 @@
 /*
- * mesh_net: the two socket options Node cannot reach on its own.
+ * mesh_net: the socket options and limits Node cannot reach on its own.
  *
  *   originalDestination(fd) -> { address, port, family }
  *       The destination a connection had before iptables REDIRECT rewrote it
@@ -7,6 +7,9 @@
  *   setTransparent(fd) -> undefined
  *       Sets IP_TRANSPARENT (and IPV6_TRANSPARENT on IPv6 sockets) so a listener
  *       accepts connections the TPROXY target steers to it.
+ * *   raiseFdLimit() -> { soft, hard }
+ *       Sets the soft RLIMIT_NOFILE to the hard limit and returns the limits
+ *       then in effect, so the proxy knows how many descriptors it may hold.
  *
  * Errors are thrown as JS Errors with a stable `code` (MESH_*), plus `errno`
  * and `syscall`, so callers can map them to metrics labels without parsing text.
@@ -14,6 +17,8 @@
 #include <errno.h>
 #include <string.h>
 #include <stdio.h>
+#include <math.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -174,11 +179,43 @@ static napi_value reset_on_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* RLIM_INFINITY is all ones: as a double it would read as 1.8e19 descriptors. */
+static double limit_value(rlim_t v) {
+  return v == RLIM_INFINITY ? INFINITY : (double)v;
+}
+
+/* Node raises the soft limit itself at start-up (node.cc, PlatformInit) unless
+ * an embedder opts out (kNoAdjustResourceLimits); doing it here makes the
+ * proxy's limit a number it read, not an assumption about its runtime. Raising
+ * the soft limit up to the hard one needs no privilege. */
+static napi_value raise_fd_limit(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return throw_errno(env, "getrlimit(RLIMIT_NOFILE)", "cannot read the descriptor limit", errno);
+  if (lim.rlim_cur != lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0)
+      return throw_errno(env, "setrlimit(RLIMIT_NOFILE)", "cannot raise the descriptor limit to the hard limit", errno);
+  }
+  /* Read back: what the kernel keeps is the answer, not what was asked for. */
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return throw_errno(env, "getrlimit(RLIMIT_NOFILE)", "cannot read the descriptor limit", errno);
+  napi_value obj, soft, hard;
+  napi_create_object(env, &obj);
+  napi_create_double(env, limit_value(lim.rlim_cur), &soft);
+  napi_create_double(env, limit_value(lim.rlim_max), &hard);
+  napi_set_named_property(env, obj, "soft", soft);
+  napi_set_named_property(env, obj, "hard", hard);
+  return obj;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"originalDestination", NULL, original_destination, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"setTransparent", NULL, set_transparent, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"resetOnClose", NULL, reset_on_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"raiseFdLimit", NULL, raise_fd_limit, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;
