@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as F from './frames.js';
+
+interface Seen {
+  type: number;
+  flags: number;
+  id: number;
+  payload: Buffer;
+}
+
+function reader(): { r: F.FrameReader; seen: Seen[] } {
+  const seen: Seen[] = [];
+  const r = new F.FrameReader({ onFrame: (type, flags, id, payload) => seen.push({ type, flags, id, payload: Buffer.from(payload) }) });
+  return { r, seen };
+}
+
+function sample(): Buffer {
+  const w = new F.FrameWriter();
+  w.settings([F.SETTINGS_MAX_CONCURRENT_STREAMS, 100, F.SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20]);
+  w.settingsAck();
+  w.headers(1, Buffer.alloc(40000, 7), false, 16384); // HEADERS + 2 CONTINUATION
+  w.data(1, Buffer.from('hello world'), 6, 5, true);
+  w.rst(3, 8);
+  w.ping(false, Buffer.from('12345678'));
+  w.goaway(5, 0, 'bye');
+  w.windowUpdate(0, 1000);
+  w.raw(0xfa, 0, 0, Buffer.from('unknown'));
+  return Buffer.from(w.take()!);
+}
+
+test('frames: every writer frame reads back, whole and at every split point', () => {
+  const all = sample();
+  const { r, seen } = reader();
+  assert.equal(r.push(all), 0);
+  assert.deepEqual(
+    seen.map((s) => [s.type, s.flags, s.id, s.payload.length]),
+    [
+      [F.SETTINGS, 0, 0, 12], [F.SETTINGS, F.FLAG_ACK, 0, 0],
+      [F.HEADERS, 0, 1, 16384], [F.CONTINUATION, 0, 1, 16384], [F.CONTINUATION, F.FLAG_END_HEADERS, 1, 40000 - 32768],
+      [F.DATA, F.FLAG_END_STREAM, 1, 5], [F.RST_STREAM, 0, 3, 4], [F.PING, 0, 0, 8], [F.GOAWAY, 0, 0, 11],
+      [F.WINDOW_UPDATE, 0, 0, 4], [0xfa, 0, 0, 7],
+    ],
+  );
+  assert.equal(seen[5]!.payload.toString(), 'world');
+  assert.equal(seen[6]!.payload.readUInt32BE(0), 8);
+  assert.equal(seen[8]!.payload.subarray(8).toString(), 'bye');
+  for (let cut = 1; cut < all.length; cut += 997) {
+    for (const step of [1, 3, 9, 10, 4096]) {
+      if (step === 1 && cut > 200) continue; // byte-at-a-time only near the start: slow
+      const got = reader();
+      assert.equal(got.r.push(all.subarray(0, cut)), 0);
+      for (let i = cut; i < all.length; i += step) assert.equal(got.r.push(all.subarray(i, Math.min(all.length, i + step))), 0);
+      assert.deepEqual(got.seen, seen, `cut ${cut} step ${step}`);
+      assert.equal(got.r.pending, 0);
+    }
+  }
+});
+
+test('frames: a frame longer than our max frame size is FRAME_SIZE_ERROR, split or not', () => {
+  const big = F.frame(F.DATA, 0, 1, Buffer.alloc(16385));
+  assert.equal(reader().r.push(big), 0x6);
+  const { r } = reader();
+  assert.equal(r.push(big.subarray(0, 4)), 0);
+  assert.equal(r.push(big.subarray(4, 20)), 0x6);
+  const ok = reader();
+  ok.r.maxFrameSize = 1 << 20;
+  assert.equal(ok.r.push(big), 0);
+  assert.equal(ok.seen.length, 1);
+});
+
+test('frames: the reserved bit of the stream id is ignored', () => {
+  const f = F.frame(F.DATA, 0, 1, Buffer.from('x'));
+  f[5]! |= 0x80;
+  const { r, seen } = reader();
+  r.push(f);
+  assert.equal(seen[0]!.id, 1);
+});
+
+test('frames: frameError classifies ids and sizes per type', () => {
+  const cases: [number, number, number, number, number][] = [
+    [F.DATA, 0, 0, 1, 0x1],
+    [F.HEADERS, 0, 0, 1, 0x1],
+    [F.CONTINUATION, 0, 0, 1, 0x1],
+    [F.PRIORITY, 0, 0, 5, 0x1],
+    [F.PRIORITY, 0, 1, 4, 0], // stream error, left to the caller
+    [F.RST_STREAM, 0, 1, 3, 0x6],
+    [F.RST_STREAM, 0, 0, 4, 0x1],
+    [F.SETTINGS, 0, 1, 6, 0x1],
+    [F.SETTINGS, 0, 0, 7, 0x6],
+    [F.SETTINGS, F.FLAG_ACK, 0, 6, 0x6],
+    [F.SETTINGS, 0, 0, 12, 0],
+    [F.PUSH_PROMISE, 0, 1, 4, 0x1],
+    [F.PING, 0, 0, 7, 0x6],
+    [F.PING, 0, 3, 8, 0x1],
+    [F.GOAWAY, 0, 0, 7, 0x6],
+    [F.GOAWAY, 0, 1, 8, 0x1],
+    [F.WINDOW_UPDATE, 0, 0, 5, 0x6],
+    [F.WINDOW_UPDATE, 0, 7, 4, 0],
+    [0x42, 0xff, 0, 1000, 0],
+  ];
+  for (const [type, flags, id, len, want] of cases) assert.equal(F.frameError(type, flags, id, len), want, `type ${type} id ${id} len ${len}`);
+});
+
+test('frames: padding and priority fields are stripped; bad padding is null', () => {
+  const padded = Buffer.concat([Buffer.from([3]), Buffer.from('abc'), Buffer.alloc(3)]);
+  assert.equal(F.unpad(F.DATA, F.FLAG_PADDED, padded)!.toString(), 'abc');
+  assert.equal(F.unpad(F.DATA, F.FLAG_PADDED, Buffer.from([5, 1, 2])), null);
+  assert.equal(F.unpad(F.DATA, F.FLAG_PADDED, Buffer.alloc(0)), null);
+  const prio = Buffer.concat([Buffer.from([1]), Buffer.alloc(5), Buffer.from('hb'), Buffer.alloc(1)]);
+  assert.equal(F.unpad(F.HEADERS, F.FLAG_PADDED | F.FLAG_PRIORITY, prio)!.toString(), 'hb');
+  assert.equal(F.unpad(F.HEADERS, F.FLAG_PRIORITY, Buffer.alloc(4)), null);
+  const plain = Buffer.from('same');
+  assert.equal(F.unpad(F.DATA, 0, plain), plain);
+});
+
+test('frames: the writer keeps one contiguous output per turn and drops a big slab', () => {
+  const w = new F.FrameWriter();
+  for (let i = 0; i < 100; i++) w.data(1, Buffer.alloc(1000, i), 0, 1000, false);
+  assert.equal(w.pending, 100 * 1009);
+  const out = w.take()!;
+  assert.equal(out.length, 100 * 1009);
+  const { r, seen } = reader();
+  r.push(out);
+  assert.equal(seen.length, 100);
+  assert.equal(seen[99]!.payload[0], 99);
+  assert.equal(w.take(), null);
+  w.release();
+  w.windowUpdate(1, 5);
+  assert.equal(w.take()!.length, 13);
+});

@@ -1,0 +1,322 @@
+// HTTP/2 framing (RFC 9113 §4, §6): constants, a streaming frame reader over
+// socket Buffers and a frame writer into one growable output slab.
+//
+// The reader hands out payloads as views into the socket's own Buffers (Node
+// allocates a fresh one per read, so a view stays valid); only a frame split
+// across reads is copied, once, into a buffer of exactly its size.
+// The writer appends every frame of a loop turn to one slab so the turn leaves
+// in a single socket write; written regions are never reused (the socket may
+// still hold them), and an idle connection drops its slab.
+
+export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export const DATA = 0x0;
+export const HEADERS = 0x1;
+export const PRIORITY = 0x2;
+export const RST_STREAM = 0x3;
+export const SETTINGS = 0x4;
+export const PUSH_PROMISE = 0x5;
+export const PING = 0x6;
+export const GOAWAY = 0x7;
+export const WINDOW_UPDATE = 0x8;
+export const CONTINUATION = 0x9;
+
+export const FLAG_END_STREAM = 0x1;
+export const FLAG_ACK = 0x1;
+export const FLAG_END_HEADERS = 0x4;
+export const FLAG_PADDED = 0x8;
+export const FLAG_PRIORITY = 0x20;
+
+export const SETTINGS_HEADER_TABLE_SIZE = 0x1;
+export const SETTINGS_ENABLE_PUSH = 0x2;
+export const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
+export const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
+export const SETTINGS_MAX_FRAME_SIZE = 0x5;
+export const SETTINGS_MAX_HEADER_LIST_SIZE = 0x6;
+
+export const DEFAULT_WINDOW = 65535;
+export const MAX_WINDOW = 0x7fffffff;
+export const DEFAULT_MAX_FRAME = 16384;
+export const MAX_FRAME_LIMIT = 0xffffff;
+export const HEADER_SIZE = 9;
+
+// Error codes used below; the full list is in message/types.ts.
+const PROTOCOL_ERROR = 0x1;
+const FRAME_SIZE_ERROR = 0x6;
+
+export interface FrameSink {
+  /** One complete frame. `payload` is a view valid for as long as the caller keeps it. */
+  onFrame(type: number, flags: number, id: number, payload: Buffer): void;
+}
+
+/** Splits a byte stream into frames. push() returns 0, or a connection error code. */
+export class FrameReader {
+  /** Our SETTINGS_MAX_FRAME_SIZE: a longer frame is a FRAME_SIZE_ERROR (§4.2). */
+  maxFrameSize = DEFAULT_MAX_FRAME;
+  #pend: Buffer | null = null; // a frame split across reads: header first, then exactly its size
+  #have = 0;
+  #stopped = false;
+
+  constructor(private readonly sink: FrameSink) {}
+
+  /** No more frames are delivered (the connection failed or closed). */
+  stop(): void {
+    this.#stopped = true;
+    this.#pend = null;
+  }
+
+  /** Bytes of an incomplete frame held (tests, accounting). */
+  get pending(): number {
+    return this.#pend === null ? 0 : this.#have;
+  }
+
+  push(chunk: Buffer): number {
+    let off = 0;
+    const end = chunk.length;
+    if (this.#pend !== null) {
+      off = this.#fill(chunk);
+      if (off < 0) return FRAME_SIZE_ERROR;
+      if (this.#stopped || this.#pend !== null) return 0;
+    }
+    while (end - off >= HEADER_SIZE) {
+      const len = (chunk[off]! << 16) | (chunk[off + 1]! << 8) | chunk[off + 2]!;
+      if (len > this.maxFrameSize) return this.#fail();
+      const next = off + HEADER_SIZE + len;
+      if (next > end) break;
+      const id = chunk.readUInt32BE(off + 5) & 0x7fffffff; // the reserved bit is ignored (§4.1)
+      this.sink.onFrame(chunk[off + 3]!, chunk[off + 4]!, id, chunk.subarray(off + HEADER_SIZE, next));
+      if (this.#stopped) return 0;
+      off = next;
+    }
+    if (off < end) {
+      const rest = end - off;
+      let size = HEADER_SIZE;
+      if (rest >= HEADER_SIZE) size += (chunk[off]! << 16) | (chunk[off + 1]! << 8) | chunk[off + 2]!;
+      this.#pend = Buffer.allocUnsafe(size);
+      chunk.copy(this.#pend, 0, off, end);
+      this.#have = rest;
+    }
+    return 0;
+  }
+
+  #fail(): number {
+    this.stop();
+    return FRAME_SIZE_ERROR;
+  }
+
+  #oversized(): number {
+    this.stop();
+    return -1;
+  }
+
+  /** Continues a split frame; returns bytes of `chunk` used, or -1 on an oversized frame. */
+  #fill(chunk: Buffer): number {
+    let p = this.#pend!;
+    let used = 0;
+    if (this.#have < HEADER_SIZE) {
+      used = Math.min(HEADER_SIZE - this.#have, chunk.length);
+      chunk.copy(p, this.#have, 0, used);
+      this.#have += used;
+      if (this.#have < HEADER_SIZE) return used;
+      const len = (p[0]! << 16) | (p[1]! << 8) | p[2]!;
+      if (len > this.maxFrameSize) return this.#oversized();
+      if (p.length !== HEADER_SIZE + len) {
+        const full = Buffer.allocUnsafe(HEADER_SIZE + len);
+        p.copy(full, 0, 0, HEADER_SIZE);
+        this.#pend = p = full;
+      }
+    } else if (p.length - HEADER_SIZE > this.maxFrameSize) {
+      return this.#oversized();
+    }
+    const n = Math.min(p.length - this.#have, chunk.length - used);
+    chunk.copy(p, this.#have, used, used + n);
+    this.#have += n;
+    used += n;
+    if (this.#have === p.length) {
+      this.#pend = null;
+      this.sink.onFrame(p[3]!, p[4]!, p.readUInt32BE(5) & 0x7fffffff, p.subarray(HEADER_SIZE));
+    }
+    return used;
+  }
+}
+
+/**
+ * Checks a frame's stream id and length for its type (§6). Returns 0 when
+ * fine, else a connection error code. Unknown types pass (they are ignored).
+ */
+export function frameError(type: number, flags: number, id: number, len: number): number {
+  switch (type) {
+    case DATA:
+    case HEADERS:
+    case CONTINUATION:
+      return id === 0 ? PROTOCOL_ERROR : 0;
+    case PRIORITY:
+      return id === 0 ? PROTOCOL_ERROR : 0; // a wrong length is a stream error, handled by the caller
+    case RST_STREAM:
+      return id === 0 ? PROTOCOL_ERROR : len !== 4 ? FRAME_SIZE_ERROR : 0;
+    case SETTINGS:
+      if (id !== 0) return PROTOCOL_ERROR;
+      return (flags & FLAG_ACK) !== 0 ? (len !== 0 ? FRAME_SIZE_ERROR : 0) : len % 6 !== 0 ? FRAME_SIZE_ERROR : 0;
+    case PUSH_PROMISE:
+      return PROTOCOL_ERROR; // we send ENABLE_PUSH=0, and a client may never push
+    case PING:
+      return id !== 0 ? PROTOCOL_ERROR : len !== 8 ? FRAME_SIZE_ERROR : 0;
+    case GOAWAY:
+      return id !== 0 ? PROTOCOL_ERROR : len < 8 ? FRAME_SIZE_ERROR : 0;
+    case WINDOW_UPDATE:
+      return len !== 4 ? FRAME_SIZE_ERROR : 0;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * The content of a DATA or HEADERS payload without padding (and, for HEADERS,
+ * without the priority fields); null when the padding is longer than the
+ * payload (a PROTOCOL_ERROR, §6.1).
+ */
+export function unpad(type: number, flags: number, payload: Buffer): Buffer | null {
+  let start = 0;
+  let end = payload.length;
+  if ((flags & FLAG_PADDED) !== 0) {
+    if (end < 1) return null;
+    end -= payload[0]!;
+    start = 1;
+  }
+  if (type === HEADERS && (flags & FLAG_PRIORITY) !== 0) start += 5;
+  if (end < start) return null;
+  return start === 0 && end === payload.length ? payload : payload.subarray(start, end);
+}
+
+const SLAB = 16 * 1024;
+const KEEP_LIMIT = 64 * 1024;
+
+/** Appends frames to one output slab; take() hands the pending bytes to a single socket write. */
+export class FrameWriter {
+  #buf: Buffer | null = null;
+  #start = 0;
+  #pos = 0;
+
+  /** Bytes written and not yet taken. */
+  get pending(): number {
+    return this.#pos - this.#start;
+  }
+
+  /** The pending bytes, from now on owned by the socket; null when there are none. */
+  take(): Buffer | null {
+    if (this.#pos === this.#start) return null;
+    const out = this.#buf!.subarray(this.#start, this.#pos);
+    this.#start = this.#pos;
+    // A slab grown by a large burst is not kept: the next turn starts small.
+    if (this.#buf!.length > KEEP_LIMIT) this.#buf = null;
+    return out;
+  }
+
+  /** Drops the slab (an idle connection keeps no output memory). */
+  release(): void {
+    if (this.#pos === this.#start) this.#buf = null;
+  }
+
+  /** Reserves a frame of `len` payload bytes; returns the slab and the payload's offset. */
+  #frame(len: number, type: number, flags: number, id: number): number {
+    const need = HEADER_SIZE + len;
+    let b = this.#buf;
+    if (b === null || this.#pos + need > b.length) {
+      // Pending bytes move to the new slab so a turn still leaves in one write.
+      const pending = b === null ? 0 : this.#pos - this.#start;
+      const nb = Buffer.allocUnsafe(Math.max(SLAB, (pending + need) * 2));
+      if (pending > 0) b!.copy(nb, 0, this.#start, this.#pos);
+      this.#buf = b = nb;
+      this.#start = 0;
+      this.#pos = pending;
+    }
+    const p = this.#pos;
+    b[p] = len >>> 16;
+    b[p + 1] = (len >>> 8) & 0xff;
+    b[p + 2] = len & 0xff;
+    b[p + 3] = type;
+    b[p + 4] = flags;
+    b.writeUInt32BE(id, p + 5);
+    this.#pos = p + need;
+    return p + HEADER_SIZE;
+  }
+
+  data(id: number, chunk: Buffer, from: number, len: number, endStream: boolean): void {
+    const at = this.#frame(len, DATA, endStream ? FLAG_END_STREAM : 0, id);
+    if (len > 0) chunk.copy(this.#buf!, at, from, from + len);
+  }
+
+  /** A header block as HEADERS plus CONTINUATION frames of at most `maxFrame` bytes. */
+  headers(id: number, block: Buffer, endStream: boolean, maxFrame: number): void {
+    let off = 0;
+    let type = HEADERS;
+    do {
+      const n = Math.min(maxFrame, block.length - off);
+      const last = off + n === block.length;
+      let flags = last ? FLAG_END_HEADERS : 0;
+      if (type === HEADERS && endStream) flags |= FLAG_END_STREAM;
+      const at = this.#frame(n, type, flags, id);
+      block.copy(this.#buf!, at, off, off + n);
+      off += n;
+      type = CONTINUATION;
+    } while (off < block.length);
+  }
+
+  rst(id: number, code: number): void {
+    const at = this.#frame(4, RST_STREAM, 0, id); // #frame may replace the slab: read #buf after it
+    this.#buf!.writeUInt32BE(code, at);
+  }
+
+  /** SETTINGS from a flat [id, value, id, value, ...] list. */
+  settings(list: readonly number[]): void {
+    let at = this.#frame(list.length * 3, SETTINGS, 0, 0);
+    const b = this.#buf!;
+    for (let i = 0; i < list.length; i += 2) {
+      b.writeUInt16BE(list[i]!, at);
+      b.writeUInt32BE(list[i + 1]!, at + 2);
+      at += 6;
+    }
+  }
+
+  settingsAck(): void {
+    this.#frame(0, SETTINGS, FLAG_ACK, 0);
+  }
+
+  ping(ack: boolean, opaque: Buffer): void {
+    const at = this.#frame(8, PING, ack ? FLAG_ACK : 0, 0);
+    opaque.copy(this.#buf!, at, 0, 8);
+  }
+
+  goaway(lastId: number, code: number, debug: string): void {
+    const d = Buffer.from(debug, 'latin1');
+    const at = this.#frame(8 + d.length, GOAWAY, 0, 0);
+    const b = this.#buf!;
+    b.writeUInt32BE(lastId, at);
+    b.writeUInt32BE(code, at + 4);
+    d.copy(b, at + 8);
+  }
+
+  windowUpdate(id: number, increment: number): void {
+    const at = this.#frame(4, WINDOW_UPDATE, 0, id);
+    this.#buf!.writeUInt32BE(increment, at);
+  }
+
+  /** Bytes as they are (the client preface). */
+  bytes(b: Buffer): void {
+    const at = this.#frame(b.length - HEADER_SIZE, 0, 0, 0) - HEADER_SIZE;
+    b.copy(this.#buf!, at);
+  }
+
+  /** A raw frame (tests and the fuzzer build arbitrary, even invalid, frames with it). */
+  raw(type: number, flags: number, id: number, payload: Buffer): void {
+    const at = this.#frame(payload.length, type, flags, id);
+    payload.copy(this.#buf!, at);
+  }
+}
+
+/** One frame as bytes (tests and tools). */
+export function frame(type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const w = new FrameWriter();
+  w.raw(type, flags, id, payload);
+  return Buffer.from(w.take()!);
+}
