@@ -1,0 +1,107 @@
+// Options of an HTTP/2 connection and the limits that keep one peer from
+// costing more than its own connection: windows, stream counts, header sizes
+// and the budgets for frames that are cheap to send and costly to handle.
+import type { ProxyErrorCode } from '../errors.js';
+
+export interface Limits {
+  maxConcurrentStreams: number;
+  /** Our SETTINGS_INITIAL_WINDOW_SIZE: what one stream may have in flight toward us. */
+  streamWindow: number;
+  /** Our connection receive window. */
+  connectionWindow: number;
+  /** Received bytes held for paused streams whose connection window is credited anyway. */
+  holdBudget: number;
+  maxHeaderListSize: number;
+  /** A compressed header block (HEADERS + CONTINUATION) beyond this closes the connection. */
+  maxHeaderBlock: number;
+  /** Streams reset by the peer before we answered them: burst, then per second. */
+  resetBurst: number;
+  resetRate: number;
+  /** SETTINGS, PING, PRIORITY, empty DATA/CONTINUATION, useless WINDOW_UPDATE: burst, per second. */
+  controlBurst: number;
+  controlRate: number;
+  /** Our own RST_STREAM(NO_ERROR) after an early complete response (peers rate-limit resets). */
+  ourResetBurst: number;
+  ourResetRate: number;
+}
+
+// 'app': an application's client or server. Windows like browsers and Go
+// use: a slow app can hold 64 KiB per stream. 'mesh': the peer proxy, one
+// connection multiplexing many clients: windows wide enough for a
+// loopback/LAN bandwidth-delay product, and reset budgets sized so that
+// cancellations relayed from many clients never look like an attack.
+export const PROFILES: Record<'app' | 'mesh', Limits> = {
+  app: {
+    maxConcurrentStreams: 100,
+    streamWindow: 65535,
+    connectionWindow: 1 << 20,
+    holdBudget: 1 << 20,
+    maxHeaderListSize: 64 * 1024,
+    maxHeaderBlock: 128 * 1024,
+    resetBurst: 200,
+    resetRate: 100,
+    controlBurst: 1000,
+    controlRate: 500,
+    ourResetBurst: 100,
+    ourResetRate: 50,
+  },
+  mesh: {
+    maxConcurrentStreams: 1000,
+    streamWindow: 4 << 20,
+    connectionWindow: 16 << 20,
+    holdBudget: 16 << 20,
+    maxHeaderListSize: 64 * 1024,
+    maxHeaderBlock: 128 * 1024,
+    resetBurst: 100_000,
+    resetRate: 50_000,
+    controlBurst: 20_000,
+    controlRate: 10_000,
+    ourResetBurst: 1000,
+    ourResetRate: 500,
+  },
+};
+
+export interface H2Options {
+  /** Who is on the other end; picks the defaults above. Default 'app'. */
+  peer?: 'app' | 'mesh';
+  /** Overrides of single limits. */
+  limits?: Partial<Limits>;
+  maxConcurrentStreams?: number;
+  streamWindow?: number;
+  connectionWindow?: number;
+  maxHeaderListSize?: number;
+  /** Close (GOAWAY) after this long without traffic and without streams. No PINGs. */
+  idleTimeoutMs?: number;
+  /** Bytes already read from the socket (detection peeked the preface). */
+  initial?: Buffer;
+  /** A peer exceeded a budget; its connection is being closed with ENHANCE_YOUR_CALM. */
+  onAbuse?(code: ProxyErrorCode, detail: string): void;
+  /** The connection is gone (closed, lost or failed); nothing is retained after. */
+  onClose?(): void;
+  /** Milliseconds clock for the budgets (tests use a fake one). */
+  now?(): number;
+}
+
+/** A token bucket: `burst` at once, refilled at `rate` per second. Consulted on rare frames only. */
+export class Budget {
+  #tokens: number;
+  #last: number;
+
+  constructor(
+    private readonly burst: number,
+    private readonly rate: number,
+    private readonly now: () => number,
+  ) {
+    this.#tokens = burst;
+    this.#last = now();
+  }
+
+  take(): boolean {
+    const t = this.now();
+    this.#tokens = Math.min(this.burst, this.#tokens + ((t - this.#last) * this.rate) / 1000);
+    this.#last = t;
+    if (this.#tokens < 1) return false;
+    this.#tokens -= 1;
+    return true;
+  }
+}

@@ -1,0 +1,350 @@
+// One HTTP/2 stream, either role: the contract's ServerStream (a request we
+// received) and ClientStream (a request we sent) are the same state machine
+// seen from two sides. Receive side: DATA goes straight to the listener; a
+// listener that says "no more" makes the stream queue (a copy, bounded by the
+// stream window, since nothing is credited until it is consumed). Send side:
+// body chunks are framed at once while both windows allow, else queued.
+import { ProxyError } from '../errors.js';
+import type { BodyListener, ClientStream, HeaderList, RequestHead, RequestListener, ResponseHead, ServerStream, StreamReset } from '../message/types.js';
+import type { H2Connection } from './connection.js';
+
+/** What both roles' listeners have; ResponseListener adds onContinue/onResponse, used by client.ts. */
+export interface StreamListener extends BodyListener {
+  onWritable(): void;
+}
+
+/** A chunk queued beyond the windows: write() says false past this. */
+const HIGH_WATER = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+export class H2Stream implements ServerStream, ClientStream {
+  /** 0 while a client-role stream waits for a concurrency slot. */
+  id = 0;
+  head!: RequestHead;
+  bodyless = false;
+  expectsContinue = false;
+  l: StreamListener | null = null;
+  /** Final head sent (server role) or received (client role). */
+  headDone = false;
+  localEnded = false;
+  remoteEnded = false;
+  closed = false;
+  /** The body listener has had onEnd (or the stream was reset). */
+  endDelivered = false;
+  /** Request was HEAD (client role): a response's content-length describes no body. */
+  noBody = false;
+
+  // Receive side.
+  recvWindow: number;
+  /** Consumed bytes not yet announced in a WINDOW_UPDATE. */
+  credit = 0;
+  paused = false;
+  /** Bytes delivered or queued while paused, not yet consumed. */
+  held = 0;
+  /** Of those, bytes the connection window has not been credited for. */
+  connOwed = 0;
+  inQ: Buffer[] | null = null;
+  trailers: HeaderList | undefined;
+  expectLen = -1;
+  recvLen = 0;
+
+  // Send side.
+  sendWindow: number;
+  outQ: Buffer[] | null = null;
+  outBytes = 0;
+  endQueued = false;
+  outTrailers: HeaderList | undefined;
+  wantWritable = false;
+
+  constructor(readonly conn: H2Connection) {
+    this.recvWindow = conn.streamWindow;
+    this.sendWindow = conn.peerInitialWindow;
+  }
+
+  // ---- the contract (ServerStream and ClientStream) ----
+
+  listen(l: RequestListener): void {
+    this.l = l;
+  }
+
+  resume(): void {
+    if (!this.paused || this.closed) return;
+    this.paused = false;
+    const n = this.held - this.#queued();
+    this.#consumeHeld(n);
+    this.drainIn();
+  }
+
+  sendContinue(): void {
+    if (!this.expectsContinue || this.headDone || this.closed) return;
+    this.expectsContinue = false;
+    this.conn.sendHeaders(this, [':status', '100'], false);
+  }
+
+  respond(head: ResponseHead, endStream: boolean): void {
+    if (this.headDone || this.closed || this.localEnded) return;
+    this.headDone = true;
+    this.expectsContinue = false;
+    const list = [':status', String(head.status)];
+    appendFields(list, head.headers, undefined);
+    this.conn.sendHeaders(this, list, endStream);
+    if (endStream) this.#localEnd();
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.localEnded || this.closed || this.endQueued) return true; // a reset stream swallows late writes
+    let off = 0;
+    if (this.outQ === null && this.id !== 0 && !this.conn.socketBlocked) {
+      off = this.sendNow(chunk, 0);
+      if (off === chunk.length) return true;
+    }
+    // Beyond the windows: a copy, since the chunk may be a view into a reused read buffer.
+    (this.outQ ??= []).push(off === 0 ? Buffer.from(chunk) : Buffer.from(chunk.subarray(off)));
+    this.outBytes += chunk.length - off;
+    this.conn.blocked(this);
+    if (this.outBytes < HIGH_WATER) return true;
+    this.wantWritable = true;
+    return false;
+  }
+
+  end(trailers?: HeaderList): void {
+    if (this.localEnded || this.closed || this.endQueued) return;
+    if (this.outQ !== null || this.id === 0) {
+      this.endQueued = true;
+      this.outTrailers = trailers;
+      return;
+    }
+    this.#sendEnd(trailers);
+  }
+
+  reset(r: StreamReset): void {
+    if (this.closed) return;
+    this.conn.resetStream(this, r.h2Code);
+  }
+
+  // ---- receive side, driven by the connection ----
+
+  /** DATA already charged to both windows. `flow` counts padding too. */
+  onData(data: Buffer, flow: number, end: boolean): void {
+    if (flow > data.length) this.consumed(flow - data.length); // padding is consumed at once
+    const n = data.length;
+    if (n > 0) {
+      if (this.l === null || this.paused || this.inQ !== null) {
+        (this.inQ ??= []).push(Buffer.from(data));
+        this.#hold(n);
+      } else if (this.l.onData(data)) {
+        this.consumed(n);
+      } else {
+        this.paused = true;
+        this.#hold(n);
+      }
+    }
+    if (end && !this.closed) this.remoteEnd(undefined);
+  }
+
+  /** END_STREAM received, with trailers when a trailing HEADERS carried it. */
+  remoteEnd(trailers: HeaderList | undefined): void {
+    this.remoteEnded = true;
+    this.trailers = trailers;
+    this.drainIn();
+  }
+
+  /** Delivers queued body while the listener takes it, then the end. */
+  drainIn(): void {
+    const l = this.l;
+    if (l === null) return;
+    const q = this.inQ;
+    if (q !== null) {
+      while (q.length > 0 && !this.paused && !this.closed) {
+        const c = q.shift()!;
+        if (q.length === 0) this.inQ = null;
+        if (l.onData(c)) this.#consumeHeld(c.length);
+        else this.paused = true; // this chunk stays held until resume()
+      }
+      if (q.length > 0 || this.closed) return;
+      this.inQ = null;
+    }
+    if (!this.remoteEnded || this.endDelivered || this.closed) return;
+    this.endDelivered = true;
+    l.onEnd(this.trailers);
+    if (this.localEnded) this.conn.streamDone(this);
+  }
+
+  /** `n` received bytes were consumed: credit both windows. */
+  consumed(n: number): void {
+    this.conn.creditConn(n);
+    this.#creditStream(n);
+  }
+
+  #creditStream(n: number): void {
+    if (this.remoteEnded || this.closed) return; // no more DATA can come: nothing to announce
+    this.credit += n;
+    if (this.credit >= this.conn.streamUpdateAt) {
+      this.recvWindow += this.credit;
+      this.conn.streamWindowUpdate(this, this.credit);
+      this.credit = 0;
+    }
+  }
+
+  #queued(): number {
+    let n = 0;
+    if (this.inQ !== null) for (const c of this.inQ) n += c.length;
+    return n;
+  }
+
+  /** Received but not consumed: the connection window is freed only within its budget. */
+  #hold(n: number): void {
+    this.held += n;
+    this.connOwed += this.conn.hold(n);
+  }
+
+  #consumeHeld(n: number): void {
+    if (n <= 0) return;
+    this.held -= n;
+    const owed = Math.min(n, this.connOwed);
+    this.connOwed -= owed;
+    this.conn.unhold(n, owed);
+    this.#creditStream(n);
+  }
+
+  /** Forget everything held (the stream closed); the connection gets its window back. */
+  releaseHeld(): void {
+    if (this.held > 0) this.conn.unhold(this.held, this.connOwed);
+    this.held = this.connOwed = 0;
+    this.inQ = null;
+    this.outQ = null;
+    this.outBytes = 0;
+  }
+
+  /** The peer or the connection cut the stream: tell the listener once. */
+  cut(reset: StreamReset, notify: boolean): void {
+    if (this.closed) return;
+    this.conn.streamDone(this);
+    if (notify && this.l !== null) this.l.onReset(reset);
+  }
+
+  // ---- send side ----
+
+  /** Frames as much of chunk[from..] as the windows allow; returns bytes framed. */
+  sendNow(chunk: Buffer, from: number): number {
+    const c = this.conn;
+    let off = from;
+    while (off < chunk.length) {
+      const n = Math.min(chunk.length - off, this.sendWindow, c.connSendWindow, c.peerMaxFrame);
+      if (n <= 0) break;
+      c.w.data(this.id, chunk, off, n, false);
+      this.sendWindow -= n;
+      c.connSendWindow -= n;
+      off += n;
+    }
+    if (off > from) c.schedule();
+    return off - from;
+  }
+
+  /** Sends queued body as the windows allow; true when nothing is left waiting. */
+  pump(): boolean {
+    const q = this.outQ;
+    if (q !== null && this.id !== 0) {
+      while (q.length > 0) {
+        const c = q[0]!;
+        const n = this.sendNow(c, 0);
+        this.outBytes -= n;
+        if (n < c.length) {
+          q[0] = c.subarray(n);
+          break;
+        }
+        q.shift();
+      }
+      if (q.length === 0) this.outQ = null;
+    }
+    if (this.outQ === null && this.endQueued && this.id !== 0 && !this.closed) {
+      this.endQueued = false;
+      this.#sendEnd(this.outTrailers);
+    }
+    if (this.wantWritable && this.outBytes < HIGH_WATER && !this.closed) {
+      this.wantWritable = false;
+      this.l?.onWritable();
+    }
+    return this.outQ === null || this.closed;
+  }
+
+  #sendEnd(trailers: HeaderList | undefined): void {
+    if (trailers !== undefined && trailers.length > 0) {
+      const list: string[] = [];
+      appendFields(list, trailers, undefined);
+      this.conn.sendHeaders(this, list, true);
+    } else {
+      this.conn.w.data(this.id, EMPTY, 0, 0, true);
+      this.conn.schedule();
+    }
+    this.#localEnd();
+  }
+
+  #localEnd(): void {
+    this.localEnded = true;
+    if (this.remoteEnded) {
+      if (this.endDelivered || this.l === null) this.conn.streamDone(this);
+    } else {
+      this.conn.endedEarly(this);
+    }
+  }
+}
+
+/** A reset as the contract carries it. */
+export function streamReset(h2Code: number, code: ProxyError['code'], message: string): StreamReset {
+  return { h2Code, error: new ProxyError(code, message) };
+}
+
+// Connection-specific fields have no meaning in HTTP/2 and make a message
+// malformed (RFC 9113 §8.2.2); an HTTP/1 head may carry them.
+const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+/**
+ * Appends a head's fields for encoding: names lower-cased (an HTTP/1 head
+ * keeps its case), connection-specific ones dropped, te only as "trailers",
+ * and `skip` (host, when it became :authority) left out.
+ */
+export function appendFields(out: string[], headers: HeaderList, skip: string | undefined): void {
+  for (let i = 0; i < headers.length; i += 2) {
+    let name = headers[i]!;
+    if (hasUpper(name)) name = name.toLowerCase();
+    if (CONNECTION_SPECIFIC.has(name) || name === skip) continue;
+    const value = headers[i + 1]!;
+    if (name === 'te' && value.trim().toLowerCase() !== 'trailers') continue;
+    out.push(name, value);
+  }
+}
+
+export function hasUpper(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return true;
+  }
+  return false;
+}
+
+const BAD_NAME = /[^a-z0-9!#$%&'*+\-.^_`|~]/;
+const BAD_VALUE = /[\0\r\n]/;
+
+/**
+ * Checks a received regular field (RFC 9113 §8.2): a lower-case token name,
+ * no NUL/CR/LF in the value (it may be written on as HTTP/1), nothing
+ * connection-specific. Returns a reason, or undefined when fine.
+ */
+export function badField(name: string, value: string): string | undefined {
+  if (name.length === 0 || BAD_NAME.test(name)) return `invalid field name "${name}"`;
+  if (BAD_VALUE.test(value)) return `invalid value for ${name}`;
+  if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
+  if (name === 'te' && value !== 'trailers') return 'te other than trailers';
+  return undefined;
+}
+
+/** Trailers as received: no pseudo-headers, valid fields. */
+export function checkTrailers(fields: string[]): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) {
+    if (fields[i]!.charCodeAt(0) === 58) return 'pseudo-header in trailers';
+    const bad = badField(fields[i]!, fields[i + 1]!);
+    if (bad !== undefined) return bad;
+  }
+  return undefined;
+}
