@@ -1,0 +1,214 @@
+// Our client role against node:http2 (nghttp2) as the server.
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { after, test } from 'node:test';
+import type { H2ClientConnection } from './client.js';
+import { eventually, get, ourClient, Recorder, sha } from './testkit.js';
+
+const closers: (() => void)[] = [];
+after(() => closers.forEach((c) => c()));
+
+async function nodeServer(onStream: (s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders) => void, settings: http2.Settings = {}): Promise<{ port: number; srv: http2.Http2Server; sessions: http2.ServerHttp2Session[] }> {
+  const srv = http2.createServer({ settings });
+  const sessions: http2.ServerHttp2Session[] = [];
+  srv.on('session', (s) => sessions.push(s));
+  srv.on('stream', (s, h) => {
+    s.on('error', () => {});
+    onStream(s, h);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    for (const s of sessions) s.destroy();
+    srv.close();
+  });
+  return { port: (srv.address() as net.AddressInfo).port, srv, sessions };
+}
+
+function echo(s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): void {
+  if (h['x-status'] !== undefined) return void s.respond({ ':status': Number(h['x-status']), 'grpc-status': '2' }, { endStream: true });
+  s.respond({ ':status': 200, 'x-path': String(h[':path']), 'x-host': String(h[':authority']) }, { waitForTrailers: true });
+  s.on('wantTrailers', () => s.sendTrailers({ 'x-done': 'yes' }));
+  s.pipe(s);
+}
+
+async function client(port: number): Promise<H2ClientConnection> {
+  const c = await ourClient(port);
+  closers.push(() => c.destroy());
+  return c;
+}
+
+test('client: GET, and a 6 MB POST echoed with trailers, checksummed', async () => {
+  const { port } = await nodeServer(echo);
+  const c = await client(port);
+  const r = new Recorder();
+  c.request(get('/a?b'), true, r);
+  await r.done;
+  assert.equal(r.head!.status, 200);
+  assert.equal(r.head!.headers[r.head!.headers.indexOf('x-path') + 1], '/a?b');
+  assert.deepEqual(r.trailers, ['x-done', 'yes']);
+  const body = randomBytes(6 << 20);
+  const p = new Recorder();
+  const s = c.request(get('/up', [], 'POST'), false, p);
+  for (let i = 0; i < body.length; i += 100_000) s.write(body.subarray(i, i + 100_000));
+  s.end();
+  await p.done;
+  assert.equal(p.reset, undefined);
+  assert.equal(sha(p.body()), sha(body));
+});
+
+test('client: an HTTP/1-shaped head (Host, upper case, connection fields) is carried correctly', async () => {
+  let seen: http2.IncomingHttpHeaders = {};
+  const { port } = await nodeServer((s, h) => {
+    seen = h;
+    s.respond({ ':status': 204 }, { endStream: true });
+  });
+  const c = await client(port);
+  const r = new Recorder();
+  c.request({ method: 'GET', target: '/x', scheme: undefined, authority: undefined, version: 11, headers: ['Host', 'h1.example', 'Connection', 'keep-alive', 'X-Mixed', 'v', 'TE', 'trailers'] }, true, r);
+  await r.done;
+  assert.equal(r.head!.status, 204);
+  assert.equal(seen[':authority'], 'h1.example');
+  assert.equal(seen['x-mixed'], 'v');
+  assert.equal(seen.te, 'trailers');
+  assert.equal(seen.connection, undefined);
+});
+
+test('client: trailers-only response, 100-continue', async () => {
+  const { port } = await nodeServer((s, h) => {
+    if (h.expect !== undefined) {
+      s.additionalHeaders({ ':status': 100 });
+      s.respond({ ':status': 200 });
+      s.pipe(s);
+      return;
+    }
+    echo(s, h);
+  });
+  const c = await client(port);
+  const t = new Recorder();
+  c.request(get('/g', ['x-status', '200']), true, t);
+  await t.done;
+  assert.equal(t.head!.status, 200);
+  assert.equal(t.head!.headers[t.head!.headers.indexOf('grpc-status') + 1], '2');
+  const e = new Recorder();
+  const s = c.request(get('/e', ['expect', '100-continue'], 'POST'), false, e);
+  await eventually(() => e.continued);
+  s.end(); // no body after all
+  await e.done;
+  assert.equal(e.head!.status, 200);
+});
+
+test('client: RST_STREAM both ways keeps its code', async () => {
+  let gotCode = -1;
+  const { port } = await nodeServer((s, h) => {
+    if (h[':path'] === '/rst') return void s.close(0xd);
+    s.on('close', () => (gotCode = s.rstCode ?? -1));
+    s.respond({ ':status': 200 });
+  });
+  const c = await client(port);
+  const r = new Recorder();
+  c.request(get('/rst'), true, r);
+  await r.done;
+  assert.equal(r.reset!.h2Code, 0xd);
+  assert.equal(r.reset!.error.code, 'MESH_UPSTREAM_RESET');
+  const w = new Recorder();
+  const s = c.request(get('/wait', [], 'POST'), false, w);
+  await eventually(() => w.head !== undefined);
+  s.reset({ h2Code: 0x8, error: undefined as never });
+  await eventually(() => gotCode === 0x8);
+});
+
+test('client: GOAWAY lets in-flight streams finish; queued and new ones fail MESH_H2_REFUSED', async () => {
+  const held: http2.ServerHttp2Stream[] = [];
+  const { port, sessions } = await nodeServer((s) => held.push(s), { maxConcurrentStreams: 1 });
+  const c = await client(port);
+  const first = new Recorder();
+  c.request(get('/1'), true, first);
+  await eventually(() => held.length === 1);
+  const queued = new Recorder();
+  c.request(get('/2'), true, queued); // beyond the peer's limit of 1: waits
+  assert.equal(c.load, 2);
+  sessions[0]!.goaway(0, 1); // last-stream-id 1
+  await queued.done;
+  assert.equal(queued.reset!.error.code, 'MESH_H2_REFUSED');
+  assert.equal(c.isAvailable(), false);
+  const late = new Recorder();
+  c.request(get('/3'), true, late);
+  await late.done;
+  assert.equal(late.reset!.error.code, 'MESH_H2_REFUSED');
+  held[0]!.respond({ ':status': 200 });
+  held[0]!.end('finished');
+  await first.done;
+  assert.equal(first.body().toString(), 'finished');
+  await eventually(() => c.dead);
+});
+
+test('client: streams beyond the peer limit queue and all complete', async () => {
+  let open = 0;
+  let peak = 0;
+  const { port } = await nodeServer((s) => {
+    peak = Math.max(peak, ++open);
+    setTimeout(() => {
+      open--;
+      s.respond({ ':status': 200 });
+      s.end('ok');
+    }, 5);
+  }, { maxConcurrentStreams: 3 });
+  const c = await client(port);
+  await new Promise((r) => setTimeout(r, 50)); // the peer's SETTINGS
+  const rs = Array.from({ length: 20 }, () => new Recorder());
+  rs.forEach((r, i) => c.request(get(`/${i}`), true, r));
+  await Promise.all(rs.map((r) => r.done));
+  assert.ok(rs.every((r) => r.body().toString() === 'ok'));
+  assert.ok(peak <= 3, `peak ${peak}`);
+});
+
+test('client: a slow response reader holds at most the stream window, then completes', async () => {
+  const body = randomBytes(3 << 20);
+  const { port } = await nodeServer((s) => {
+    s.respond({ ':status': 200 });
+    s.end(body);
+  });
+  const c = await client(port);
+  const r = new Recorder();
+  r.stall = true;
+  const s = c.request(get('/big'), true, r);
+  await new Promise((res) => setTimeout(res, 300));
+  assert.ok(r.bytes <= 65535 + 16384, `got ${r.bytes}`);
+  const held = c.streams.get(1)!.held;
+  assert.ok(held <= 65535, `held ${held}`);
+  r.stall = false;
+  s.resume();
+  await r.done;
+  assert.equal(sha(r.body()), sha(body));
+});
+
+test('client: the peer vanishing resets every stream; the connection is unavailable', async () => {
+  const { port, sessions } = await nodeServer(() => {});
+  const c = await client(port);
+  const rs = [new Recorder(), new Recorder()];
+  rs.forEach((r) => c.request(get('/hang'), true, r));
+  await eventually(() => sessions.length === 1 && c.streams.size === 2);
+  sessions[0]!.destroy(); // the socket closes, no GOAWAY
+  await Promise.all(rs.map((r) => r.done));
+  assert.ok(rs.every((r) => r.reset?.error.code === 'MESH_UPSTREAM_RESET'));
+  assert.equal(c.isAvailable(), false);
+  await eventually(() => c.socket.destroyed);
+});
+
+test('client: a response head beyond our limit resets that stream only', async () => {
+  const { port } = await nodeServer((s, h) => {
+    s.respond(h[':path'] === '/big' ? { ':status': 200, 'x-big': 'b'.repeat(9000) } : { ':status': 200 }, { endStream: true });
+  });
+  const c = await ourClient(port, { maxHeaderListSize: 4096 });
+  closers.push(() => c.destroy());
+  const big = new Recorder();
+  c.request(get('/big'), true, big);
+  await big.done;
+  assert.equal(big.reset!.error.code, 'MESH_HEADERS_TOO_LARGE');
+  const ok = new Recorder();
+  c.request(get('/ok'), true, ok);
+  await ok.done;
+  assert.equal(ok.head!.status, 200);
+});
