@@ -185,14 +185,16 @@ test('client: a slow response reader holds at most the stream window, then compl
 });
 
 test('client: the peer vanishing resets every stream; the connection is unavailable', async () => {
-  const { port, sessions } = await nodeServer(() => {});
+  const { port, srv, sessions } = await nodeServer(() => {});
+  const raw: net.Socket[] = [];
+  srv.on('connection', (sock: net.Socket) => raw.push(sock));
   const c = await client(port);
   const rs = [new Recorder(), new Recorder()];
   rs.forEach((r) => c.request(get('/hang'), true, r));
   await eventually(() => sessions.length === 1 && c.streams.size === 2);
-  sessions[0]!.destroy(); // the socket closes, no GOAWAY
+  raw[0]!.destroy(); // the socket closes, no GOAWAY
   await Promise.all(rs.map((r) => r.done));
-  assert.ok(rs.every((r) => r.reset?.error.code === 'MESH_UPSTREAM_RESET'));
+  assert.ok(rs.every((r) => r.reset?.error.code === 'MESH_UPSTREAM_RESET'), rs.map((r) => r.reset?.error.message).join());
   assert.equal(c.isAvailable(), false);
   await eventually(() => c.socket.destroyed);
 });
