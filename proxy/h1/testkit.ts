@@ -1,5 +1,7 @@
 // Test and fuzz helpers: a parser listener that records what it is told, and
 // a driver feeding input at chosen split points.
+import { once } from 'node:events';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { ProxyError } from '../errors.js';
 import type { HeaderList, RequestHead, ResponseHead } from '../message/types.js';
 import { H1Parser, type H1ParserListener, type H1ParserOptions } from './parser.js';
@@ -75,4 +77,53 @@ export function feed(mode: 'request' | 'response', input: Buffer, splits: number
     if (!parser.finish()) rec.error = { code: 'TRUNCATED', message: 'truncated' } as unknown as ProxyError;
   }
   return { rec, parser, rest: -1 };
+}
+
+
+/** A connected loopback TCP pair (server side created with allowHalfOpen, as the proxy's listener does). */
+export async function loopback(): Promise<{ client: Socket; server: Socket; close(): void }> {
+  const srv: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const port = (srv.address() as { port: number }).port;
+  const accepted = once(srv, 'connection');
+  const client = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  await once(client, 'connect');
+  const [server] = (await accepted) as [Socket];
+  srv.close();
+  return {
+    client,
+    server,
+    close(): void {
+      client.destroy();
+      server.destroy();
+    },
+  };
+}
+
+/** Everything a socket sends until it ends or `until` matches. */
+export function collect(s: Socket, until?: (text: string) => boolean): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    const done = (): void => {
+      s.off('data', onData);
+      resolve(text);
+    };
+    const onData = (d: Buffer): void => {
+      text += d.toString('latin1');
+      if (until?.(text)) done();
+    };
+    s.on('data', onData);
+    s.once('end', done);
+    s.once('close', done);
+  });
+}
+
+/** Polls until cond() holds (tests on real sockets), failing after `ms`. */
+export async function eventually(cond: () => boolean, ms = 2000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
