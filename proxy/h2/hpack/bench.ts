@@ -4,7 +4,8 @@
 // cookies, a bearer token and a user-agent, whose :path, request id and traceparent change per
 // request; and a tiny gRPC-style head.
 //
-// Measured on the 2-core dev VM (Node 20, ops/s, warm table; block sizes in octets):
+// Measured on the 2-core dev VM (Node 20, ops/s, warm table; block sizes in octets; runs vary
+// by up to ±40% on this VM, the ratios hold):
 //   realistic, 14 fields / 867 octets   first  warm   encode  decode  enc+dec
 //     ours, no Huffman                     780   347    493k    644k    252k
 //     ours, Huffman                        587   270    159k    353k    107k

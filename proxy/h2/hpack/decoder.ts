@@ -3,6 +3,10 @@
 import { huffmanDecode, huffmanDecodedBound } from './huffman.js';
 import { STATIC_COUNT, STATIC_NAMES, STATIC_VALUES } from './static-table.js';
 
+// Huffman output, shared by every decoder (decode() is synchronous and turns it into a string
+// before returning); grown on demand.
+let huffmanOut = Buffer.allocUnsafeSlow(1024);
+
 export type HpackErrorCode = 'MESH_HPACK_DECODE' | 'MESH_HEADERS_TOO_LARGE';
 
 /**
@@ -47,8 +51,6 @@ export class HpackDecoder {
   private count = 0;
   /** Read position in the block being decoded (a field, so integer reads need no tuples). */
   private pos = 0;
-  /** Huffman output; grown on demand, kept across blocks. */
-  private scratch = Buffer.allocUnsafe(256);
 
   constructor(opts?: HpackDecoderOptions) {
     this.maxTableSize = opts?.maxTableSize ?? 4096;
@@ -168,10 +170,10 @@ export class HpackDecoder {
     this.pos = end;
     if (!huffman) return block.toString('latin1', start, end);
     const bound = huffmanDecodedBound(length);
-    if (this.scratch.length < bound) this.scratch = Buffer.allocUnsafe(Math.max(bound, this.scratch.length * 2));
-    const n = huffmanDecode(block, start, end, this.scratch);
+    if (huffmanOut.length < bound) huffmanOut = Buffer.allocUnsafeSlow(Math.max(bound, huffmanOut.length * 2));
+    const n = huffmanDecode(block, start, end, huffmanOut);
     if (n < 0) throw decodeError('invalid Huffman string');
-    return this.scratch.toString('latin1', 0, n);
+    return huffmanOut.toString('latin1', 0, n);
   }
 
   /** Ring slot of dynamic entry `d` (0 = newest). */

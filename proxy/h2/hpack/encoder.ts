@@ -58,6 +58,10 @@ const POLICY: ReadonlyMap<string, number> = new Map([
 
 const SHORT_COOKIE = 20;
 
+// Blocks are built here and copied out once. encode() runs to completion synchronously, so one
+// buffer serves every encoder in the process instead of 4 KB held by each idle connection.
+let scratch = Buffer.allocUnsafeSlow(4096);
+
 /** What the dynamic table holds for one name: value → insertion number, and the newest one. */
 interface DynamicName {
   readonly values: Map<string, number>;
@@ -82,7 +86,6 @@ export class HpackEncoder {
   private readonly ringNames: string[];
   private readonly ringValues: string[];
   private readonly byName = new Map<string, DynamicName>();
-  private scratch = Buffer.allocUnsafeSlow(4096);
   private off = 0;
 
   constructor(opts?: HpackEncoderOptions) {
@@ -114,7 +117,7 @@ export class HpackEncoder {
     }
     for (let i = 0; i + 1 < headers.length; i += 2) this.encodeField(headers[i]!, headers[i + 1]!);
     const out = Buffer.allocUnsafe(this.off);
-    this.scratch.copy(out, 0, 0, this.off);
+    scratch.copy(out, 0, 0, this.off);
     return out;
   }
 
@@ -193,7 +196,7 @@ export class HpackEncoder {
 
   private writeInt(firstByte: number, prefixBits: number, value: number): void {
     const mask = (1 << prefixBits) - 1;
-    const buf = this.scratch;
+    const buf = scratch;
     if (value < mask) {
       buf[this.off++] = firstByte | value;
       return;
@@ -213,12 +216,12 @@ export class HpackEncoder {
       const hlen = huffmanEncodedLength(s);
       if (hlen < len) {
         this.writeInt(0x80, 7, hlen);
-        this.off = huffmanEncode(s, this.scratch, this.off);
+        this.off = huffmanEncode(s, scratch, this.off);
         return;
       }
     }
     this.writeInt(0, 7, len);
-    const buf = this.scratch;
+    const buf = scratch;
     // Short strings are copied in JS; a call into C++ costs more than the loop below ~32 chars.
     if (len < 32) {
       let off = this.off;
@@ -230,9 +233,9 @@ export class HpackEncoder {
   }
 
   private ensure(n: number): void {
-    if (this.off + n <= this.scratch.length) return;
-    const bigger = Buffer.allocUnsafeSlow(Math.max(this.scratch.length * 2, this.off + n));
-    this.scratch.copy(bigger, 0, 0, this.off);
-    this.scratch = bigger;
+    if (this.off + n <= scratch.length) return;
+    const bigger = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, this.off + n));
+    scratch.copy(bigger, 0, 0, this.off);
+    scratch = bigger;
   }
 }
