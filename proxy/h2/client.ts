@@ -51,6 +51,7 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
   #open(s: H2Stream): void {
     s.id = this.#nextId;
     this.#nextId += 2;
+    s.sendWindow = this.peerInitialWindow; // a queued stream missed SETTINGS changes while it waited
     this.streams.set(s.id, s);
     this.sendHeaders(s, requestFields(s.head), s.bodyless);
     if (s.bodyless) s.localEnded = true;
