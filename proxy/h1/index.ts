@@ -7,3 +7,5 @@ export { H1ServerConnection, type H1ServerOptions } from './server.js';
 export { H1Parser, type H1ParserListener, type H1ParserOptions, type BodyKind } from './parser.js';
 export { serializeRequest, serializeResponse, type Framing } from './serialize.js';
 export { Deadlines, sharedDeadlines, type DeadlinesOptions, type Expiring } from './deadlines.js';
+export { H1Pool, type H1PoolOptions } from './pool.js';
+export { H1ClientConnection } from './client.js';

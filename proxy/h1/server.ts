@@ -92,8 +92,8 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
     socket.on('drain', this.#onDrain);
+    this.#deadlines.add(this); // first: it refreshes `now` when the sweeper was asleep
     this.#arm(D_HEAD, this.#headTimeout);
-    this.#deadlines.add(this);
     if (initial !== undefined && initial.length > 0) this.#onData(initial);
     // Detection may have paused the socket; we read from here on.
     if (!this.#closed && !this.#readPaused && !this.#bufPaused && this.#tunnelHead === undefined) socket.resume();
