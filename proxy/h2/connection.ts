@@ -220,6 +220,7 @@ export abstract class H2Connection implements F.FrameSink {
     if (this.role !== 'server') return;
     const l = s.l;
     s.l = null;
+    s.discardRest();
     if (this.#ourResets.take()) this.resetStream(s, H2_NO_ERROR);
     if (l !== null && !s.endDelivered) l.onReset(streamReset(H2_NO_ERROR, 'MESH_CLIENT_RESET', 'request body not read: the response is complete'));
   }

@@ -211,3 +211,29 @@ test('server: a slow request-body reader back-pressures the client within the st
   await eventually(() => done);
   assert.equal(got, body.length);
 });
+
+test('server: a complete response before the request body ends asks the client to stop (RST_STREAM NO_ERROR)', async () => {
+  const resets: StreamReset[] = [];
+  const handler = {
+    onRequest(s: ServerStream): void {
+      s.listen({ onData: () => true, onEnd: () => {}, onReset: (r) => resets.push(r), onWritable: () => {} });
+      s.respond({ status: 413, reason: '', version: 20, headers: [] }, false);
+      s.write(Buffer.from('too big'));
+      s.end();
+    },
+  };
+  const { srv, c } = await setup(handler as never);
+  const req = c.request({ ':method': 'POST', ':path': '/upload' });
+  req.on('error', () => {});
+  req.write(randomBytes(100_000));
+  const chunks: Buffer[] = [];
+  let status = 0;
+  req.on('response', (h) => (status = Number(h[':status'])));
+  req.on('data', (d: Buffer) => chunks.push(d));
+  await new Promise((r) => req.on('close', r));
+  assert.equal(status, 413);
+  assert.equal(Buffer.concat(chunks).toString(), 'too big'); // the body tail arrives intact before the reset
+  assert.equal(req.rstCode, 0);
+  assert.equal(resets[0]?.h2Code, 0);
+  await eventually(() => srv.conns[0]!.streams.size === 0);
+});

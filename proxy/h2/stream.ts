@@ -33,6 +33,8 @@ export class H2Stream implements ServerStream, ClientStream {
   endDelivered = false;
   /** Request was HEAD (client role): a response's content-length describes no body. */
   noBody = false;
+  /** Our response is complete and the rest of the request body is read and dropped (§8.1). */
+  discard = false;
 
   // Receive side.
   recvWindow: number;
@@ -128,7 +130,8 @@ export class H2Stream implements ServerStream, ClientStream {
   onData(data: Buffer, flow: number, end: boolean): void {
     if (flow > data.length) this.consumed(flow - data.length); // padding is consumed at once
     const n = data.length;
-    if (n > 0) {
+    if (this.discard) this.consumed(n);
+    else if (n > 0) {
       if (this.l === null || this.paused || this.inQ !== null) {
         (this.inQ ??= []).push(Buffer.from(data));
         this.#hold(n);
@@ -146,7 +149,8 @@ export class H2Stream implements ServerStream, ClientStream {
   remoteEnd(trailers: HeaderList | undefined): void {
     this.remoteEnded = true;
     this.trailers = trailers;
-    this.drainIn();
+    if (this.discard) this.conn.streamDone(this);
+    else this.drainIn();
   }
 
   /** Delivers queued body while the listener takes it, then the end. */
@@ -204,6 +208,15 @@ export class H2Stream implements ServerStream, ClientStream {
     const owed = Math.min(n, this.connOwed);
     this.connOwed -= owed;
     this.conn.unhold(n, owed);
+    this.#creditStream(n);
+  }
+
+  /** From now on the request body is read and dropped: what is held is consumed. */
+  discardRest(): void {
+    const n = this.held;
+    this.discard = true;
+    this.paused = false;
+    this.releaseHeld();
     this.#creditStream(n);
   }
 
