@@ -27,9 +27,12 @@ export interface Limits {
 
 // 'app': an application's client or server. Windows like browsers and Go
 // use: a slow app can hold 64 KiB per stream. 'mesh': the peer proxy, one
-// connection multiplexing many clients: windows wide enough for a
-// loopback/LAN bandwidth-delay product, and reset budgets sized so that
-// cancellations relayed from many clients never look like an attack.
+// connection multiplexing many clients: windows above a LAN bandwidth-delay
+// product (10 Gb/s x 0.5 ms = 625 KB). Measured on loopback, 4 streams x
+// 256 MiB: 1/4 MiB (stream/connection) moved as much as 4/16 MiB with half
+// the RSS (~100 vs ~190 MB); 256 KiB/1 MiB was ~20% slower. Reset budgets
+// are sized so that cancellations relayed from many clients never look
+// like an attack.
 export const PROFILES: Record<'app' | 'mesh', Limits> = {
   app: {
     maxConcurrentStreams: 100,
@@ -47,9 +50,9 @@ export const PROFILES: Record<'app' | 'mesh', Limits> = {
   },
   mesh: {
     maxConcurrentStreams: 1000,
-    streamWindow: 4 << 20,
-    connectionWindow: 16 << 20,
-    holdBudget: 16 << 20,
+    streamWindow: 1 << 20,
+    connectionWindow: 4 << 20,
+    holdBudget: 4 << 20,
     maxHeaderListSize: 64 * 1024,
     maxHeaderBlock: 128 * 1024,
     resetBurst: 100_000,
