@@ -371,7 +371,7 @@ async function h1Backend(): Promise<{ port: number; seen: H1Seen[]; connections:
         res.end();
       } else {
         // With a length, so a raw client knows where the JSON ends.
-        const json = Buffer.from(JSON.stringify({ method: req.method, url: req.url, rawHeaders: req.rawHeaders, body: body.toString('latin1') }));
+        const json = Buffer.from(JSON.stringify({ method: req.method, url: req.url, rawHeaders: req.rawHeaders, rawTrailers: req.rawTrailers, body: body.toString('latin1') }));
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': json.length });
         res.end(json);
       }
@@ -381,6 +381,13 @@ async function h1Backend(): Promise<{ port: number; seen: H1Seen[]; connections:
   server.on('checkContinue', (req, res) => {
     res.writeContinue();
     handle(req, res);
+  });
+  // A toy protocol after 101: the backend echoes upper-cased.
+  server.on('upgrade', (req: http.IncomingMessage, sock: net.Socket, rest: Buffer) => {
+    sock.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n');
+    if (rest.length > 0) sock.write(rest.toString('latin1').toUpperCase());
+    sock.on('data', (d: Buffer) => sock.write(d.toString('latin1').toUpperCase()));
+    sock.on('error', () => {});
   });
   server.on('connection', (sock: net.Socket) => {
     state.connections++;
@@ -588,6 +595,37 @@ for (const meshed of [false, true]) {
       });
     }
 
+    it('answers HEAD with the length and no body, and the connection goes on', async () => {
+      const s = net.connect(proxy.port, '127.0.0.1');
+      try {
+        await once(s, 'connect');
+        let text = '';
+        s.on('data', (d: Buffer) => (text += d.toString('latin1')));
+        s.write('HEAD /fine HTTP/1.1\r\nHost: api.test\r\n\r\n');
+        await eventually(() => text.includes('\r\n\r\n'));
+        assert.match(text, /^HTTP\/1\.1 299 Fine Thanks\r\n/);
+        assert.match(text, /\r\nContent-Length: 2\r\n/);
+        text = '';
+        // Had the proxy waited for the 2 bytes HEAD announced, this would never be answered.
+        s.write('GET /fine HTTP/1.1\r\nHost: api.test\r\n\r\n');
+        await eventually(() => text.endsWith('\r\n\r\nok'));
+        assert.match(text, /^HTTP\/1\.1 299 Fine Thanks\r\n/, 'no body bytes of the HEAD response before the next head');
+      } finally {
+        s.destroy();
+      }
+    });
+
+    it('forwards a chunked request body and its trailers', async () => {
+      const text = await rawExchange(
+        proxy.port,
+        'POST /echo HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\nTrailer: X-Req-Sum\r\n\r\n4\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Req-Sum: 9\r\n\r\n',
+        (t) => t.endsWith('}'),
+      );
+      const seen = JSON.parse(text.slice(text.indexOf('{'))) as { body: string; rawTrailers: string[] };
+      assert.equal(seen.body, 'wikipedia');
+      assert.deepEqual(pairs(seen.rawTrailers).map(([n, v]) => [n.toLowerCase(), v]), [['x-req-sum', '9']]);
+    });
+
     it('relays a chunked response with trailers', async () => {
       const r = await h1Request(proxy.port, agent, { path: '/trailers' });
       assert.ok(r.complete);
@@ -726,5 +764,168 @@ describe('backpressure', () => {
         await backend.close();
       }
     });
+  }
+});
+
+// ---- Upgrade (direct h1 only: a meshed upgrade goes over an 'http1' session the test's server proxy does not serve) ----
+
+describe('h1 upgrade', () => {
+  it('replays the head with its Connection and Upgrade fields, then bytes flow raw both ways', async () => {
+    const backend = await h1Backend();
+    const proxy = await startProxy({ direction: 'outbound', protocol: 'h1', target: addr(backend.port), h1Pool: pool });
+    try {
+      const text = await rawExchange(proxy.port, 'GET /ws HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\nhello', (t) => t.endsWith('HELLO'));
+      assert.match(text, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+      assert.ok(text.endsWith('\r\n\r\nHELLO'));
+    } finally {
+      await proxy.close();
+      await backend.close();
+    }
+  });
+});
+
+// ---- metrics through both stages, HTTP/1 ----
+
+describe('h1 metrics through both stages', () => {
+  it('counts requests and responses by status, classification, error and authority on each proxy', async () => {
+    const backend = await h1Backend();
+    const mesh = await startMesh('h1', addr(backend.port), pool);
+    try {
+      const authority = 'api.test:8080';
+      for (const path of ['/status/200', '/status/200', '/status/200', '/status/503', '/die']) {
+        await h1Request(mesh.client.port, false, { path, headers: { host: authority } });
+      }
+      for (const [node, direction] of [[mesh.client, 'outbound'], [mesh.server, 'inbound']] as const) {
+        const text = await node.metrics.registry.metrics();
+        const req = samples(text, 'request_total').filter((x) => x.labels.authority === authority);
+        assert.deepEqual(req.map((x) => [x.labels.direction, x.value]), [[direction, 5]], `${direction} request_total`);
+        const res = samples(text, 'response_total').filter((x) => x.labels.authority === authority);
+        const by = (code: string, cls: string, error?: string): number | undefined =>
+          res.find((x) => x.labels.status_code === code && x.labels.classification === cls && x.labels.error === error)?.value;
+        assert.equal(by('200', 'success'), 3, `${direction} 200 success`);
+        assert.equal(by('503', 'failure'), 1, `${direction} 503 failure`);
+        // The backend died mid-body: a 200 that failed, with the upstream's error code.
+        assert.equal(by('200', 'failure', 'MESH_UPSTREAM_RESET'), 1, `${direction} cut 200: ${JSON.stringify(res.map((x) => x.labels))}`);
+        assert.equal(res.length, 3, `${direction}: no other response series`);
+      }
+    } finally {
+      await mesh.close();
+      await backend.close();
+    }
+  });
+
+  it('counts a refused connect as a 502 failure with its error code', async () => {
+    const proxy = await startProxy({ direction: 'outbound', protocol: 'h1', target: addr(await closedPort()), h1Pool: pool });
+    try {
+      assert.equal((await h1Request(proxy.port, false, { path: '/', headers: { host: 'gone.test' } })).status, 502);
+      const res = samples(await proxy.metrics.registry.metrics(), 'response_total').filter((x) => x.labels.authority === 'gone.test');
+      assert.deepEqual(res.map((x) => [x.labels.status_code, x.labels.classification, x.labels.error, x.value]), [['502', 'failure', 'MESH_CONNECT_REFUSED', 1]]);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+// ---- request smuggling: a body the client framed must reach the backend framed, once ----
+
+/**
+ * A raw HTTP/1 backend that parses requests itself (chunked or by length, no
+ * body otherwise) and logs each one with its decoded body; a body forwarded
+ * unframed shows up here as a second, garbage request.
+ */
+async function rawBackend(): Promise<{ port: number; requests: { head: string; body: string }[]; close(): Promise<void> }> {
+  const requests: { head: string; body: string }[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    let buf = '';
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.slice(0, end);
+        let at = end + 4;
+        let body = '';
+        if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) {
+          for (;;) {
+            const eol = buf.indexOf('\r\n', at);
+            if (eol < 0) return;
+            const size = parseInt(buf.slice(at, eol), 16);
+            if (size === 0) {
+              const fin = buf.indexOf('\r\n\r\n', eol);
+              if (fin < 0) return;
+              at = fin + 4;
+              break;
+            }
+            if (buf.length < eol + 2 + size + 2) return;
+            body += buf.slice(eol + 2, eol + 2 + size);
+            at = eol + 2 + size + 2;
+          }
+        } else {
+          const cl = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+          if (cl) {
+            const n = Number(cl[1]);
+            if (buf.length < at + n) return;
+            body = buf.slice(at, at + n);
+            at += n;
+          }
+        }
+        buf = buf.slice(at);
+        requests.push({ head, body });
+        sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    requests,
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
+}
+
+describe('request smuggling', () => {
+  let backend: Awaited<ReturnType<typeof rawBackend>>;
+  let direct: ProxyNode;
+  let mesh: MeshPair;
+
+  before(async () => {
+    backend = await rawBackend();
+    direct = await startProxy({ direction: 'outbound', protocol: 'h1', target: addr(backend.port), h1Pool: pool });
+    mesh = await startMesh('h1', addr(backend.port), pool);
+  });
+  after(async () => {
+    await direct.close();
+    await mesh.close();
+    await backend.close();
+  });
+
+  // The body is itself a request: forwarded unframed, the backend would serve GET /admin too.
+  const smuggled = 'GET /admin HTTP/1.1\r\nHost: x\r\n\r\n';
+  const chunkedGet = `GET /s HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\n${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
+  const lengthGet = `GET /s HTTP/1.1\r\nHost: api.test\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`;
+
+  for (const meshed of [false, true]) {
+    for (const [name, request, framing] of [['chunked', chunkedGet, /\r\ntransfer-encoding: chunked/i], ['Content-Length', lengthGet, new RegExp(`\\r\\ncontent-length: ${smuggled.length}`, 'i')]] as const) {
+      it(`a GET with a ${name} body reaches the backend framed, once${meshed ? ' (via mesh)' : ''}`, async () => {
+        const n = backend.requests.length;
+        const text = await rawExchange((meshed ? mesh.client : direct).port, request, (t) => t.endsWith('ok'));
+        assert.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+        // Wait for anything that might follow the first request (an unframed body arrives with it or just after).
+        await eventually(() => backend.requests.length > n);
+        const got = backend.requests.slice(n);
+        assert.equal(got.length, 1, `the backend read ${got.map((r) => r.head.split('\r\n')[0]).join(' + ')}`);
+        assert.match(got[0]!.head, /^GET \/s HTTP\/1\.1\r\n/);
+        assert.match(got[0]!.head, framing);
+        assert.equal(got[0]!.body, smuggled);
+      });
+    }
   }
 });
