@@ -334,6 +334,13 @@ async function h1Backend(): Promise<{ port: number; seen: H1Seen[]; connections:
       res.write(Buffer.alloc(32 * 1024, 2), () => req.socket.destroy());
       return;
     }
+    if (path === '/early') {
+      // Answers before reading the upload (a 413 from an app with a body limit).
+      res.writeHead(413, { 'content-length': '8' });
+      res.end('too big\n');
+      req.resume();
+      return;
+    }
     if (path === '/big20') {
       res.writeHead(200, { 'content-type': 'application/octet-stream' });
       let left = 20 * MB;
@@ -384,10 +391,12 @@ async function h1Backend(): Promise<{ port: number; seen: H1Seen[]; connections:
   });
   // A toy protocol after 101: the backend echoes upper-cased.
   server.on('upgrade', (req: http.IncomingMessage, sock: net.Socket, rest: Buffer) => {
+    sock.on('error', () => {});
+    // The replayed head must still ask for this protocol (Upgrade is hop-by-hop everywhere else).
+    if (req.headers.upgrade !== 'shout' || !/upgrade/i.test(req.headers.connection ?? '')) return void sock.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
     sock.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: shout\r\n\r\n');
     if (rest.length > 0) sock.write(rest.toString('latin1').toUpperCase());
     sock.on('data', (d: Buffer) => sock.write(d.toString('latin1').toUpperCase()));
-    sock.on('error', () => {});
   });
   server.on('connection', (sock: net.Socket) => {
     state.connections++;
@@ -928,4 +937,135 @@ describe('request smuggling', () => {
       });
     }
   }
+});
+
+// ---- a fresh meshed connection, and what the peer refuses ----
+
+describe('fresh and refused connections', () => {
+  it('sends a first request with a 5 MB body while its meshed connection is still being made (h1 and h2 clients)', async () => {
+    const h1b = await h1Backend();
+    const h2b = await h2Backend();
+    const m1 = await startMesh('h1', addr(h1b.port), pool);
+    const m2 = await startMesh('h2', addr(h2b.port), noPool);
+    const session = h2Connect(m2.client.port);
+    try {
+      // No Content-Length: chunked from the client, queued in the pending connection, then replayed.
+      const [up, echo] = await Promise.all([
+        h1Request(m1.client.port, false, { method: 'POST', path: '/upload', body: BIG }),
+        h2Request(session, { ':method': 'POST', ':path': '/echo' }, BIG),
+      ]);
+      assert.equal(up.body.toString(), `${BIG.length} ${BIG_SHA}`);
+      assert.equal(echo.trailers?.['x-request-sha'], BIG_SHA);
+      assert.equal(sha(echo.body), BIG_SHA);
+    } finally {
+      session.destroy();
+      await m1.close();
+      await m2.close();
+      await h1b.close();
+      await h2b.close();
+    }
+  });
+
+  it('sends twenty concurrent first requests over one new meshed connection', async () => {
+    const backend = await h2Backend();
+    const mesh = await startMesh('h2', addr(backend.port), noPool);
+    const session = h2Connect(mesh.client.port);
+    try {
+      const all = await Promise.all(Array.from({ length: 20 }, (_, i) => h2Request(session, { ':path': `/status/${200 + (i % 3)}` })));
+      assert.deepEqual(all.map((r) => r.headers[':status']), Array.from({ length: 20 }, (_, i) => 200 + (i % 3)));
+      assert.equal(mesh.client.connector.meshedDials.length, 1, 'the requests waited for one connection rather than each dialling');
+    } finally {
+      session.destroy();
+      await mesh.close();
+      await backend.close();
+    }
+  });
+
+  for (const meshed of [false, true]) {
+    it(`answers an upload the backend refused early, and the client reads that answer${meshed ? ' (via mesh)' : ''}`, async () => {
+      const backend = await h1Backend();
+      const mesh = meshed ? await startMesh('h1', addr(backend.port), pool) : undefined;
+      const proxy = mesh ? mesh.client : await startProxy({ direction: 'outbound', protocol: 'h1', target: addr(backend.port), h1Pool: pool });
+      try {
+        const r = await h1Request(proxy.port, false, { method: 'POST', path: '/early', body: BIG, headers: { 'content-length': BIG.length } });
+        assert.equal(r.status, 413);
+        assert.equal(r.body.toString(), 'too big\n');
+        assert.ok(r.complete);
+        // The proxy still serves: the early answer cost no more than that exchange.
+        assert.equal((await h1Request(proxy.port, false, { path: '/fine' })).status, 299);
+      } finally {
+        await (mesh ? mesh.close() : proxy.close());
+        await backend.close();
+      }
+    });
+  }
+
+  // A stand-in for the server proxy: node:http2 refusing streams unprocessed (REFUSED_STREAM), as a peer going away does.
+  async function refusingPeer(refusals: number): Promise<{ port: number; streams: number; close(): Promise<void> }> {
+    const state = { streams: 0 };
+    const server = http2.createServer();
+    const sessions = new Set<http2.ServerHttp2Session>();
+    server.on('session', (s) => {
+      sessions.add(s);
+      s.on('close', () => sessions.delete(s));
+    });
+    server.on('stream', (stream) => {
+      stream.on('error', () => {});
+      if (++state.streams <= refusals) return void stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      stream.respond({ ':status': 200, 'mesh-orig-headers': 'X-Served' , 'x-served': String(state.streams) });
+      stream.end('served');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      get streams() {
+        return state.streams;
+      },
+      close: () => {
+        for (const s of sessions) s.destroy();
+        return new Promise((r) => server.close(() => r()));
+      },
+    };
+  }
+
+  it('retries a bodyless request the peer refused unprocessed, once (h1 and h2 clients)', async () => {
+    for (const protocol of ['h1', 'h2'] as const) {
+      const peer = await refusingPeer(1);
+      const proxy = await startProxy({ direction: 'outbound', protocol, target: addr(peer.port), peerIdentity: API_ID, h1Pool: noPool });
+      try {
+        if (protocol === 'h1') {
+          const r = await h1Request(proxy.port, false, { path: '/' });
+          assert.equal(r.status, 200, 'h1');
+          assert.equal(r.body.toString(), 'served');
+        } else {
+          const session = h2Connect(proxy.port);
+          const r = await h2Request(session, { ':path': '/' });
+          session.destroy();
+          assert.equal(r.headers[':status'], 200, 'h2');
+        }
+        assert.equal(peer.streams, 2, `${protocol}: refused once, served on the retry`);
+      } finally {
+        await proxy.close();
+        await peer.close();
+      }
+    }
+  });
+
+  it('answers 502 MESH_H2_REFUSED when the retry is refused too, and never retries a request with a body', async () => {
+    const peer = await refusingPeer(10);
+    const proxy = await startProxy({ direction: 'outbound', protocol: 'h1', target: addr(peer.port), peerIdentity: API_ID, h1Pool: noPool });
+    try {
+      const r = await h1Request(proxy.port, false, { path: '/' });
+      assert.equal(r.status, 502);
+      assert.equal(pairs(r.rawHeaders).find(([n]) => n.toLowerCase() === 'mesh-proxy-error')?.[1], 'MESH_H2_REFUSED');
+      assert.equal(peer.streams, 2, 'one retry only');
+      const withBody = await h1Request(proxy.port, false, { method: 'POST', path: '/', body: Buffer.from('once') });
+      assert.equal(withBody.status, 502);
+      assert.equal(peer.streams, 3, 'a request with a body is not sent twice');
+    } finally {
+      await proxy.close();
+      await peer.close();
+    }
+  });
 });
