@@ -1000,6 +1000,27 @@ describe('fresh and refused connections', () => {
     });
   }
 
+  it('sends the requests that waited for a meshed connection even when a drain began meanwhile', async () => {
+    const backend = await h1Backend();
+    const mesh = await startMesh('h1', addr(backend.port), pool);
+    const c = mesh.client.connector;
+    // Shutdown starts after the dial began and before it completed.
+    const dial = c.dialMeshed.bind(c);
+    c.dialMeshed = (...a) => {
+      const p = dial(...a);
+      c.drain();
+      return p;
+    };
+    try {
+      const r = await h1Request(mesh.client.port, false, { path: '/fine' });
+      assert.equal(r.status, 299, `answered ${r.status} ${r.body.toString().trim()}`);
+      assert.equal(c.meshedDials.length, 1);
+    } finally {
+      await mesh.close();
+      await backend.close();
+    }
+  });
+
   // A stand-in for the server proxy: node:http2 refusing streams unprocessed (REFUSED_STREAM), as a peer going away does.
   async function refusingPeer(refusals: number): Promise<{ port: number; streams: number; close(): Promise<void> }> {
     const state = { streams: 0 };
