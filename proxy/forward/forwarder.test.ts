@@ -214,6 +214,18 @@ for (const meshed of [false, true]) {
       assert.equal(await seen.closed, http2.constants.NGHTTP2_CANCEL);
     });
 
+    it('cancels the backend stream when the client connection goes away mid-response', async () => {
+      const own = h2Connect(proxy.port);
+      const req = own.request({ ':path': '/hang' });
+      req.on('error', () => {});
+      await once(req, 'response');
+      await once(req, 'data');
+      const seen = backend.seen.at(-1)!;
+      assert.equal(seen.path, '/hang');
+      own.destroy();
+      assert.equal(await seen.closed, http2.constants.NGHTTP2_CANCEL);
+    });
+
     it('resets the client stream when the backend connection dies mid-response', async () => {
       const r = await h2Request(session, { ':path': '/die' });
       assert.equal(r.headers[':status'], 200);
