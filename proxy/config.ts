@@ -28,6 +28,10 @@ export interface ProxyConfig {
   detectMaxBytes: number;
   connectTimeoutOutboundMs: number;
   connectTimeoutInboundMs: number;
+  /** A request head must arrive within this (HAProxy's `timeout http-request`). */
+  headTimeoutMs: number;
+  /** Keep-alive client connections with no request in flight close after this. */
+  idleTimeoutMs: number;
   logLevel: LogLevel;
   /** Workload identity (MESH_PROXY_IDENTITY_*); undefined when off. */
   identity: IdentityConfig | undefined;
@@ -138,6 +142,8 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
     inboundMode: choice(env, 'MESH_PROXY_INBOUND_MODE', ['redirect', 'tproxy'] as const, 'redirect'),
     connectTimeoutOutboundMs: duration(env, 'MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT', 1000),
     connectTimeoutInboundMs: duration(env, 'MESH_PROXY_INBOUND_CONNECT_TIMEOUT', 100),
+    headTimeoutMs: duration(env, 'MESH_PROXY_HEAD_TIMEOUT', 10_000),
+    idleTimeoutMs: duration(env, 'MESH_PROXY_IDLE_TIMEOUT', 60_000),
     logLevel: choice(env, 'MESH_PROXY_LOG_LEVEL', ['error', 'warn', 'info', 'debug'] as const, 'info'),
     identity,
     meshedDestinations,

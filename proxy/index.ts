@@ -4,9 +4,10 @@
 //   outbound: destination meshed? (transport/destinations.ts: its proxy's identity)
 //     → opaque port? forward TCP at once (opaque.ts)
 //     → detect the protocol on the first bytes (detect/)
-//     → http1 (http1.ts) | h2 (h2.ts) | tls or unknown: opaque TCP
+//     → HTTP stage (forward/http.ts: our HTTP/1 or h2 codec, one forwarder,
+//       upstreams from connect/) | tls or unknown: opaque TCP
 //     meshed: all of it inside mTLS to the peer proxy (transport/tls.ts), HTTP/1
-//     carried as HTTP/2 (h1-over-h2.ts), opaque bytes after a connection header
+//     carried as HTTP/2 (message/h1-over-h2.ts), opaque bytes after a connection header
 //   inbound: a ClientHello naming our identity → terminate mTLS, read the
 //     connection header (transport/header.ts) → the protocol it names, no detection;
 //     anything else → detect as above (refused on a port that requires identity)
@@ -16,17 +17,18 @@ import { startAdmin } from './admin.js';
 import type { ProxyConfig } from './config.js';
 import { bindContext, formatAddr, type ConnContext } from './context.js';
 import { detect, type Detected } from './detect/index.js';
-import { h2Forwarder } from './h2.js';
-import { H2Sessions } from './h2-sessions.js';
-import { H2ToH1 } from './h1-over-h2.js';
+import { Upstreams } from './connect/upstreams.js';
+import { FdBudget } from './fdlimit.js';
+import { Forwarder } from './forward/forwarder.js';
+import { HttpStage } from './forward/http.js';
+import { H1Pool } from './h1/index.js';
 import type { IdentityManager } from './identity/index.js';
-import { http1Forwarder } from './http1.js';
 import { listenAll } from './listener.js';
 import type { Log } from './log.js';
 import { ProxyMetrics, type TlsLabels } from './metrics.js';
 import { forwardOpaque } from './opaque.js';
 import { originalTarget, plainAddress, TargetError, type Direction } from './target.js';
-import { encodeHeader, readHeader, type SessionProtocol } from './transport/header.js';
+import { readHeader, type SessionProtocol } from './transport/header.js';
 import { MeshTls, resetAndDestroy, TRANSPORT_ALPN } from './transport/tls.js';
 import type { SocketAddress } from '../native/index.js';
 
@@ -65,20 +67,21 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     const held = identity.current();
     if (held) meshTls.update(held);
   }
+  // Descriptors: the soft limit raised to the hard one, and a reserve kept so
+  // that at exhaustion new clients are refused at once, not accepted and reset.
+  const fds = new FdBudget();
+  const limit = fds.raise();
+  log.info('descriptor limit', { soft: limit.soft, hard: limit.hard, reserve: limit.reserve });
   const out = config.connectTimeoutOutboundMs;
-  const sessionsOut = new H2Sessions({ connectTimeoutMs: out, log, ...(meshTls ? { tls: meshTls } : {}) });
-  const sessionsIn = new H2Sessions({ connectTimeoutMs: config.connectTimeoutInboundMs, log });
-  const dialMeshed = (ctx: ConnContext, protocol: SessionProtocol): Promise<Socket> =>
-    meshTls!.connect(ctx.target, ctx.peerIdentity!, encodeHeader({ protocol, port: ctx.target.port }), out);
-  const http1 = http1Forwarder({ connectTimeoutMs: out, metrics, log, sessions: sessionsOut, dialMeshed });
-  const http1In = http1Forwarder({ connectTimeoutMs: config.connectTimeoutInboundMs, metrics, log });
-  const h2 = h2Forwarder({ metrics, log, sessions: sessionsOut });
-  const h2In = h2Forwarder({
-    metrics,
-    log,
-    sessions: sessionsIn,
-    origProto: (stream, headers, raw, ctx, route) => new H2ToH1(stream, headers, raw, ctx, route, http1In.agent, log).start(),
-  });
+  const h1Pool = (dial: () => Promise<Socket>): H1Pool => new H1Pool({ dial, reset: resetAndDestroy });
+  const upstreamsOut = new Upstreams({ connectTimeoutMs: out, log, h1Pool, ...(meshTls ? { tls: meshTls } : {}) });
+  const upstreamsIn = new Upstreams({ connectTimeoutMs: config.connectTimeoutInboundMs, log, h1Pool });
+  const forwarder = new Forwarder({ log });
+  const stage = (upstreams: Upstreams, connectTimeoutMs: number): HttpStage =>
+    new HttpStage({ log, metrics, forwarder, upstreams, connectTimeoutMs, headTimeoutMs: config.headTimeoutMs, idleTimeoutMs: config.idleTimeoutMs });
+  const httpOut = stage(upstreamsOut, out);
+  const httpIn = stage(upstreamsIn, config.connectTimeoutInboundMs);
+  const dialMeshed = (ctx: ConnContext, protocol: SessionProtocol): Promise<Socket> => upstreamsOut.dialMeshed(ctx.target, ctx.peerIdentity!, protocol);
 
   const closed = (socket: Socket, ctx: ConnContext, protocol: string, error: string | undefined): void => {
     ctx.metrics.close(socket.bytesRead, socket.bytesWritten, error);
@@ -105,9 +108,9 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     // A client gone during detection is counted as opened and closed at once.
     if (socket.destroyed) return closed(socket, ctx, protocol, 'MESH_CLIENT_CLOSED');
     socket.once('close', () => closed(socket, ctx, protocol, undefined));
-    const inbound = ctx.direction === 'inbound';
-    if (protocol === 'http1') (inbound ? http1In : http1).accept(client);
-    else (inbound ? h2In : h2).accept(client);
+    const http = ctx.direction === 'inbound' ? httpIn : httpOut;
+    if (protocol === 'http1') http.serveH1(client, ctx);
+    else http.serveH2(client, ctx);
   };
 
   const refuse = (socket: Socket, ctx: ConnContext, protocol: string, code: string, reason: string): void => {
@@ -140,8 +143,22 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   const accept = (direction: Direction, ownPort: number, connectTimeoutMs: number) => (socket: Socket): void => {
     // Errors surface as 'close'; an 'error' without a listener would crash the process.
     socket.on('error', ignore);
+    if (!fds.canAccept()) {
+      // Refused at once (a FIN, before any byte is read), so the client fails fast
+      // and the connections we hold keep their descriptors for their upstreams.
+      metrics.acceptRefused(direction, 'fd_reserve');
+      socket.destroy();
+      return;
+    }
+    // Two descriptors: the client's, and the upstream connection it most likely needs.
+    fds.acquire();
+    fds.acquire();
     open.add(socket);
-    socket.once('close', () => open.delete(socket));
+    socket.once('close', () => {
+      open.delete(socket);
+      fds.release();
+      fds.release();
+    });
     const src = `${plainAddress(socket.remoteAddress ?? '')}:${socket.remotePort}`;
     let target: SocketAddress;
     try {
@@ -216,7 +233,8 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     async close(graceMs: number): Promise<void> {
       ready = false;
       identity?.stop();
-      for (const f of [http1, http1In, h2, h2In]) f.drain();
+      upstreamsOut.drain();
+      upstreamsIn.drain();
       await Promise.all([...servers.map((s) => new Promise<void>((r) => s.close(() => r()))), drain(open, graceMs)]);
       await new Promise<void>((r) => admin.close(() => r()));
     },

@@ -49,7 +49,12 @@ class Res implements ResponseListener {
 }
 
 const servers: Server[] = [];
-after(() => servers.forEach((s) => s.close()));
+const sockets: Socket[] = [];
+// Server-side sockets are destroyed too: a connection a test left open would keep the process alive.
+after(() => {
+  sockets.forEach((s) => s.destroy());
+  servers.forEach((s) => s.close());
+});
 
 /**
  * A raw TCP server: `onData(socket, text, conn)` is called with what was read
@@ -58,6 +63,7 @@ after(() => servers.forEach((s) => s.close()));
 async function raw(onData: (s: Socket, text: string, conn: number) => boolean | void): Promise<{ port: number; conns: number; seen: string[] }> {
   const st = { port: 0, conns: 0, seen: [] as string[] };
   const srv = createServer((s) => {
+    sockets.push(s);
     const n = st.conns++;
     st.seen[n] = '';
     let cur = '';
@@ -117,16 +123,16 @@ describe('H1Pool', () => {
 
   it('frames bodies itself: a GET with a body and no length goes chunked; Content-Length kept as identity', async () => {
     const srv = await raw((s, text) => {
-      if (text.endsWith('0\r\n\r\n') || /Content-Length: 3\r\n\r\nabc$/.test(text)) s.end('HTTP/1.1 204 No Content\r\n\r\n');
+      if (text.endsWith('0\r\n\r\n') || /Content-Length: 3\r\nConnection: keep-alive\r\n\r\nabc$/.test(text)) s.end('HTTP/1.1 204 No Content\r\n\r\n');
     });
     const pool = new H1Pool({ dial: dialer(srv.port) });
     const r = send(pool, get('/g', 'GET', ['Host', 'x', 'Transfer-Encoding', 'gzip']), ['ab', 'cd']);
     await eventually(() => r.settled());
-    assert.equal(srv.seen[0], 'GET /g HTTP/1.1\r\nHost: x\r\ntransfer-encoding: chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n');
+    assert.equal(srv.seen[0], 'GET /g HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n');
     assert.equal(r.endStream, true);
     const r2 = send(pool, get('/p', 'POST', ['Content-Length', '3']), ['abc']);
     await eventually(() => r2.settled());
-    assert.equal(srv.seen[1], 'POST /p HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc');
+    assert.equal(srv.seen[1], 'POST /p HTTP/1.1\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\nabc');
     pool.close();
   });
 
@@ -294,7 +300,10 @@ describe('H1Pool', () => {
     await once(srv, 'listening');
     const port = (srv.address() as { port: number }).port;
     let conns = 0;
-    srv.on('connection', () => conns++);
+    srv.on('connection', (c) => {
+      conns++;
+      sockets.push(c);
+    });
     const pool = new H1Pool({ dial: dialer(port) });
     for (let i = 0; i < 3; i++) {
       const r = send(pool, get(`/e${i}`, 'POST'), ['hello ', 'world']);

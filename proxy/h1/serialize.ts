@@ -86,9 +86,11 @@ export function serializeRequest(head: RequestHead, bodyless: boolean): Serializ
   } else if (cl >= 0) framing = cl === 0 ? 'none' : 'length';
   else {
     framing = 'chunked';
-    extra = 'transfer-encoding: chunked\r\n';
+    extra = 'Transfer-Encoding: chunked\r\n';
   }
-  const str = `${head.method} ${head.target} HTTP/1.1\r\n${fields(head.headers, dropLength)}${extra}\r\n`;
+  // Our pool keeps the connection; said the way Node's client says it, so an
+  // app sees the same hop-by-hop fields with or without the mesh.
+  const str = `${head.method} ${head.target} HTTP/1.1\r\n${fields(head.headers, dropLength)}Connection: keep-alive\r\n${extra}\r\n`;
   return { head: str, framing, close: false };
 }
 
@@ -103,7 +105,7 @@ export function responseHasBody(method: string, status: number): boolean {
  * closing (HTTP/1.0 clients cannot read chunked). Returns framing 'close' when
  * the connection has to close after this response.
  */
-export function serializeResponse(head: ResponseHead, endStream: boolean, method: string, clientVersion: number, keepAlive: boolean): Serialized {
+export function serializeResponse(head: ResponseHead, endStream: boolean, method: string, clientVersion: number, keepAlive: boolean, keepAliveS = 60): Serialized {
   const status = head.status;
   const reason = head.reason !== '' ? head.reason : reasonFor(status);
   let framing: Framing;
@@ -119,16 +121,18 @@ export function serializeResponse(head: ResponseHead, endStream: boolean, method
     if (cl >= 0) framing = cl === 0 ? 'none' : 'length';
     else if (endStream) {
       framing = 'none';
-      extra = 'content-length: 0\r\n';
+      extra = 'Content-Length: 0\r\n';
     } else if (clientVersion === 11) {
       framing = 'chunked';
-      extra = 'transfer-encoding: chunked\r\n';
+      extra = 'Transfer-Encoding: chunked\r\n';
     } else framing = 'close';
   }
   const close = !keepAlive || framing === 'close';
+  // Connection fields first, then framing, with the case Node's server writes:
+  // clients and tests that know an unmeshed Node app see the same response.
   if (status >= 200) {
-    if (close) extra += 'connection: close\r\n';
-    else if (clientVersion === 10) extra += 'connection: keep-alive\r\n';
+    if (close) extra = `Connection: close\r\n${extra}`;
+    else extra = `Connection: keep-alive\r\nKeep-Alive: timeout=${keepAliveS}\r\n${extra}`;
   }
   const str = `HTTP/1.1 ${status} ${reason}\r\n${fields(head.headers, dropLength)}${extra}\r\n`;
   return { head: str, framing, close };

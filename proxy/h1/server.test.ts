@@ -57,7 +57,7 @@ describe('H1ServerConnection', () => {
     const t = await serve((s) => ok(s, `hi ${s.stream.head.target}`));
     t.client.write('GET /a HTTP/1.1\r\nHost: x\r\n\r\n');
     const r1 = await collect(t.client, (x) => x.endsWith('hi /a'));
-    assert.match(r1, /^HTTP\/1\.1 200 OK\r\nContent-Length: 5\r\n\r\nhi \/a$/);
+    assert.match(r1, /^HTTP\/1\.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive\r\nKeep-Alive: timeout=60\r\n\r\nhi \/a$/);
     t.client.write('GET /b HTTP/1.1\r\n\r\n');
     assert.match(await collect(t.client, (x) => x.endsWith('hi /b')), /hi \/b$/);
     t.close();
@@ -102,7 +102,7 @@ describe('H1ServerConnection', () => {
     s.stream.write(Buffer.from('hello'));
     s.stream.end(['Grpc-Status', '0']);
     const r = await collect(t.client, (x) => x.endsWith('\r\n\r\n') && x.includes('Grpc'));
-    assert.equal(r, 'HTTP/1.1 200 OK\r\nX-A: b\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nGrpc-Status: 0\r\n\r\n');
+    assert.equal(r, 'HTTP/1.1 200 OK\r\nX-A: b\r\nConnection: keep-alive\r\nKeep-Alive: timeout=60\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nGrpc-Status: 0\r\n\r\n');
     t.close();
   });
 
@@ -113,11 +113,11 @@ describe('H1ServerConnection', () => {
       s.stream.end();
     });
     t.client.write('GET / HTTP/1.0\r\n\r\n');
-    assert.equal(await collect(t.client), 'HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nbody');
+    assert.equal(await collect(t.client), 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody');
     t.close();
     const k = await serve((s) => ok(s));
     k.client.write('GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
-    assert.equal(await collect(k.client, (x) => x.endsWith('ok')), 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconnection: keep-alive\r\n\r\nok');
+    assert.equal(await collect(k.client, (x) => x.endsWith('ok')), 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=60\r\n\r\nok');
     k.close();
   });
 
@@ -126,11 +126,11 @@ describe('H1ServerConnection', () => {
       s.stream.respond({ status: 200, reason: 'OK', version: 11, headers: ['Content-Length', '10'] }, true);
     });
     t.client.write('HEAD / HTTP/1.1\r\n\r\n');
-    assert.equal(await collect(t.client, (x) => x.endsWith('\r\n\r\n')), 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n');
+    assert.equal(await collect(t.client, (x) => x.endsWith('\r\n\r\n')), 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: keep-alive\r\nKeep-Alive: timeout=60\r\n\r\n');
     t.close();
     const n = await serve((s) => s.stream.respond({ status: 204, reason: 'No Content', version: 11, headers: [] }, true));
     n.client.write('DELETE /x HTTP/1.1\r\n\r\n');
-    assert.equal(await collect(n.client, (x) => x.endsWith('\r\n\r\n')), 'HTTP/1.1 204 No Content\r\n\r\n');
+    assert.equal(await collect(n.client, (x) => x.endsWith('\r\n\r\n')), 'HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\nKeep-Alive: timeout=60\r\n\r\n');
     n.close();
   });
 
@@ -150,7 +150,7 @@ describe('H1ServerConnection', () => {
     const r = await serve((s) => s.stream.respond({ status: 417, reason: 'Nope', version: 11, headers: ['content-length', '0'] }, true));
     r.client.write('PUT /u HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n');
     const res = await collect(r.client);
-    assert.equal(res, 'HTTP/1.1 417 Nope\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+    assert.equal(res, 'HTTP/1.1 417 Nope\r\ncontent-length: 0\r\nConnection: close\r\n\r\n');
     r.close();
   });
 

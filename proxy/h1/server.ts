@@ -266,7 +266,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
     if (this.#resStarted) return;
     // Without its 100, the client may never send the body it announced: not reusable.
     const keepAlive = this.#reqKeepAlive && !this.#draining && !this.#continuePending && !this.#peerEnded;
-    const s = serializeResponse(head, endStream, this.#method, this.#clientVersion, keepAlive);
+    const s = serializeResponse(head, endStream, this.#method, this.#clientVersion, keepAlive, Math.round(this.#idleTimeout / 1000));
     batch(this);
     this.socket.write(s.head, 'latin1');
     if (head.status < 200) return; // an interim head: the final one follows

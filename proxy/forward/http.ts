@@ -1,0 +1,129 @@
+// The HTTP stage of both stacks: a server codec on the accepted (or
+// decrypted) stream, and for each request one decision — which upstream,
+// spoken how — handed to the forwarder with the route's metrics.
+//   HTTP/1 from the app → HTTP/1 pool to the destination, or the meshed h2
+//     connection to its proxy (carried as h2, restored there)
+//   h2 from the app → the h2 connection to the destination (h2c or meshed)
+//   h2 from a peer proxy → HTTP/1 pool to the app when it carries HTTP/1,
+//     else the app's h2c connection
+// Upgrade and CONNECT leave the codec as raw tunnels.
+import type { Socket } from 'node:net';
+import { formatAddr, routeOf, type ConnContext } from '../context.js';
+import type { ProxyError } from '../errors.js';
+import { H1ServerConnection } from '../h1/index.js';
+import type { Deadlines } from '../h1/deadlines.js';
+import { H2ServerConnection } from '../h2/index.js';
+import type { Log } from '../log.js';
+import type { ProxyMetrics } from '../metrics.js';
+import { carriesH1 } from '../message/h1-over-h2.js';
+import type { RequestHead, ServerHandler, ServerStream } from '../message/types.js';
+import { forwardOpaque } from '../opaque.js';
+import { resetAndDestroy } from '../transport/tls.js';
+import type { Connector } from '../connect/upstreams.js';
+import type { Forwarder, Upstream } from './forwarder.js';
+
+export interface HttpStageOptions {
+  log: Log;
+  metrics: ProxyMetrics;
+  forwarder: Forwarder;
+  /** Upstreams of this direction (its own connect timeout). */
+  upstreams: Connector;
+  connectTimeoutMs: number;
+  headTimeoutMs: number;
+  idleTimeoutMs: number;
+  deadlines?: Deadlines;
+}
+
+/** The authority a request names: :authority on h2, Host on HTTP/1 (else the target's for CONNECT). */
+function authorityOf(h: RequestHead): string {
+  if (h.authority !== undefined) return h.authority;
+  const fields = h.headers;
+  for (let i = 0; i < fields.length; i += 2) {
+    const n = fields[i]!;
+    if (n.length === 4 && n.toLowerCase() === 'host') return fields[i + 1]!;
+  }
+  return h.method === 'CONNECT' ? h.target : '';
+}
+
+/** Serves one connection's requests. One object per connection, not per request. */
+class ConnHandler implements ServerHandler {
+  constructor(
+    private readonly ctx: ConnContext,
+    private readonly protocol: 'h1' | 'h2',
+    private readonly stage: HttpStage,
+  ) {}
+
+  onRequest(stream: ServerStream): void {
+    const { ctx, stage } = this;
+    const route = routeOf(stage.o.metrics, ctx, authorityOf(stream.head));
+    stage.o.forwarder.forward(stream, ctx, route, stage.upstreamFor(ctx, this.protocol, stream.head));
+  }
+}
+
+export class HttpStage {
+  constructor(readonly o: HttpStageOptions) {}
+
+  /** Where a request goes, decided from the connection (direction, meshed peer) and its head. */
+  upstreamFor(ctx: ConnContext, protocol: 'h1' | 'h2', head: RequestHead): Upstream {
+    const ups = this.o.upstreams;
+    const peer = ctx.peerIdentity;
+    if (protocol === 'h1') {
+      if (peer !== undefined) {
+        return { dispatcher: ups.h2(ctx.target, ctx.targetAddr, peer), conversion: 'h1-to-mesh', retry: () => ups.h2(ctx.target, ctx.targetAddr, peer) };
+      }
+      return { dispatcher: ups.h1(ctx.target, ctx.targetAddr), conversion: 'none' };
+    }
+    // h2 from a peer proxy carrying an HTTP/1 request: restored for the app.
+    if (ctx.clientId !== undefined && carriesH1(head)) return { dispatcher: ups.h1(ctx.target, ctx.targetAddr), conversion: 'mesh-to-h1' };
+    return { dispatcher: ups.h2(ctx.target, ctx.targetAddr, peer), conversion: 'none', retry: () => ups.h2(ctx.target, ctx.targetAddr, peer) };
+  }
+
+  /** HTTP/1 on `client` (the accepted socket, or the decrypted stream of a peer proxy's mTLS). */
+  serveH1(client: Socket, ctx: ConnContext): void {
+    const o = this.o;
+    new H1ServerConnection(client, new ConnHandler(ctx, 'h1', this), {
+      headTimeoutMs: o.headTimeoutMs,
+      idleTimeoutMs: o.idleTimeoutMs,
+      ...(o.deadlines ? { deadlines: o.deadlines } : {}),
+      reset: resetAndDestroy,
+      onTunnel: (head, socket, rest) => this.#tunnel(head, socket, rest, ctx),
+      onProtocolError: (err: ProxyError, status: number) => {
+        o.metrics.protocolError(ctx.direction, err.code);
+        if (o.log.enabled('debug')) o.log.debug('bad HTTP/1 request', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, status, code: err.code, reason: err.message });
+      },
+    });
+  }
+
+  /** h2 on `client`: from an app (h2c), or from a peer proxy over mTLS. */
+  serveH2(client: Socket, ctx: ConnContext): void {
+    const o = this.o;
+    new H2ServerConnection(client, new ConnHandler(ctx, 'h2', this), {
+      peer: ctx.clientId !== undefined ? 'mesh' : 'app',
+      idleTimeoutMs: o.idleTimeoutMs,
+      onAbuse: (code, detail) => {
+        o.metrics.protocolError(ctx.direction, code);
+        o.log.warn('h2 connection closed for abuse', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code, reason: detail });
+      },
+    });
+    // Detection leaves the socket paused, with the preface put back.
+    client.resume();
+  }
+
+  /** Upgrade and CONNECT: the request head is replayed upstream, then bytes flow raw. */
+  #tunnel(head: RequestHead, socket: Socket, rest: Buffer, ctx: ConnContext): void {
+    const route = routeOf(this.o.metrics, ctx, authorityOf(head));
+    route.request();
+    if (rest.length > 0) socket.unshift(rest);
+    let text = `${head.method} ${head.target} HTTP/1.${head.version === 10 ? 0 : 1}\r\n`;
+    for (let i = 0; i < head.headers.length; i += 2) text += `${head.headers[i]}: ${head.headers[i + 1]}\r\n`;
+    const prefix = Buffer.from(`${text}\r\n`, 'latin1');
+    const peer = ctx.peerIdentity;
+    const dial = peer !== undefined ? { dial: () => this.o.upstreams.dialMeshed(ctx.target, peer, 'http1') } : {};
+    forwardOpaque(socket, ctx.target, { connectTimeoutMs: this.o.connectTimeoutMs, prefix, ...dial }).then((r) => {
+      // The response status went by as raw bytes; 101 is what a completed upgrade means.
+      route.responseEnd(r.error === undefined ? 101 : 502, undefined, r.error);
+    });
+  }
+}
+
+export { formatAddr };
