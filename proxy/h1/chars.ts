@@ -18,10 +18,13 @@ export const TOKEN = table((b) => isDigit(b) || isAlpha(b) || "!#$%&'*+-.^_`|~".
 export const VALUE = table((b) => b === 0x09 || (b >= 0x20 && b <= 0x7e) || b >= 0x80);
 
 /**
- * A request-target byte: visible ASCII; no SP, no controls, no DEL. Bytes above 0x7f
- * are taken as they come (raw UTF-8 paths exist in the wild and llhttp passes them).
+ * A request-target byte: visible ASCII; no SP, no controls, no DEL, and no bytes
+ * above 0x7f (raw UTF-8 must be percent-encoded; llhttp refuses it too).
  */
-export const TARGET = table((b) => (b > 0x20 && b < 0x7f) || b >= 0x80);
+export const TARGET = table((b) => b > 0x20 && b < 0x7f);
+
+/** The authority of an absolute-form target: unreserved, sub-delims, ":", "@", "[", "]", "%". */
+export const AUTHORITY = table((b) => isDigit(b) || isAlpha(b) || "-._~!$&'()*+,;=:@[]%".includes(String.fromCharCode(b)));
 
 /** Reason phrase: HTAB / SP / VCHAR / obs-text. */
 export const REASON = VALUE;

@@ -4,7 +4,7 @@
 // that no second pass over the names is needed.
 import type { HeaderList } from '../message/types.js';
 import type { BodyKind } from './parser.js';
-import { equalsLower, HTAB, REASON, SP, TARGET, TOKEN, VALUE } from './chars.js';
+import { AUTHORITY, CR, equalsLower, HTAB, QDTEXT, REASON, SP, TARGET, TOKEN, VALUE } from './chars.js';
 
 /** Buffer's own latin1 decoder without toString()'s argument juggling (a Node internal, stable since v0). */
 interface Latin1 {
@@ -33,6 +33,8 @@ export class HeadScan {
   count = 0;
   clCount = 0;
   clInvalid = false;
+  /** An empty Content-Length: refused with the head (llhttp waits for the head's end too). */
+  clEmpty = false;
   contentLength = 0;
   teFields = 0;
   teChunked = 0;
@@ -50,6 +52,7 @@ export class HeadScan {
     this.count = 0;
     this.clCount = 0;
     this.clInvalid = false;
+    this.clEmpty = false;
     this.contentLength = 0;
     this.teFields = 0;
     this.teChunked = 0;
@@ -67,7 +70,7 @@ export class HeadScan {
 
   /** How the body is delimited (RFC 9112 §6.3); undefined (and `why`) when the head cannot be read one way only. */
   framing(request: boolean): BodyKind | undefined {
-    if (this.clInvalid) return this.#refuse('invalid content-length');
+    if (this.clInvalid || this.clEmpty) return this.#refuse('invalid content-length');
     // Even identical repeated values are refused: a proxy that picks one and a
     // server that picks the other disagree on where the message ends.
     if (this.clCount > 1) return this.#refuse('several content-length fields');
@@ -108,15 +111,142 @@ function version(b: Buffer, s: number, e: number): number {
   return 505;
 }
 
+/**
+ * RFC 9112 §3.2's forms: origin ("/..."), asterisk ("*"), authority (CONNECT's),
+ * absolute ("scheme://authority..."; letters-only schemes and at most one "@",
+ * as llhttp reads them, so that both parsers see the same target).
+ */
+function targetForm(b: Buffer, ms: number, me: number, ts: number, te: number): boolean {
+  const c = b[ts];
+  if (c === 0x2f || c === 0x2a) return true;
+  if (me - ms === 7 && latin1(b, ms, me) === 'CONNECT') return true;
+  let i = ts;
+  while (i < te && ((b[i]! | 0x20) >= 0x61 && (b[i]! | 0x20) <= 0x7a)) i++;
+  if (i === ts || te - i < 3 || b[i] !== 0x3a || b[i + 1] !== 0x2f || b[i + 2] !== 0x2f) return false;
+  let at = 0;
+  for (i += 3; i < te; i++) {
+    const x = b[i]!;
+    if (x === 0x2f || x === 0x3f || x === 0x23) break;
+    if (AUTHORITY[x] !== 1) return false;
+    if (x === 0x40 && ++at > 1) return false;
+  }
+  return true;
+}
+
+const HTTP_SLASH = 'HTTP/';
+
+/**
+ * An incomplete request line or field line that can already be told wrong:
+ * garbage is refused as it arrives instead of at the head timeout. Returns the
+ * refusal or undefined (fine so far). `e` excludes a trailing CR.
+ */
+export function partialLine(b: Buffer, s: number, e: number, startLine: 'request' | 'status' | undefined, crEnded: boolean): string | undefined {
+  if (s === e) return undefined;
+  if (startLine === 'status') {
+    if (b[s] === CR) return 'bare CR';
+    for (let k = s, j = 0; k < e && j < 13; k++, j++) {
+      const c = b[k]!;
+      const digit = c >= 0x30 && c <= 0x39;
+      const ok = j < 5 ? c === HTTP_SLASH.charCodeAt(j) : j === 6 ? c === 0x2e : j === 8 || j === 12 ? c === SP : digit;
+      if (!ok) return 'invalid status line';
+    }
+    return undefined;
+  }
+  if (startLine === 'request') {
+    let i = s;
+    while (i < e && TOKEN[b[i]!] === 1) i++;
+    if (i === e) return undefined;
+    if (b[i] !== SP || i === s) return b[i] === CR ? 'bare CR' : 'invalid method';
+    let t = i + 1;
+    while (t < e && TARGET[b[t]!] === 1) t++;
+    if (b[i + 1] === SP || (t + 1 < e && b[t + 1] === SP)) return 'several spaces in the request line';
+    if (!targetPrefix(b, s, i, i + 1, t)) return 'invalid request-target';
+    if (t === e) return undefined;
+    if (b[t] !== SP || t === i + 1 || !targetForm(b, s, i, i + 1, t)) return 'invalid request-target';
+    for (let k = t + 1, j = 0; k < e; k++, j++) {
+      const c = b[k]!;
+      const ok = j < 5 ? c === HTTP_SLASH.charCodeAt(j) : j === 6 ? c === 0x2e : j < 8 && c >= 0x30 && c <= 0x39;
+      if (!ok) return 'invalid HTTP version';
+    }
+    return undefined;
+  }
+  if (b[s] === SP || b[s] === HTAB) return 'obsolete line folding';
+  let i = s;
+  while (i < e && TOKEN[b[i]!] === 1) i++;
+  // A line already ended by CR must have had its colon.
+  if (i === e) return crEnded ? 'invalid header name' : undefined;
+  if (b[i] !== 0x3a || i === s) return 'invalid header name';
+  for (let k = i + 1; k < e; k++) if (VALUE[b[k]!] !== 1) return 'invalid character in header value';
+  if (equalsLower(b, s, i, 'content-length')) {
+    let k = i + 1;
+    while (k < e && (b[k] === SP || b[k] === HTAB)) k++;
+    while (k < e && b[k]! >= 0x30 && b[k]! <= 0x39) k++;
+    while (k < e && b[k] === SP) k++;
+    if (k < e) return 'invalid content-length';
+  }
+  return undefined;
+}
+
+/** A chunk-size line so far: hex digits, then `;name[=token|"quoted"]`s, each possibly cut short. */
+export function partialChunkLine(b: Buffer, s: number, e: number): string | undefined {
+  let i = s;
+  while (i < e && ((b[i]! >= 0x30 && b[i]! <= 0x39) || ((b[i]! | 0x20) >= 0x61 && (b[i]! | 0x20) <= 0x66))) i++;
+  if (i === e) return undefined;
+  if (i === s) return 'invalid chunk size';
+  while (i < e) {
+    if (b[i] !== 0x3b) return 'invalid chunk extension';
+    const ns = ++i;
+    while (i < e && TOKEN[b[i]!] === 1) i++;
+    if (i === e) return undefined;
+    if (i === ns) return 'invalid chunk extension';
+    if (b[i] !== 0x3d) continue;
+    i++;
+    if (i === e) return undefined;
+    if (b[i] === 0x22) {
+      for (i++; i < e && b[i] !== 0x22; i++) {
+        if (b[i] === 0x5c) i++;
+        else if (QDTEXT[b[i]!] !== 1) return 'invalid chunk extension';
+      }
+      if (i >= e) return undefined;
+      i++;
+    } else {
+      const vs = i;
+      while (i < e && TOKEN[b[i]!] === 1) i++;
+      if (i === vs) return 'invalid chunk extension';
+    }
+  }
+  return undefined;
+}
+
+/** Could a target starting with b[ts..te) still be of one of the forms? */
+function targetPrefix(b: Buffer, ms: number, me: number, ts: number, te: number): boolean {
+  if (te === ts) return true;
+  const c = b[ts];
+  if (c === 0x2f || c === 0x2a || (me - ms === 7 && latin1(b, ms, me) === 'CONNECT')) return true;
+  let i = ts;
+  while (i < te && (b[i]! | 0x20) >= 0x61 && (b[i]! | 0x20) <= 0x7a) i++;
+  if (i === ts && i < te) return false;
+  for (let j = 0; i < te && j < 3; i++, j++) if (b[i] !== (j === 0 ? 0x3a : 0x2f)) return false;
+  let at = 0;
+  for (; i < te; i++) {
+    const x = b[i]!;
+    if (x === 0x2f || x === 0x3f || x === 0x23) break;
+    if (AUTHORITY[x] !== 1 || (x === 0x40 && ++at > 1)) return false;
+  }
+  return true;
+}
+
 /** request-line = method SP request-target SP HTTP-version, single spaces, nothing else. */
 export function parseRequestLine(b: Buffer, s: number, e: number, scan: HeadScan): LineError | undefined {
   let i = s;
   while (i < e && TOKEN[b[i]!] === 1) i++;
-  if (i === s || b[i] !== SP || i >= e) return { status: 400, message: 'invalid method' };
+  if (i === s || b[i] !== SP || i >= e) return { status: 400, message: b[i] === CR ? 'bare CR' : 'invalid method' };
   const ts = i + 1;
   let t = ts;
   while (t < e && TARGET[b[t]!] === 1) t++;
-  if (t === ts || b[t] !== SP || t >= e) return { status: 400, message: 'invalid request-target' };
+  if (b[ts] === SP || b[t + 1] === SP) return { status: 400, message: 'several spaces in the request line' };
+  if (t === e && t > ts) return { status: 400, message: 'missing HTTP version (HTTP/0.9)' };
+  if (t === ts || b[t] !== SP || t >= e || !targetForm(b, s, i, ts, t)) return { status: 400, message: 'invalid request-target' };
   const v = version(b, t + 1, e);
   if (v >= 400) return { status: v, message: v === 505 ? 'HTTP version not supported' : 'invalid HTTP version' };
   scan.started = true;
@@ -128,6 +258,7 @@ export function parseRequestLine(b: Buffer, s: number, e: number, scan: HeadScan
 
 /** status-line = HTTP-version SP 3DIGIT SP [ reason-phrase ]; a missing last SP is tolerated. */
 export function parseStatusLine(b: Buffer, s: number, e: number, scan: HeadScan): LineError | undefined {
+  if (b[s] === CR) return { status: 502, message: 'bare CR' };
   const v = version(b, s, Math.min(s + 8, e));
   if (v >= 400 || b[s + 8] !== SP || e < s + 12) return { status: 502, message: 'invalid status line' };
   const d0 = b[s + 9]! - 0x30;
@@ -169,10 +300,20 @@ export function parseHeaderLine(b: Buffer, s: number, e: number, scan: HeadScan,
   if (!framing) return undefined;
   switch (i - s) {
     case 14:
-      if (equalsLower(b, s, i, 'content-length')) contentLength(b, vs, ve, scan);
+      if (equalsLower(b, s, i, 'content-length')) {
+        contentLength(b, vs, ve, scan);
+        // llhttp refuses a tab after the number: so do we, or one of us would frame a body the other refuses.
+        if (hasTab(b, ve, e)) scan.clInvalid = true;
+      }
       break;
     case 17:
-      if (equalsLower(b, s, i, 'transfer-encoding')) transferEncoding(b, vs, ve, scan);
+      if (equalsLower(b, s, i, 'transfer-encoding')) {
+        transferEncoding(b, vs, ve, scan);
+        if (hasTab(b, ve, e)) {
+          scan.teOther++;
+          scan.teLastChunked = false;
+        }
+      }
       break;
     case 10:
       if (equalsLower(b, s, i, 'connection')) connection(b, vs, ve, scan);
@@ -187,9 +328,15 @@ export function parseHeaderLine(b: Buffer, s: number, e: number, scan: HeadScan,
   return undefined;
 }
 
+function hasTab(b: Buffer, s: number, e: number): boolean {
+  for (let i = s; i < e; i++) if (b[i] === HTAB) return true;
+  return false;
+}
+
 function contentLength(b: Buffer, s: number, e: number, scan: HeadScan): void {
   scan.clCount++;
-  if (e === s || e - s > MAX_CL_DIGITS) return void (scan.clInvalid = true);
+  if (e === s) return void (scan.clEmpty = true);
+  if (e - s > MAX_CL_DIGITS) return void (scan.clInvalid = true);
   let n = 0;
   for (let i = s; i < e; i++) {
     const d = b[i]! - 0x30;
@@ -200,8 +347,8 @@ function contentLength(b: Buffer, s: number, e: number, scan: HeadScan): void {
   scan.contentLength = n;
 }
 
-/** Calls each(b, s, e) on the trimmed non-empty elements of a comma-separated list. */
-function eachElement(b: Buffer, s: number, e: number, scan: HeadScan, each: (b: Buffer, s: number, e: number, scan: HeadScan) => void): void {
+/** Calls each(b, s, e) on the trimmed elements of a comma-separated list; empty ones only with `empties`. */
+function eachElement(b: Buffer, s: number, e: number, scan: HeadScan, each: (b: Buffer, s: number, e: number, scan: HeadScan) => void, empties = false): void {
   let i = s;
   while (i <= e) {
     let j = i;
@@ -210,7 +357,7 @@ function eachElement(b: Buffer, s: number, e: number, scan: HeadScan, each: (b: 
     let ee = j;
     while (es < ee && (b[es] === SP || b[es] === HTAB)) es++;
     while (ee > es && (b[ee - 1] === SP || b[ee - 1] === HTAB)) ee--;
-    if (ee > es) each(b, es, ee, scan);
+    if (ee > es || (empties && i > s)) each(b, es, ee, scan);
     i = j + 1;
   }
 }
@@ -233,7 +380,8 @@ function transferEncoding(b: Buffer, s: number, e: number, scan: HeadScan): void
     scan.teLastChunked = false;
     return;
   }
-  eachElement(b, s, e, scan, teElement);
+  // "chunked," ends in an empty coding, not in chunked (llhttp reads it so too).
+  eachElement(b, s, e, scan, teElement, true);
 }
 
 function connElement(b: Buffer, s: number, e: number, scan: HeadScan): void {

@@ -37,7 +37,7 @@ describe('request parsing', () => {
   });
 
   it('decodes chunked bodies with extensions and trailers under every split', () => {
-    const input = 'POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b;c="q \\" d"\r\nhello\r\n6 ; e\r\n world\r\nA\r\n0123456789\r\n0\r\nX-Sum: 1\r\nx-two: 2\r\n\r\n';
+    const input = 'POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b;c="q \\" d"\r\nhello\r\n6;e\r\n world\r\nA\r\n0123456789\r\n0\r\nX-Sum: 1\r\nx-two: 2\r\n\r\n';
     everySplit('request', input, ({ rec }) => {
       assert.equal(rec.error, undefined);
       assert.equal(rec.messages[0]!.body.toString(), 'hello world0123456789');
@@ -139,6 +139,15 @@ const refused: [string, string, number][] = [
   ['chunk ext bad char', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a@b\r\nhello\r\n0\r\n\r\n', 400],
   ['chunk ext unterminated quote', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a="b\r\nhello\r\n0\r\n\r\n', 400],
   ['chunk ext NUL', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\x00\r\nhello\r\n0\r\n\r\n', 400],
+  ['chunk ext BWS before ;', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 ;a\r\nhello\r\n0\r\n\r\n', 400],
+  ['chunk ext BWS after ;', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5; a\r\nhello\r\n0\r\n\r\n', 400],
+  ['chunk ext BWS around =', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a = b\r\nhello\r\n0\r\n\r\n', 400],
+  ['CL trailing tab', 'POST / HTTP/1.1\r\nContent-Length: 5\t\r\n\r\nhello', 400],
+  ['TE trailing comma', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked,\r\n\r\n0\r\n\r\n', 400],
+  ['TE trailing tab', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\t\r\n\r\n0\r\n\r\n', 400],
+  ['target not a form', 'GET a:1 HTTP/1.1\r\n\r\n', 400],
+  ['target raw UTF-8', 'GET /\xc3\xa9 HTTP/1.1\r\n\r\n', 400],
+  ['HTTP/0.9 line', 'GET /x\r\n\r\n', 400],
   ['chunk ext empty value', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\r\nhello\r\n0\r\n\r\n', 400],
   ['missing CRLF after data', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX\r\n0\r\n\r\n', 400],
   ['LF only after data', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n', 400],

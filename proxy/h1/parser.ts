@@ -8,8 +8,8 @@
 // caller owns the remaining bytes and calls execute() again when it is ready.
 import { ProxyError, type ProxyErrorCode } from '../errors.js';
 import type { HeaderList, HttpVersion, RequestHead, ResponseHead } from '../message/types.js';
-import { CR, HEX, HTAB, LF, QDTEXT, SP, TOKEN } from './chars.js';
-import { HeadScan, parseHeaderLine, parseRequestLine, parseStatusLine } from './head.js';
+import { CR, HEX, HTAB, LF, QDTEXT, TOKEN } from './chars.js';
+import { HeadScan, parseHeaderLine, parseRequestLine, parseStatusLine, partialChunkLine, partialLine } from './head.js';
 
 export interface H1ParserListener {
   /** A request head; the parser's bodyKind, keepAlive, tunnel and expectContinue describe it. */
@@ -118,6 +118,12 @@ export class H1Parser {
       this.#listener.onMessageEnd(undefined);
       return true;
     }
+    if (this.#state === S_HEAD && !this.#scan.started && this.#stash !== undefined) {
+      // Only stray CRs between messages: nothing was cut.
+      let i = 0;
+      while (i < this.#stash.length && this.#stash[i] === CR) i++;
+      if (i === this.#stash.length) return true;
+    }
     return this.idle || this.#state === S_DEAD || this.#state === S_TUNNEL;
   }
 
@@ -201,7 +207,13 @@ export class H1Parser {
         return this.#fail('MESH_CLIENT_PROTOCOL', 400, 'bare CR');
       }
       // A partial line is copied only when it spans reads; the common case keeps a view.
-      this.#stash = this.#stash === undefined ? buf.subarray(off) : Buffer.concat([this.#stash, buf.subarray(off)]);
+      const stash = this.#stash === undefined ? buf.subarray(off) : Buffer.concat([this.#stash, buf.subarray(off)]);
+      this.#stash = stash;
+      // Refuse garbage as it arrives (bounded: a long line is checked when complete).
+      if (stash.length <= 1024) {
+        const why = this.#checkPartial(stash);
+        if (why !== undefined) return this.#fail(this.#code(), why === 'HTTP version not supported' ? 505 : 400, why);
+      }
       return -1;
     }
     let line = buf;
@@ -232,12 +244,27 @@ export class H1Parser {
     return this.#state === S_DEAD ? buf.length : lf + 1;
   }
 
+  /** Is a line cut short already wrong? One ending in CR is checked as complete. */
+  #checkPartial(stash: Buffer): string | undefined {
+    const crEnded = stash[stash.length - 1] === CR;
+    const end = crEnded ? stash.length - 1 : stash.length;
+    if (this.#state === S_CHUNK_SIZE) return partialChunkLine(stash, 0, end);
+    const startLine = this.#state === S_HEAD && !this.#scan.started;
+    if (!crEnded || end === 0) return partialLine(stash, 0, end, startLine ? (this.#request ? 'request' : 'status') : undefined, crEnded);
+    // Rare (a read ending between CR and LF): a scratch scan keeps the real one untouched.
+    const scratch = new HeadScan();
+    if (startLine) return (this.#request ? parseRequestLine : parseStatusLine)(stash, 0, end, scratch)?.message;
+    const why = parseHeaderLine(stash, 0, end, scratch, this.#state === S_HEAD);
+    return why ?? (scratch.clInvalid ? 'invalid content-length' : undefined);
+  }
+
   #headLine(b: Buffer, s: number, e: number): void {
     const scan = this.#scan;
     if (!scan.started) {
       // RFC 9112 §2.2: empty lines before a request-line are ignored (a client's
       // stray CRLF after a POST body); they still count toward the head limit.
-      if (s === e && this.#request) return;
+      // llhttp skips them before a status line too.
+      if (s === e) return;
       const err = this.#request ? parseRequestLine(b, s, e, scan) : parseStatusLine(b, s, e, scan);
       if (err !== undefined) return void this.#fail(this.#code(), err.status, err.message);
       return;
@@ -245,7 +272,10 @@ export class H1Parser {
     if (s === e) return this.#headDone();
     if (scan.count >= this.#maxHeaders) return void this.#fail('MESH_HEADERS_TOO_LARGE', 431, 'too many header fields');
     const msg = parseHeaderLine(b, s, e, scan, true);
-    if (msg !== undefined) this.#fail(this.#code(), 400, msg);
+    if (msg !== undefined) return void this.#fail(this.#code(), 400, msg);
+    // Refused at the line, as llhttp does, rather than at the end of the head.
+    if (scan.clInvalid) this.#fail(this.#code(), 400, 'invalid content-length');
+    else if (scan.clCount > 1) this.#fail(this.#code(), 400, 'several content-length fields');
   }
 
   #trailerLine(b: Buffer, s: number, e: number): void {
@@ -272,21 +302,18 @@ export class H1Parser {
       if (n > Number.MAX_SAFE_INTEGER) return void this.#fail(this.#code(), 400, 'chunk size too large');
     }
     if (i === s) return void this.#fail(this.#code(), 400, 'invalid chunk size');
-    // chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
+    // chunk-ext = *( ";" name [ "=" ( token / quoted-string ) ] ). RFC 9112 allows BWS
+    // around ";" and "="; llhttp in strict mode does not, and neither do we: a parser
+    // that skips the whitespace and one that does not must never both accept.
     while (i < e) {
-      while (i < e && (b[i] === SP || b[i] === HTAB)) i++;
-      if (b[i] !== 0x3b || i >= e) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
+      if (b[i] !== 0x3b) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
       i++;
-      while (i < e && (b[i] === SP || b[i] === HTAB)) i++;
       const ns = i;
       while (i < e && TOKEN[b[i]!] === 1) i++;
       if (i === ns) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
-      let j = i;
-      while (j < e && (b[j] === SP || b[j] === HTAB)) j++;
-      if (j < e && b[j] === 0x3d) {
-        i = j + 1;
-        while (i < e && (b[i] === SP || b[i] === HTAB)) i++;
-        if (b[i] === 0x22 && i < e) {
+      if (i < e && b[i] === 0x3d) {
+        i++;
+        if (i < e && b[i] === 0x22) {
           i++;
           for (;;) {
             if (i >= e) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
@@ -404,6 +431,8 @@ export class H1Parser {
 
   #fail(code: ProxyErrorCode, status: number, message: string): number {
     if (code === 'MESH_CLIENT_PROTOCOL') code = this.#code();
+    // A broken response is the upstream's fault: 502 to whoever is waiting.
+    if (!this.#request && status !== 431) status = 502;
     this.#state = S_DEAD;
     this.#stash = undefined;
     this.#stop = true;

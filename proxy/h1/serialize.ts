@@ -50,6 +50,14 @@ function framingField(name: string, dropLength: boolean): boolean {
   }
 }
 
+function hasHost(headers: HeaderList): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') return true;
+  }
+  return false;
+}
+
 function fields(headers: HeaderList, dropLength: boolean): string {
   let out = '';
   for (let i = 0; i < headers.length; i += 2) {
@@ -90,7 +98,9 @@ export function serializeRequest(head: RequestHead, bodyless: boolean): Serializ
   }
   // Our pool keeps the connection; said the way Node's client says it, so an
   // app sees the same hop-by-hop fields with or without the mesh.
-  const str = `${head.method} ${head.target} HTTP/1.1\r\n${fields(head.headers, dropLength)}Connection: keep-alive\r\n${extra}\r\n`;
+  // HTTP/1.1 requires a Host (RFC 9112 §3.2); an HTTP/1.0 client may have sent none.
+  const host = head.version === 10 && !hasHost(head.headers) ? 'Host: \r\n' : '';
+  const str = `${head.method} ${head.target} HTTP/1.1\r\n${host}${fields(head.headers, dropLength)}Connection: keep-alive\r\n${extra}\r\n`;
   return { head: str, framing, close: false };
 }
 

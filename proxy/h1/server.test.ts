@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest, Agent } from 'node:http';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import type { ProxyError } from '../errors.js';
 import type { HeaderList, RequestListener, ServerStream, StreamReset } from '../message/types.js';
 import { Deadlines } from './deadlines.js';
 import { H1Server } from './accept.js';
 import { H1ServerConnection, type H1ServerOptions } from './server.js';
-import { collect, eventually, loopback } from './testkit.js';
+import { closeLoopbacks, collect, eventually, loopback } from './testkit.js';
+
+after(closeLoopbacks);
 
 /** A request as the handler saw it, with the listener events recorded. */
 class Seen implements RequestListener {

@@ -355,7 +355,10 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
       return this.#closeGracefully();
     }
     if (!this.#reqDone) return this.#cut('client closed before its request was complete');
-    // Request complete, a half-closed client waits for its response; we close after it.
+    // Request complete and the client closed: treated as gone, as node:http and
+    // hyper do. Waiting for the response instead would hold the upstream request
+    // (a long poll, a stream of events) for a client that will never read it.
+    this.#cut('client closed its connection while waiting for the response');
   };
 
   readonly #onError = (): void => {

@@ -80,6 +80,12 @@ export function feed(mode: 'request' | 'response', input: Buffer, splits: number
 }
 
 
+const pairs: Socket[] = [];
+/** Destroys every loopback socket a test made (call from after(): a failed test must not keep the process alive). */
+export function closeLoopbacks(): void {
+  for (const s of pairs.splice(0)) s.destroy();
+}
+
 /** A connected loopback TCP pair (server side created with allowHalfOpen, as the proxy's listener does). */
 export async function loopback(): Promise<{ client: Socket; server: Socket; close(): void }> {
   const srv: Server = createServer({ allowHalfOpen: true, pauseOnConnect: true });
@@ -91,6 +97,7 @@ export async function loopback(): Promise<{ client: Socket; server: Socket; clos
   await once(client, 'connect');
   const [server] = (await accepted) as [Socket];
   srv.close();
+  pairs.push(client, server);
   return {
     client,
     server,
