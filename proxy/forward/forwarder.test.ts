@@ -122,7 +122,6 @@ for (const meshed of [false, true]) {
 
     it(
       'resets it with an error code a client treats as a failure (not CANCEL)',
-      { todo: 'h2/client.ts lostReset turns a lost upstream connection into CANCEL, and node:http2 clients treat a CANCEL reset as a clean end (no error event)' },
       async () => {
         const r = await h2Request(session, { ':path': '/die' });
         assert.equal(r.headers[':status'], 200);
@@ -262,7 +261,6 @@ for (const meshed of [false, true]) {
 
     it(
       'forwards an HTTP/1.0 request without Host so that an HTTP/1.1 server accepts it',
-      { todo: 'h1/serialize.ts serializeRequest sends HTTP/1.1 (as RFC 9110 §2.5 asks) but adds no Host to a 1.0 request that had none (RFC 9112 §3.2 requires one): node:http answers 400' },
       async () => {
         const text = await rawExchange(proxy.port, 'GET /echo HTTP/1.0\r\nUser-Agent: old/1.0\r\n\r\n');
         assert.match(text, /^HTTP\/1\.[01] 200 /);
@@ -397,11 +395,7 @@ describe('h1 failures', () => {
 
     // A client that goes away mostly closes (FIN); one with unread bytes resets (RST).
     for (const how of ['resets', 'closes'] as const) {
-      const todo =
-        how === 'closes'
-          ? { todo: "h1/server.ts #onEnd keeps a half-closed client's exchange open once its request is complete (half-close support): the upstream request of a client that closed is never cancelled while the backend sends nothing (long polls, SSE); hyper (Linkerd) and node:http abort on that FIN by default" }
-          : {};
-      it(`cancels the backend's exchange promptly when the client ${how} its connection mid-response${via}`, todo, async () => {
+      it(`cancels the backend's exchange promptly when the client ${how} its connection mid-response${via}`, async () => {
         const n = backend.seen.length;
         const req = http.request({ host: '127.0.0.1', port: (meshed ? mesh.client : direct).port, agent: false, path: '/hang' });
         req.on('error', () => {});

@@ -5,7 +5,7 @@
 // MESH_H2_REFUSED so the caller can retry them on another connection.
 import type { Socket } from 'node:net';
 import {
-  H2_CANCEL, H2_PROTOCOL_ERROR, H2_REFUSED_STREAM, H2_STREAM_CLOSED,
+  H2_CANCEL, H2_INTERNAL_ERROR, H2_PROTOCOL_ERROR, H2_REFUSED_STREAM, H2_STREAM_CLOSED,
   type ClientStream, type Dispatcher, type HeaderList, type RequestHead, type ResponseHead, type ResponseListener, type StreamReset,
 } from '../message/types.js';
 import { H2Connection, type H2Options } from './connection.js';
@@ -121,9 +121,12 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
     }
   }
 
-  protected lostReset(code: number, why: string, abuse: boolean): StreamReset {
+  protected lostReset(code: number, why: string, abuse: boolean, lost = false): StreamReset {
     if (code === H2_REFUSED_STREAM) return streamReset(code, 'MESH_H2_REFUSED', why);
     const c = abuse ? 'MESH_H2_ABUSE' : code === 0x1 || code === 0x9 ? 'MESH_UPSTREAM_PROTOCOL' : 'MESH_UPSTREAM_RESET';
+    // A lost connection is a failure to the client: INTERNAL_ERROR, as hyper sends.
+    // CANCEL would read as a clean end to node:http2 clients, and a cut body as complete.
+    if (lost && (code === 0 || code === H2_CANCEL)) return streamReset(H2_INTERNAL_ERROR, c, why);
     return streamReset(code === 0 ? H2_CANCEL : code, c, why);
   }
 

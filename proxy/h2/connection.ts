@@ -109,7 +109,8 @@ export abstract class H2Connection implements F.FrameSink {
   /** The peer's GOAWAY, or SETTINGS that may change how many streams we may open. */
   protected abstract onPeerLimits(): void;
   /** The reset every open stream gets when the connection goes. */
-  protected abstract lostReset(code: number, why: string, abuse: boolean): StreamReset;
+  /** `lost`: the whole connection went, not one stream. */
+  protected abstract lostReset(code: number, why: string, abuse: boolean, lost?: boolean): StreamReset;
   /** A stream left the map. */
   protected abstract onStreamDone(s: H2Stream): void;
   /** Nothing pending of this role's own (client: queued requests). */
@@ -462,7 +463,7 @@ export abstract class H2Connection implements F.FrameSink {
     this.w.goaway(this.lastPeerId, code, why.slice(0, 64));
     const out = this.w.take();
     if (out !== null && !this.socket.destroyed) this.socket.write(out);
-    this.#teardown(this.lostReset(code, why, abuse));
+    this.#teardown(this.lostReset(code, why, abuse, true));
     this.socket.destroySoon();
   }
 
@@ -479,14 +480,14 @@ export abstract class H2Connection implements F.FrameSink {
   /** Closes at once: every stream reset. */
   destroy(): void {
     if (this.dead) return;
-    this.#teardown(this.lostReset(0x8, 'connection destroyed', false));
+    this.#teardown(this.lostReset(0x8, 'connection destroyed', false, true));
     this.socket.destroy();
   }
 
   #finish(): void {
     if (this.dead) return;
     this.#flush();
-    this.#teardown(this.lostReset(0x8, 'connection closed', false));
+    this.#teardown(this.lostReset(0x8, 'connection closed', false, true));
     this.socket.destroySoon();
   }
 
@@ -497,7 +498,7 @@ export abstract class H2Connection implements F.FrameSink {
   // The peer closed or the socket failed without GOAWAY (a client exiting):
   // every stream is reset and the socket destroyed, never left half-open.
   readonly #onLost = (): void => {
-    if (!this.dead) this.#teardown(this.lostReset(0x8, 'connection lost', false));
+    if (!this.dead) this.#teardown(this.lostReset(0x8, 'connection lost', false, true));
     this.socket.destroy();
   };
 
