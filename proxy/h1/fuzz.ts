@@ -44,7 +44,7 @@ class Ours implements H1ParserListener {
     this.messages.push({ head: `${h.method} ${h.target} ${h.version} ${h.headers.join('\u0000')}`, keepAlive: this.parser.keepAlive, tunnel: this.parser.tunnel, body: '', trailers: '', ended: false });
   }
   onResponseHead(h: ResponseHead): void {
-    if (h.status < 200) return; // llhttp reports interim heads as messages of their own; both skipped
+    if (h.status < 200 && h.status !== 101) return; // interim heads: skipped on both sides
     this.#body = [];
     this.messages.push({ head: `${h.status} ${h.reason} ${h.version} ${h.headers.join('\u0000')}`, keepAlive: this.parser.keepAlive, tunnel: this.parser.tunnel, body: '', trailers: '', ended: false });
   }
@@ -112,11 +112,11 @@ function differ(ours: Outcome, theirs: Outcome): string | undefined {
 }
 
 /** Differences we mean to have, by the reason llhttp gives and the input. */
-function deliberate(input: Buffer, ours: Outcome, theirs: Outcome, mode: 'request' | 'response', ll: Llhttp): string | undefined {
+function deliberate(_input: Buffer, ours: Outcome, theirs: Outcome, mode: 'request' | 'response', ll: Llhttp): string | undefined {
   // On a head cut short, each parser may refuse at a different byte: completing the
   // head (CRLFCRLF) must make the other refuse too.
   if ((ours.error === undefined) !== (theirs.error === undefined)) {
-    const done = Buffer.concat([input, Buffer.from('\r\n\r\n')]);
+    const done = Buffer.concat([_input, Buffer.from('\r\n\r\n')]);
     const o2 = parseOurs(mode, done, [], false);
     const t2 = ll.parse(done, false);
     if (o2.error !== undefined && t2.error !== undefined && ours.messages.length === theirs.messages.length) return 'refused at a different byte of an incomplete head';
@@ -130,6 +130,8 @@ function deliberate(input: Buffer, ours: Outcome, theirs: Outcome, mode: 'reques
   if (ours.error?.endsWith('(HTTP/0.9)')) return 'HTTP/0.9 request line';
   // llhttp skips any CR and LF before a request line; we skip CRLF pairs only (a bare CR or LF is refused everywhere).
   if (theirs.error === undefined && (ours.error?.endsWith('bare LF') || ours.error?.endsWith('bare CR'))) return 'stray CR or LF before a start line';
+  // llhttp treats an HTTP/1.0 interim response as closing the connection; we read the final response after it.
+  if (ours.error === undefined && theirs.error?.startsWith('HPE_CLOSED_CONNECTION') && /HTTP\/1\.0 1\d\d/.test(_input.toString('latin1'))) return 'HTTP/1.0 interim response';
   if (theirs.error !== undefined) return undefined;
   // The rest: where llhttp is more lenient than we mean to be.
   if (ours.error?.endsWith('several spaces in the request line')) return 'several spaces in the request line';

@@ -126,7 +126,8 @@ function targetForm(b: Buffer, ms: number, me: number, ts: number, te: number): 
   let at = 0;
   for (i += 3; i < te; i++) {
     const x = b[i]!;
-    if (x === 0x2f || x === 0x3f || x === 0x23) break;
+    // "#" right in the authority is refused (llhttp does too), not taken as a fragment.
+    if (x === 0x2f || x === 0x3f) break;
     if (AUTHORITY[x] !== 1) return false;
     if (x === 0x40 && ++at > 1) return false;
   }
@@ -230,7 +231,7 @@ function targetPrefix(b: Buffer, ms: number, me: number, ts: number, te: number)
   let at = 0;
   for (; i < te; i++) {
     const x = b[i]!;
-    if (x === 0x2f || x === 0x3f || x === 0x23) break;
+    if (x === 0x2f || x === 0x3f) break;
     if (AUTHORITY[x] !== 1 || (x === 0x40 && ++at > 1)) return false;
   }
   return true;
