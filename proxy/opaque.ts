@@ -29,9 +29,15 @@ export interface ForwardResult {
 export function dialTcp(target: SocketAddress, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const upstream = connect({ host: target.address, port: target.port, allowHalfOpen: true, noDelay: true });
+    // Timers run before the poll phase that delivers 'connect': after the event
+    // loop stalls past the timeout, the timer would fire first for a connection
+    // already made. The verdict waits one poll phase (setImmediate) to see it.
     const timer = setTimeout(() => {
-      upstream.destroy();
-      reject(new ProxyError('MESH_CONNECT_TIMEOUT', `no connection to ${target.address}:${target.port} within ${timeoutMs} ms`));
+      setImmediate(() => {
+        if (!upstream.connecting) return;
+        upstream.destroy();
+        reject(new ProxyError('MESH_CONNECT_TIMEOUT', `no connection to ${target.address}:${target.port} within ${timeoutMs} ms`));
+      });
     }, timeoutMs);
     const onError = (err: NodeJS.ErrnoException): void => {
       clearTimeout(timer);

@@ -153,12 +153,17 @@ export class MeshTls {
       let tcpUp = false;
       raw.once('connect', () => (tcpUp = true));
       const fail = (e: ProxyError): void => {
+        settled = true;
         clearTimeout(timer);
         s.destroy();
         raw.destroy();
         reject(e);
       };
-      const timer = setTimeout(() => fail(new ProxyError('MESH_CONNECT_TIMEOUT', `no mTLS connection to ${formatTarget(target)} within ${timeoutMs} ms`)), timeoutMs);
+      let settled = false;
+      // One poll phase after the timer (see dialTcp): a stalled event loop must not fail a handshake that completed.
+      const timer = setTimeout(() => setImmediate(() => {
+        if (!settled) fail(new ProxyError('MESH_CONNECT_TIMEOUT', `no mTLS connection to ${formatTarget(target)} within ${timeoutMs} ms`));
+      }), timeoutMs);
       const onError = (err: NodeJS.ErrnoException): void => fail(handshakeError(err, tcpUp, target));
       s.once('error', onError);
       raw.once('error', onError);
@@ -170,6 +175,7 @@ export class MeshTls {
         // aborts on a second write issued while a first is still pending natively.
         s.write(header, (err) => {
           if (err) return fail(handshakeError(err, true, target));
+          settled = true;
           clearTimeout(timer);
           s.removeListener('error', onError);
           raw.removeListener('error', onError);
