@@ -7,7 +7,7 @@
 //   mesh-orig-headers: the original header names in order, e.g. "Host,User-Agent,Accept"
 //   mesh-orig-reason:  a reason phrase other than the standard one for the status
 // Our own HTTP/2 framing carries repeated fields as they are, so unlike the
-// node:http2 path (proxy/orig-proto.ts) nothing needs a mesh-orig-dup-* name;
+// former node:http2 path (orig-proto.ts) nothing needs a mesh-orig-dup-* name;
 // those are still understood on the way in.
 // Hop-by-hop headers never cross (the forwarder strips them before this).
 import { STATUS_CODES } from 'node:http';
@@ -21,7 +21,7 @@ const DUP = 'mesh-orig-dup-';
 
 /** Fields h2 forbids or that a proxy must not let an app forge. */
 function dropped(lower: string): boolean {
-  return lower === 'host' || lower === 'http2-settings' || (lower.length > 10 && lower.startsWith('mesh-orig-'));
+  return lower === 'host' || lower === 'http2-settings' || (lower.length >= 10 && lower.startsWith('mesh-orig-'));
 }
 
 /** The h2 header list of an HTTP/1 message, plus the original names in order (a comma is no token character). */
@@ -30,7 +30,7 @@ function lowered(headers: HeaderList, out: HeaderList): string {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const lower = name.toLowerCase();
-    if (lower.length > 10 && lower.startsWith('mesh-orig-')) continue;
+    if (lower.length >= 10 && lower.startsWith('mesh-orig-')) continue;
     names = names === '' ? name : `${names},${name}`;
     if (!dropped(lower)) out.push(lower, headers[i + 1]!);
   }
