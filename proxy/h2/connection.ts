@@ -18,6 +18,9 @@ import { streamReset, type H2Stream } from './stream.js';
 
 export type { H2Options } from './limits.js';
 
+/** How long a connection failed with GOAWAY is kept reading (discarding) so the GOAWAY is delivered. */
+const GOAWAY_LINGER_MS = 1000;
+
 export abstract class H2Connection implements F.FrameSink {
   readonly w = new F.FrameWriter();
   readonly streams = new Map<number, H2Stream>();
@@ -464,7 +467,13 @@ export abstract class H2Connection implements F.FrameSink {
     const out = this.w.take();
     if (out !== null && !this.socket.destroyed) this.socket.write(out);
     this.#teardown(this.lostReset(code, why, abuse, true));
-    this.socket.destroySoon();
+    // FIN, then linger reading and discarding (#onBytes drops input once dead)
+    // until the peer closes or GOAWAY_LINGER_MS pass. Closing at once with the
+    // peer's flood unread makes our kernel answer with RST, and the peer's
+    // kernel then drops the GOAWAY it had not yet read: the client never
+    // learns why (seen in test/h2-abuse.test.ts). Go and nghttp2 linger too.
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), GOAWAY_LINGER_MS).unref();
   }
 
   /** Graceful close: GOAWAY(NO_ERROR); in-flight streams finish, then the socket closes. */
