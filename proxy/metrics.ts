@@ -148,6 +148,27 @@ export class ConnMetrics {
   }
 }
 
+/**
+ * A connection still in protocol detection: its TLS labels are not known yet,
+ * but it is open, so it counts in tcp_open_connections under the labels it
+ * would have if detection found nothing. settle() moves it to its final
+ * labels, where tcp_open_total and tcp_close_total count it once.
+ */
+export class PendingConnMetrics {
+  #series: ConnSeries | undefined;
+
+  constructor(series: ConnSeries, readonly labels: Labels) {
+    this.#series = series;
+    series.open.value++;
+  }
+
+  settle(m: ProxyMetrics, labels: ConnLabels): ConnMetrics {
+    if (this.#series !== undefined) this.#series.open.value--;
+    this.#series = undefined;
+    return m.connection(labels);
+  }
+}
+
 /** The workload certificate: registered only when identity is on, so /metrics is unchanged without it. */
 export interface IdentityMetrics {
   certExpiration: Gauge<string>;
@@ -200,10 +221,20 @@ export class ProxyMetrics {
 
   connection(labels: ConnLabels): ConnMetrics {
     const l = defined(labels);
+    return new ConnMetrics(this.#series(l), l);
+  }
+
+  /** A connection accepted and still being detected: open, labels provisional. */
+  pending(labels: ConnLabels): PendingConnMetrics {
+    const l = defined(labels);
+    return new PendingConnMetrics(this.#series(l), l);
+  }
+
+  #series(l: Labels): ConnSeries {
     const key = seriesKey(connLabelNames, l);
     let s = this.#conns.get(key);
     if (!s) this.#conns.set(key, (s = new ConnSeries(this.#store, l)));
-    return new ConnMetrics(s, l);
+    return s;
   }
 
   route(conn: ConnMetrics, authority: string): RouteMetrics {

@@ -54,3 +54,5 @@ fi
 say "compiling TypeScript"
 rm -rf dist
 npx --no-install tsc -p tsconfig.json
+# The bins carry the proxy's Node flags in their shebang: only if they can be run directly.
+chmod +x dist/cli/*.js

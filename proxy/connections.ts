@@ -1,0 +1,162 @@
+// What both stacks do with an accepted connection, apart from deciding: admit
+// it (descriptor budget), find its target, count it open from the start (while
+// detection runs, under provisional labels), and end it one of three ways —
+// served by the HTTP stage, forwarded as opaque TCP, or refused — with its
+// close accounted exactly once.
+import type { Socket } from 'node:net';
+import type { SocketAddress } from '../native/index.js';
+import type { InboundMode } from './config.js';
+import { bindContext, formatAddr, type ConnContext } from './context.js';
+import type { FdBudget } from './fdlimit.js';
+import type { HttpStage } from './forward/http.js';
+import type { Log } from './log.js';
+import type { PendingConnMetrics, ProxyMetrics, TlsLabels } from './metrics.js';
+import { forwardOpaque } from './opaque.js';
+import { originalTarget, plainAddress, type Direction, type TargetError } from './target.js';
+import { resetAndDestroy } from './transport/tls.js';
+import type { SessionProtocol } from './transport/header.js';
+
+const ignore = (): void => {};
+
+/** An admitted connection with its original destination, before anything is decided. */
+export interface Accepted {
+  socket: Socket;
+  direction: Direction;
+  target: SocketAddress;
+  targetAddr: string;
+  src: string;
+  /** Outbound to a meshed destination: the identity its proxy must prove. */
+  peer: string | undefined;
+  pending: PendingConnMetrics;
+}
+
+export interface ConnectionsOptions {
+  log: Log;
+  metrics: ProxyMetrics;
+  fds: FdBudget;
+  inboundMode: InboundMode;
+  /** mTLS to a meshed destination's proxy announcing `protocol` (opaque streams, tunnels). */
+  dialMeshed(target: SocketAddress, peer: string, protocol: SessionProtocol): Promise<Socket>;
+}
+
+export class Connections {
+  readonly open = new Set<Socket>();
+
+  constructor(private readonly o: ConnectionsOptions) {}
+
+  /**
+   * Admits a new socket and finds its target; undefined when it was refused
+   * (no descriptor to spare, or no original destination).
+   */
+  accept(socket: Socket, direction: Direction, ownPort: number, provisional: TlsLabels, peerOf: (t: SocketAddress) => string | undefined): Accepted | undefined {
+    const { log, metrics, fds } = this.o;
+    // Errors surface as 'close'; an 'error' without a listener would crash the process.
+    socket.on('error', ignore);
+    if (!fds.canAccept()) {
+      // Refused at once (a FIN, before any byte is read), so the client fails fast
+      // and the connections we hold keep their descriptors for their upstreams.
+      metrics.acceptRefused(direction, 'fd_reserve');
+      socket.destroy();
+      return undefined;
+    }
+    // Two descriptors: the client's, and the upstream connection it most likely needs.
+    fds.acquire();
+    fds.acquire();
+    this.open.add(socket);
+    socket.once('close', () => {
+      this.open.delete(socket);
+      fds.release();
+      fds.release();
+    });
+    const src = `${plainAddress(socket.remoteAddress ?? '')}:${socket.remotePort}`;
+    let target: SocketAddress;
+    try {
+      target = originalTarget(socket, direction, this.o.inboundMode, ownPort);
+    } catch (err) {
+      const e = err as TargetError;
+      log.warn('connection refused: no target', { direction, src, code: e.code, reason: e.message });
+      resetAndDestroy(socket);
+      return undefined;
+    }
+    const targetAddr = formatAddr(target);
+    const peer = peerOf(target);
+    if (log.enabled('debug')) {
+      const local = `${plainAddress(socket.localAddress ?? '')}:${socket.localPort}`;
+      log.debug('accepted', { direction, src, local, dst: targetAddr, mode: direction === 'inbound' ? this.o.inboundMode : 'redirect', ...(peer ? { server_id: peer } : {}) });
+    }
+    const pending = metrics.pending({ direction, target_addr: targetAddr, ...provisional });
+    return { socket, direction, target, targetAddr, src, peer, pending };
+  }
+
+  /** The connection's context once its TLS labels are known (and its target port, after a connection header). */
+  begin(a: Accepted, labels: TlsLabels, dst: SocketAddress = a.target): ConnContext {
+    const addr = dst === a.target ? a.targetAddr : formatAddr(dst);
+    const ctx: ConnContext = {
+      direction: a.direction,
+      target: dst,
+      targetAddr: addr,
+      src: a.src,
+      metrics: a.pending.settle(this.o.metrics, { direction: a.direction, target_addr: addr, ...labels }),
+    };
+    if (a.peer !== undefined) ctx.peerIdentity = a.peer;
+    bindContext(a.socket, ctx);
+    return ctx;
+  }
+
+  closed(socket: Socket, ctx: ConnContext, protocol: string, error: string | undefined): void {
+    const { log } = this.o;
+    ctx.metrics.close(socket.bytesRead, socket.bytesWritten, error);
+    if (log.enabled('debug')) {
+      const peer = ctx.peerIdentity !== undefined ? { server_id: ctx.peerIdentity } : ctx.clientId !== undefined ? { client_id: ctx.clientId } : {};
+      log.debug('closed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, tx: socket.bytesRead, rx: socket.bytesWritten, protocol, tls: ctx.metrics.labels.tls, ...peer, error });
+    }
+  }
+
+  refuse(socket: Socket, ctx: ConnContext, protocol: string, code: string, reason: string): void {
+    this.o.log.warn('connection refused', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code, reason });
+    if (!socket.destroyed) resetAndDestroy(socket);
+    this.closed(socket, ctx, protocol, code);
+  }
+
+  /**
+   * Opaque TCP, accounted when the forwarder is done with both sides, so a
+   * failed connect or a reset is counted with its reason. `client` is what
+   * bytes are read from (the decrypted stream, once mTLS is terminated);
+   * `socket` is the accepted TCP connection the accounting is about.
+   */
+  opaque(socket: Socket, client: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number): void {
+    const peer = ctx.peerIdentity;
+    const meshed = peer !== undefined ? { dial: () => this.o.dialMeshed(ctx.target, peer, 'opaque') } : {};
+    forwardOpaque(client, ctx.target, { connectTimeoutMs, ...meshed }).then((r) => {
+      if (r.error !== undefined) this.o.log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code: r.error, reason: r.detail });
+      this.closed(socket, ctx, protocol, r.error);
+    });
+  }
+
+  /** Hands a stream (plain, or decrypted) to the HTTP stage for its protocol. */
+  serve(socket: Socket, client: Socket, ctx: ConnContext, protocol: 'http1' | 'h2', http: HttpStage): void {
+    // A client gone during detection is counted as opened and closed at once.
+    if (socket.destroyed) return this.closed(socket, ctx, protocol, 'MESH_CLIENT_CLOSED');
+    socket.once('close', () => this.closed(socket, ctx, protocol, undefined));
+    if (protocol === 'http1') http.serveH1(client, ctx);
+    else http.serveH2(client, ctx);
+  }
+
+  /** Shutdown: open connections get up to graceMs to finish, then are reset. */
+  drain(graceMs: number): Promise<void> {
+    const open = this.open;
+    if (open.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        for (const s of open) resetAndDestroy(s);
+        resolve();
+      }, graceMs);
+      const check = (): void => {
+        if (open.size > 0) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      for (const s of open) s.once('close', () => queueMicrotask(check));
+    });
+  }
+}

@@ -1,0 +1,93 @@
+// The inbound stack: connections to this pod's app, intercepted on 4143.
+//   accept (descriptor budget) → original destination
+//     → opaque port without identity: TCP at once
+//     → detect on the first bytes (briefly on opaque ports: only a peer
+//       proxy's ClientHello, which comes at once, is looked for)
+//     → a ClientHello naming our identity with the mesh ALPN: terminate mTLS,
+//       read the connection header, serve the protocol it names (no second
+//       detection): h2 (HTTP/1 restored for the app) | http1 (tunnels) | opaque
+//     → otherwise: refused on a port that requires identity; else HTTP/1 | h2
+//       through the HTTP stage, TLS or unknown as opaque TCP
+import type { Socket } from 'node:net';
+import type { SocketAddress } from '../../native/index.js';
+import type { ProxyConfig } from '../config.js';
+import type { Accepted, Connections } from '../connections.js';
+import { bindContext } from '../context.js';
+import { detect, type Detected } from '../detect/index.js';
+import type { HttpStage } from '../forward/http.js';
+import type { Log } from '../log.js';
+import type { TlsLabels } from '../metrics.js';
+import { readHeader } from '../transport/header.js';
+import { resetAndDestroy, TRANSPORT_ALPN, type MeshTls } from '../transport/tls.js';
+
+export interface InboundDeps {
+  config: ProxyConfig;
+  log: Log;
+  conns: Connections;
+  http: HttpStage;
+  /** Mutual TLS with peer proxies; undefined when identity is off. */
+  meshTls: MeshTls | undefined;
+}
+
+/** Inbound on an opaque port still looks for a peer proxy's ClientHello, which comes at once; not for long. */
+const OPAQUE_TLS_DETECT_MS = 1000;
+
+const ignore = (): void => {};
+const noPeer = (): undefined => undefined;
+
+/** How an inbound connection that is not a peer proxy's mTLS is secured. */
+function tlsLabels(d: Detected | undefined, identityOn: boolean): TlsLabels {
+  if (d?.kind === 'tls') return { tls: 'opaque', ...(d.sni === undefined ? {} : { sni: d.sni }) };
+  if (!identityOn) return { tls: 'no_identity', no_tls_reason: 'disabled' };
+  return { tls: 'no_identity', no_tls_reason: 'not_provided_by_remote' };
+}
+
+export function inboundStack(d: InboundDeps): (socket: Socket) => void {
+  const { config, log, conns, http, meshTls } = d;
+  const ownPort = config.inbound[0]?.port ?? 0;
+  const timeout = config.connectTimeoutInboundMs;
+  const identityOn = meshTls !== undefined;
+
+  /** A peer proxy's mTLS: terminate, read the connection header, serve what it names. */
+  const terminate = (a: Accepted, tls: MeshTls): void => {
+    const { socket, target } = a;
+    tls.terminate(socket).then(async (t) => {
+      if (t.kind === 'refused') return conns.refuse(socket, conns.begin(a, { tls: 'true' }), 'tls', t.code, t.reason);
+      const secured = t.socket;
+      secured.on('error', ignore);
+      const h = await readHeader(secured, config.detectTimeoutMs);
+      if (h.kind !== 'header') {
+        resetAndDestroy(secured);
+        const why = h.kind === 'invalid' ? h.reason : h.kind === 'timeout' ? 'no connection header in time' : 'closed before the connection header';
+        return conns.refuse(socket, conns.begin(a, { tls: 'true', client_id: t.clientId }), 'tls', 'MESH_TRANSPORT_HEADER', `from ${t.clientId}: ${why}`);
+      }
+      // The header names the port the client dialled; the app listens there.
+      const dst: SocketAddress = { ...target, port: h.header.port };
+      const ctx = conns.begin(a, { tls: 'true', client_id: t.clientId }, dst);
+      ctx.clientId = t.clientId;
+      bindContext(secured, ctx);
+      if (log.enabled('debug')) log.debug('secured', { direction: 'inbound', src: a.src, dst: ctx.targetAddr, client_id: t.clientId, protocol: h.header.protocol });
+      if (h.header.protocol === 'opaque') return conns.opaque(socket, secured, ctx, 'opaque', timeout);
+      conns.serve(socket, secured, ctx, h.header.protocol, http);
+    });
+  };
+
+  return (socket: Socket): void => {
+    const a = conns.accept(socket, 'inbound', ownPort, tlsLabels(undefined, identityOn), noPeer);
+    if (a === undefined) return;
+    const opaquePort = config.opaquePorts.has(a.target.port);
+    if (opaquePort && !identityOn) return conns.opaque(socket, socket, conns.begin(a, tlsLabels(undefined, false)), 'opaque', timeout);
+    const timeoutMs = opaquePort ? Math.min(config.detectTimeoutMs, OPAQUE_TLS_DETECT_MS) : config.detectTimeoutMs;
+    detect(socket, { timeoutMs, maxBytes: config.detectMaxBytes }).then((det) => {
+      if (log.enabled('debug')) log.debug('detected', { direction: 'inbound', src: a.src, dst: a.targetAddr, protocol: det.kind, ...(det.kind === 'opaque' ? { reason: det.reason } : {}) });
+      if (meshTls && det.kind === 'tls' && det.sni === meshTls.identity && det.alpn.includes(TRANSPORT_ALPN)) return terminate(a, meshTls);
+      const ctx = conns.begin(a, tlsLabels(det, identityOn));
+      if (config.requireIdentityPorts.has(a.target.port)) {
+        const what = det.kind === 'tls' ? `TLS for ${det.sni ?? 'no name'}` : det.kind;
+        return conns.refuse(socket, ctx, det.kind, 'MESH_IDENTITY_REQUIRED', `port ${a.target.port} accepts only mTLS from a mesh proxy; got ${what}`);
+      }
+      if (det.kind === 'tls' || det.kind === 'opaque' || opaquePort) return conns.opaque(socket, socket, ctx, opaquePort ? 'opaque' : det.kind, timeout);
+      conns.serve(socket, socket, ctx, det.kind, http);
+    });
+  };
+}

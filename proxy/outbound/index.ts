@@ -1,0 +1,59 @@
+// The outbound stack: what the app in this pod dials, intercepted on 4140.
+//   accept (descriptor budget) → original destination
+//     → meshed? (the identity its proxy must prove; decided once, here)
+//     → opaque port: TCP at once (inside mTLS when meshed)
+//     → detect on the first bytes → HTTP/1 | h2: the HTTP stage (HTTP/1 pooled,
+//       or carried as h2 on the mTLS connection to the peer proxy)
+//       | TLS or unknown: opaque TCP
+import type { Socket } from 'node:net';
+import type { ProxyConfig } from '../config.js';
+import type { Connections } from '../connections.js';
+import { detect, type Detected } from '../detect/index.js';
+import type { HttpStage } from '../forward/http.js';
+import type { Log } from '../log.js';
+import type { TlsLabels } from '../metrics.js';
+
+export interface OutboundDeps {
+  config: ProxyConfig;
+  log: Log;
+  conns: Connections;
+  http: HttpStage;
+  /** Identity is on: this proxy holds (or is getting) a workload certificate. */
+  identityOn: boolean;
+}
+
+/** How an outbound connection is secured, in the labels Linkerd uses. */
+function tlsLabels(d: Detected | undefined, identityOn: boolean, peer: string | undefined): TlsLabels {
+  if (peer !== undefined) return { tls: 'true', server_id: peer };
+  if (d?.kind === 'tls') return { tls: 'opaque', ...(d.sni === undefined ? {} : { sni: d.sni }) };
+  if (!identityOn) return { tls: 'no_identity', no_tls_reason: 'disabled' };
+  return { tls: 'no_identity', no_tls_reason: 'not_provided_by_service_discovery' };
+}
+
+export function outboundStack(d: OutboundDeps): (socket: Socket) => void {
+  const { config, log, conns, http, identityOn } = d;
+  const ownPort = config.outbound[0]?.port ?? 0;
+  const timeout = config.connectTimeoutOutboundMs;
+  const peerOf = config.meshedDestinations.identityOf.bind(config.meshedDestinations);
+
+  return (socket: Socket): void => {
+    const a = conns.accept(socket, 'outbound', ownPort, tlsLabels(undefined, identityOn, undefined), peerOf);
+    if (a === undefined) return;
+    // Databases and other server-first protocols: no waiting for a first byte.
+    if (config.opaquePorts.has(a.target.port)) {
+      return conns.opaque(socket, socket, conns.begin(a, tlsLabels(undefined, identityOn, a.peer)), 'opaque', timeout);
+    }
+    detect(socket, { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes }).then((det) => {
+      if (log.enabled('debug')) log.debug('detected', { direction: 'outbound', src: a.src, dst: a.targetAddr, protocol: det.kind, ...(det.kind === 'opaque' ? { reason: det.reason } : {}) });
+      const ctx = conns.begin(a, tlsLabels(det, identityOn, a.peer));
+      switch (det.kind) {
+        case 'http1':
+        case 'h2':
+          return conns.serve(socket, socket, ctx, det.kind, http);
+        case 'tls':
+        case 'opaque':
+          return conns.opaque(socket, socket, ctx, det.kind, timeout);
+      }
+    });
+  };
+}
