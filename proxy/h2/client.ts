@@ -73,6 +73,11 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
       return;
     }
     if (s.remoteEnded) return this.streamError(s, H2_STREAM_CLOSED, 'HEADERS after END_STREAM');
+    if (s.discard) {
+      // Abandoned without a reset (see H2Stream.reset): let it run out unseen.
+      if (endStream) s.remoteEnd(undefined);
+      return;
+    }
     if (tooLarge) {
       this.resetStream(s, H2_CANCEL);
       return s.l!.onReset(streamReset(H2_CANCEL, 'MESH_HEADERS_TOO_LARGE', `response head beyond ${this.maxHeaderListSize} octets`));

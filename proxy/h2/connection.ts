@@ -196,6 +196,11 @@ export abstract class H2Connection implements F.FrameSink {
 
   // ---- streams ----
 
+  /** One RST_STREAM of our own may go now (the budget peers' rapid-reset limits leave us). */
+  mayReset(): boolean {
+    return this.#ourResets.take();
+  }
+
   resetStream(s: H2Stream, code: number): void {
     if (s.id !== 0) {
       this.w.rst(s.id, code);

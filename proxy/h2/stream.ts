@@ -121,6 +121,18 @@ export class H2Stream implements ServerStream, ClientStream {
 
   reset(r: StreamReset): void {
     if (this.closed) return;
+    // Client role, a cancellation relayed for one of many app clients: resets
+    // cost the peer, which rate-limits them (rapid-reset defences, CVE-2023-44487)
+    // and may close the connection every client shares. Within our budget a
+    // RST_STREAM goes; beyond it, a request already complete is left to run
+    // out and its response discarded, so one client's reset flood stays on its
+    // own connection. An incomplete request must be reset: ending it would
+    // hand the server a truncated body as complete.
+    if (this.conn.role === 'client' && this.id !== 0 && this.localEnded && !this.conn.mayReset()) {
+      this.l = null;
+      this.discardRest();
+      return;
+    }
     this.conn.resetStream(this, r.h2Code);
   }
 
