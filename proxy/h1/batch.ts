@@ -10,6 +10,12 @@ export interface Batched {
   corked: boolean;
 }
 
+let enabled = true;
+/** Measurement only: writes go straight to the socket (to compare syscalls and throughput). */
+export function setBatching(on: boolean): void {
+  enabled = on;
+}
+
 let pending: Batched[] = [];
 let spare: Batched[] = [];
 let scheduled = false;
@@ -29,7 +35,7 @@ function flush(): void {
 
 /** Call before writing: the writes of this turn are gathered until its end. */
 export function batch(c: Batched): void {
-  if (c.corked) return;
+  if (c.corked || !enabled) return;
   c.corked = true;
   c.socket.cork();
   pending.push(c);

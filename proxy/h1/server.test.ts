@@ -270,6 +270,22 @@ describe('H1ServerConnection', () => {
     r.close();
   });
 
+  it('closing after a response never cuts it: large body to a Connection: close client and to a half-closed one', async () => {
+    const big = Buffer.alloc(4 << 20, 'z');
+    for (const [req, half] of [['GET / HTTP/1.1\r\nConnection: close\r\n\r\n', false], ['GET / HTTP/1.1\r\n\r\n', true]] as const) {
+      const t = await serve((s) => {
+        s.stream.respond({ status: 200, reason: 'OK', version: 11, headers: ['Content-Length', String(big.length)] }, false);
+        s.stream.write(big);
+        s.stream.end();
+      });
+      t.client.write(req);
+      if (half) t.client.end();
+      const text = await collect(t.client);
+      assert.equal(text.length - text.indexOf('\r\n\r\n') - 4, big.length);
+      t.close();
+    }
+  });
+
   it('interop: node:http client through our server, keep-alive, chunked both ways', async () => {
     const server = new H1Server({
       onRequest(st) {

@@ -124,7 +124,11 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
       this.#o.onProtocolError?.(err, 408);
       this.#answerAndClose(408);
     } else if (kind === D_IDLE) this.#closeGracefully();
-    else if (kind === D_LINGER) this.#destroy();
+    else if (kind === D_LINGER) {
+      // Our last bytes are still leaving (a slow reader of a large response): not cut yet.
+      if (!this.socket.writableFinished && !this.socket.destroyed) return this.#arm(D_LINGER, LINGER_MS);
+      this.#destroy();
+    }
   }
 
   readonly #onData = (chunk: Buffer): void => {
@@ -349,7 +353,8 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
 
   readonly #onEnd = (): void => {
     this.#peerEnded = true;
-    if (this.#closing) return this.#destroy();
+    // Both sides done: the socket destroys itself once our writes are flushed (destroying now could drop them).
+    if (this.#closing) return;
     if (this.#stream === undefined) {
       // A head cut by the client's FIN is nothing to answer; our side closes too.
       return this.#closeGracefully();
@@ -394,7 +399,6 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
     this.#closing = true;
     this.#buf = undefined;
     this.socket.end();
-    if (this.#peerEnded) return this.#destroy();
     this.#arm(D_LINGER, LINGER_MS);
     if (this.socket.isPaused()) this.socket.resume();
   }
