@@ -8,8 +8,10 @@
 // caller owns the remaining bytes and calls execute() again when it is ready.
 import { ProxyError, type ProxyErrorCode } from '../errors.js';
 import type { HeaderList, HttpVersion, RequestHead, ResponseHead } from '../message/types.js';
-import { CR, HEX, HTAB, LF, QDTEXT, TOKEN } from './chars.js';
-import { HeadScan, parseHeaderLine, parseRequestLine, parseStatusLine, partialChunkLine, partialLine } from './head.js';
+import { CR, LF } from './chars.js';
+import { chunkError, parseChunkSize, partialChunkLine } from './chunk.js';
+import { HeadScan, parseHeaderLine, parseRequestLine, parseStatusLine } from './head.js';
+import { partialLine } from './partial.js';
 
 export interface H1ParserListener {
   /** A request head; the parser's bodyKind, keepAlive, tunnel and expectContinue describe it. */
@@ -292,47 +294,8 @@ export class H1Parser {
   }
 
   #chunkSizeLine(b: Buffer, s: number, e: number): void {
-    let i = s;
-    let n = 0;
-    for (; i < e; i++) {
-      const h = HEX[b[i]!]!;
-      if (h === 0) break;
-      n = n * 16 + h - 1;
-      // Past 2^53 the arithmetic stops being exact: a size we cannot count is refused.
-      if (n > Number.MAX_SAFE_INTEGER) return void this.#fail(this.#code(), 400, 'chunk size too large');
-    }
-    if (i === s) return void this.#fail(this.#code(), 400, 'invalid chunk size');
-    // chunk-ext = *( ";" name [ "=" ( token / quoted-string ) ] ). RFC 9112 allows BWS
-    // around ";" and "="; llhttp in strict mode does not, and neither do we: a parser
-    // that skips the whitespace and one that does not must never both accept.
-    while (i < e) {
-      if (b[i] !== 0x3b) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
-      i++;
-      const ns = i;
-      while (i < e && TOKEN[b[i]!] === 1) i++;
-      if (i === ns) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
-      if (i < e && b[i] === 0x3d) {
-        i++;
-        if (i < e && b[i] === 0x22) {
-          i++;
-          for (;;) {
-            if (i >= e) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
-            const c = b[i]!;
-            if (c === 0x22) break;
-            if (c === 0x5c) {
-              i++;
-              if (i >= e || (b[i]! < 0x20 && b[i] !== HTAB) || b[i] === 0x7f) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
-            } else if (QDTEXT[c] !== 1) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
-            i++;
-          }
-          i++;
-        } else {
-          const vs = i;
-          while (i < e && TOKEN[b[i]!] === 1) i++;
-          if (i === vs) return void this.#fail(this.#code(), 400, 'invalid chunk extension');
-        }
-      }
-    }
+    const n = parseChunkSize(b, s, e);
+    if (n < 0) return void this.#fail(this.#code(), 400, chunkError(n));
     this.#sectionBytes = 0;
     if (n === 0) {
       this.#state = S_TRAILERS;
