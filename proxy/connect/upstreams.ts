@@ -34,6 +34,9 @@ export interface UpstreamsOptions {
 
 type H2Entry = H2ClientConnection | PendingDispatcher;
 
+/** Connections per h2 upstream: one normally; more only while the first ones are full. */
+const MAX_H2_CONNECTIONS = 8;
+
 /** What the HTTP stage needs of a connector (tests give their own). */
 export interface Connector {
   h1(target: SocketAddress, key: string): Dispatcher;
@@ -43,7 +46,7 @@ export interface Connector {
 
 export class Upstreams implements Connector {
   readonly #h1 = new Map<string, H1PoolLike>();
-  readonly #h2 = new Map<string, H2Entry>();
+  readonly #h2 = new Map<string, H2Entry[]>();
   #closing = false;
 
   constructor(private readonly o: UpstreamsOptions) {}
@@ -59,30 +62,53 @@ export class Upstreams implements Connector {
     return p;
   }
 
-  /** The h2 connection to `target`: prior-knowledge h2c, or mTLS to the proxy proving `peer`. */
+  /**
+   * An h2 connection to `target`: prior-knowledge h2c, or mTLS to the proxy
+   * proving `peer`. One connection carries everything until it is full (the
+   * peer's concurrent-stream limit); then another is opened beside it, up to
+   * MAX_H2_CONNECTIONS, so a client holding many streams open (never reading
+   * them) cannot make others queue behind it.
+   */
   h2(target: SocketAddress, key: string, peer: string | undefined): Dispatcher {
     const k = peer === undefined ? key : `${key} ${peer}`;
-    const have = this.#h2.get(k);
-    if (have !== undefined && (have instanceof PendingDispatcher || have.isAvailable())) return have;
+    let set = this.#h2.get(k);
+    if (set === undefined) this.#h2.set(k, (set = []));
+    let least: H2ClientConnection | undefined;
+    for (const c of set) {
+      if (c instanceof PendingDispatcher) return c;
+      if (!c.isAvailable()) continue;
+      if (c.load < c.peerMaxStreams) return c;
+      if (least === undefined || c.load < least.load) least = c;
+    }
+    if (least !== undefined && set.length >= MAX_H2_CONNECTIONS) return least;
+    return this.#dialH2(target, key, k, peer, set);
+  }
+
+  #dialH2(target: SocketAddress, key: string, k: string, peer: string | undefined, set: H2Entry[]): Dispatcher {
     const pending = new PendingDispatcher();
-    this.#h2.set(k, pending);
+    set.push(pending);
+    const swap = (from: H2Entry, to: H2ClientConnection | undefined): void => {
+      const i = set.indexOf(from);
+      if (i < 0) return;
+      if (to === undefined) set.splice(i, 1);
+      else set[i] = to;
+      if (set.length === 0 && this.#h2.get(k) === set) this.#h2.delete(k);
+    };
     const dial = peer === undefined ? dialTcp(target, this.o.connectTimeoutMs) : this.dialMeshed(target, peer, 'h2');
     dial.then(
       (socket) => {
-        const conn = new H2ClientConnection(socket, {
+        const conn: H2ClientConnection = new H2ClientConnection(socket, {
           peer: peer === undefined ? 'app' : 'mesh',
-          onClose: () => {
-            if (this.#h2.get(k) === conn) this.#h2.delete(k);
-          },
+          onClose: () => swap(conn, undefined),
         });
-        if (this.#h2.get(k) === pending) this.#h2.set(k, conn);
+        swap(pending, conn);
         // Requests that waited for this connection are in flight: send them
         // before a drain's GOAWAY, which would refuse them (502) instead.
         pending.ready(conn);
         if (this.#closing) conn.close();
       },
       (e: unknown) => {
-        if (this.#h2.get(k) === pending) this.#h2.delete(k);
+        swap(pending, undefined);
         this.o.log.debug('upstream connect failed', { dst: key, reason: (e as Error).message });
         pending.failed(e);
       },
@@ -101,6 +127,6 @@ export class Upstreams implements Connector {
   drain(): void {
     this.#closing = true;
     for (const p of this.#h1.values()) p.close();
-    for (const c of this.#h2.values()) if (c instanceof H2ClientConnection) c.close();
+    for (const set of this.#h2.values()) for (const c of set) if (c instanceof H2ClientConnection) c.close();
   }
 }
