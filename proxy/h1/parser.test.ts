@@ -179,6 +179,8 @@ const refused: [string, string, number][] = [
   ['version 1.2', 'GET / HTTP/1.2\r\n\r\n', 505],
   ['version 0.9', 'GET / HTTP/0.9\r\n\r\n', 505],
   ['trailer obs-fold', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n 2\r\n\r\n', 400],
+  ['Content-Length in trailers', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n', 400],
+  ['Transfer-Encoding in trailers', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\ntransfer-encoding: chunked\r\n\r\n', 400],
   ['trailer bad name', 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX Y: 1\r\n\r\n', 400],
 ];
 

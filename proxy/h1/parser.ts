@@ -290,7 +290,10 @@ export class H1Parser {
     if (scan.count >= this.#maxHeaders) return void this.#fail('MESH_HEADERS_TOO_LARGE', 431, 'too many trailer fields');
     // Trailers never frame the message: no framing bookkeeping, same syntax rules.
     const msg = parseHeaderLine(b, s, e, scan, false);
-    if (msg !== undefined) this.#fail(this.#code(), 400, msg);
+    if (msg !== undefined) return void this.#fail(this.#code(), 400, msg);
+    // A framing field among trailers (RFC 9110 §6.5.1 forbids sending one) is refused, as llhttp does.
+    const name = scan.headers[scan.headers.length - 2]!;
+    if ((name.length === 14 || name.length === 17) && /^(content-length|transfer-encoding)$/i.test(name)) this.#fail(this.#code(), 400, 'framing field in trailers');
   }
 
   #chunkSizeLine(b: Buffer, s: number, e: number): void {
