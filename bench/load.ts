@@ -11,6 +11,7 @@ import { h2loadLogLatencies, parseH2load, parseWrk, type SaturationResult } from
 import { onCpus, type Pinning } from './pin.js';
 import { percentiles } from './stats.js';
 import type { Endpoint } from './topology.js';
+import { WORKLOADS, type Workload } from './workload.js';
 
 export interface LoadContext {
   client: Pod;
@@ -28,15 +29,30 @@ async function run(ctx: LoadContext, cmd: string, args: string[], durationS: num
   return r.stdout;
 }
 
-const url = (t: Endpoint): string => `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}/`;
+const url = (t: Endpoint, path = '/'): string => `http://${t.host.includes(':') ? `[${t.host}]` : t.host}:${t.port}${path}`;
 
 export interface WrkOptions {
   connections: number;
   durationS: number;
+  /** What to request; tiny unless given. */
+  workload?: Workload;
+}
+
+/**
+ * wrk's command line. Its -H (repeatable) takes "Name: value" with exactly ": " after the name
+ * (wrk 4.1 drops any other form silently) and sends them in no fixed order.
+ */
+export function wrkArgs(target: Endpoint, o: WrkOptions): string[] {
+  const w = o.workload ?? WORKLOADS.tiny;
+  return [
+    '-t1', `-c${o.connections}`, `-d${o.durationS}s`, '--timeout', '2s', '--latency',
+    ...w.headers.flatMap(([name, value]) => ['-H', `${name}: ${value}`]),
+    url(target, w.path),
+  ];
 }
 
 export async function wrk(ctx: LoadContext, target: Endpoint, o: WrkOptions): Promise<SaturationResult> {
-  const out = await run(ctx, 'wrk', ['-t1', `-c${o.connections}`, `-d${o.durationS}s`, '--timeout', '2s', '--latency', url(target)], o.durationS);
+  const out = await run(ctx, 'wrk', wrkArgs(target, o), o.durationS);
   return parseWrk(out);
 }
 
@@ -44,6 +60,22 @@ export interface H2loadOptions {
   clients: number;
   streams: number;
   durationS: number;
+  /** What to request; tiny unless given. */
+  workload?: Workload;
+}
+
+/**
+ * h2load's command line, without the log file. Header names in lower case, as HTTP/2 requires;
+ * h2load's HPACK encoder (nghttp2) indexes them, except Authorization, which it never indexes,
+ * so the token crosses every stream whole, as it does from a browser.
+ */
+export function h2loadArgs(target: Endpoint, o: H2loadOptions): string[] {
+  const w = o.workload ?? WORKLOADS.tiny;
+  return [
+    '-t1', `-c${o.clients}`, `-m${o.streams}`, `-D${o.durationS}`,
+    ...w.headers.flatMap(([name, value]) => ['-H', `${name.toLowerCase()}: ${value}`]),
+    url(target, w.path),
+  ];
 }
 
 export async function h2load(ctx: LoadContext, target: Endpoint, o: H2loadOptions): Promise<SaturationResult> {
@@ -51,9 +83,7 @@ export async function h2load(ctx: LoadContext, target: Endpoint, o: H2loadOption
   // memory (tmpfs) where there is one: a few MB a second, written by the generator's own core.
   const log = join(existsSync('/dev/shm') ? '/dev/shm' : ctx.dir, `mesh-bench-h2load-${process.pid}-${Date.now()}.log`);
   try {
-    const out = await run(ctx, 'h2load', [
-      '-t1', `-c${o.clients}`, `-m${o.streams}`, `-D${o.durationS}`, `--log-file=${log}`, url(target),
-    ], o.durationS);
+    const out = await run(ctx, 'h2load', [`--log-file=${log}`, ...h2loadArgs(target, o)], o.durationS);
     const p = percentiles(h2loadLogLatencies(readFileSync(log, 'utf8')));
     return parseH2load(out, { p50: p.p50, p90: p.p90, p99: p.p99, max: p.max });
   } finally {

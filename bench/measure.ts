@@ -1,5 +1,6 @@
-// One path, measured start to finish: up, idle memory, warm-up, HTTP/1.1 and h2c at saturation,
-// HTTP/1.1 on a fixed timetable, memory after load, memory holding idle connections, down.
+// One path, measured start to finish: up, idle memory, warm-up, HTTP/1.1 and h2c at saturation
+// (once per workload: tiny, then realistic), HTTP/1.1 on a fixed timetable (tiny requests),
+// memory after load, memory holding idle connections, down.
 // A failure ends this path's measurements (recorded) but not the bench.
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -11,6 +12,7 @@ import type { SaturationResult } from './parse.js';
 import { upPath, type PathName, type RunningPath } from './paths.js';
 import { cpuMs, cpuPercent, cpuTimes, foreignCpu, foreignPercent, memory, type Memory } from './procfs.js';
 import type { Topology } from './topology.js';
+import { WORKLOADS, type WorkloadName } from './workload.js';
 
 export interface Plan {
   durationS: number;
@@ -23,6 +25,8 @@ export interface Plan {
   rate: number;
   rateConnections: number;
   idleConnections: number;
+  /** Which workloads the saturation runs use (each: one wrk and one h2load run), in this order. */
+  workloads: WorkloadName[];
   /** How long to wait, before each path, for other work on the machine to stop. */
   quietWaitS: number;
 }
@@ -39,6 +43,16 @@ export interface CpuBusy {
 }
 
 export type Saturation = SaturationResult & { cpuBusy: CpuBusy };
+export type Proto = 'h1' | 'h2';
+
+/** One workload's saturation runs on one path. */
+export interface WorkloadRuns {
+  h1?: Saturation;
+  h2?: Saturation;
+}
+
+/** A measured run, for the noise readings: a workload's saturation run, or the fixed-rate run. */
+export type RunKey = `${WorkloadName} ${Proto}` | 'fixed';
 
 export interface ProxyResult {
   side: 'client' | 'server';
@@ -46,15 +60,15 @@ export interface ProxyResult {
   idle?: Memory;
   loaded?: Memory;
   held?: Memory;
-  /** CPU time the proxy process spent per request during each saturation run, µs. */
-  cpuUsPerRequest: { h1?: number; h2?: number };
+  /** CPU time the proxy process spent per request during each saturation run, µs, per workload. */
+  cpuUsPerRequest: Partial<Record<WorkloadName, { h1?: number; h2?: number }>>;
 }
 
 export interface PathResult {
   name: PathName;
   description: string;
-  h1?: Saturation;
-  h2?: Saturation;
+  /** Saturation runs per workload (those the plan names). */
+  saturation: Partial<Record<WorkloadName, WorkloadRuns>>;
   fixed?: FixedRateResult;
   hold?: HoldResult & { lostWhileHeld: number };
   proxies: ProxyResult[];
@@ -65,9 +79,9 @@ export interface PathResult {
    */
   backgroundCpuPercent?: number;
   /** The same for processes outside the lab during each measured run (a lower bound). */
-  foreignCpuPercent: { h1?: number; h2?: number; fixed?: number };
+  foreignCpuPercent: Partial<Record<RunKey, number>>;
   /** Share of the CPUs' time the hypervisor gave to other machines during each measured run. */
-  stealPercent: { h1?: number; h2?: number; fixed?: number };
+  stealPercent: Partial<Record<RunKey, number>>;
   /** Anything that makes this path's numbers suspect: errors, non-2xx, lost connections. */
   problems: string[];
 }
@@ -87,7 +101,7 @@ export const isNoisy = (x: PathResult): boolean => otherWorkPercent(x) > NOISY_P
 const SETTLE_MS = 1000;
 
 export async function measurePath(t: Topology, name: PathName, plan: Plan, progress: (line: string) => void): Promise<PathResult> {
-  const result: PathResult = { name, description: '', proxies: [], foreignCpuPercent: {}, stealPercent: {}, problems: [] };
+  const result: PathResult = { name, description: '', proxies: [], saturation: {}, foreignCpuPercent: {}, stealPercent: {}, problems: [] };
   let path: RunningPath;
   try {
     path = await upPath(t, name);
@@ -101,7 +115,7 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
   const cpus = { load: t.pin?.load ?? [], serve: t.pin?.serve ?? [] };
   const proxyCpu = (): number[] => path.proxies.map((p) => cpuMs(p.pid));
   /** Runs `run`, noting how much CPU processes outside the lab, or other machines, took meanwhile. */
-  const watched = async <T>(key: keyof PathResult['foreignCpuPercent'], run: () => Promise<T>): Promise<T> => {
+  const watched = async <T>(key: RunKey, run: () => Promise<T>): Promise<T> => {
     const before = foreignCpu(t.lab.namespaces());
     const sys = cpuTimes();
     const start = performance.now();
@@ -113,20 +127,21 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
   };
 
   /** Runs one saturation measurement with CPU accounting around it. */
-  const saturate = async (proto: 'h1' | 'h2'): Promise<Saturation> => {
+  const saturate = async (workload: WorkloadName, proto: Proto): Promise<Saturation> => {
+    const w = WORKLOADS[workload];
     const before = proxyCpu();
     const sys = cpuTimes();
-    const r = await watched(proto, () =>
+    const r = await watched(`${workload} ${proto}`, () =>
       proto === 'h1'
-        ? wrk(ctx, path.h1, { connections: plan.connections, durationS: plan.durationS })
-        : h2load(ctx, path.h2, { clients: plan.h2Clients, streams: plan.h2Streams, durationS: plan.durationS }),
+        ? wrk(ctx, path.h1, { connections: plan.connections, durationS: plan.durationS, workload: w })
+        : h2load(ctx, path.h2, { clients: plan.h2Clients, streams: plan.h2Streams, durationS: plan.durationS, workload: w }),
     );
     const sysAfter = cpuTimes();
     const after = proxyCpu();
     result.proxies.forEach((p, i) => {
-      p.cpuUsPerRequest[proto] = r.requests > 0 ? ((after[i]! - before[i]!) * 1000) / r.requests : NaN;
+      (p.cpuUsPerRequest[workload] ??= {})[proto] = r.requests > 0 ? ((after[i]! - before[i]!) * 1000) / r.requests : NaN;
     });
-    flag(result, `${proto} saturation`, r.errors, r.non2xx, r.errorDetail, 0, r.requests);
+    flag(result, `${workload} ${proto} saturation`, r.errors, r.non2xx, r.errorDetail, 0, r.requests);
     return { ...r, cpuBusy: { load: cpuPercent(sys, sysAfter, cpus.load, 'busy'), serve: cpuPercent(sys, sysAfter, cpus.serve, 'busy') } };
   };
 
@@ -145,15 +160,18 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
     });
     await delay(SETTLE_MS);
 
-    progress(`${name}: HTTP/1.1 saturation, wrk -t1 -c${plan.connections} -d${plan.durationS}s`);
-    result.h1 = await saturate('h1');
-    await delay(SETTLE_MS);
+    for (const workload of plan.workloads) {
+      const runs: WorkloadRuns = (result.saturation[workload] = {});
+      progress(`${name}: ${workload} HTTP/1.1 saturation, wrk -t1 -c${plan.connections} -d${plan.durationS}s`);
+      runs.h1 = await saturate(workload, 'h1');
+      await delay(SETTLE_MS);
 
-    progress(`${name}: h2c saturation, h2load -c${plan.h2Clients} -m${plan.h2Streams} -D${plan.durationS}`);
-    result.h2 = await saturate('h2');
-    await delay(SETTLE_MS);
+      progress(`${name}: ${workload} h2c saturation, h2load -c${plan.h2Clients} -m${plan.h2Streams} -D${plan.durationS}`);
+      runs.h2 = await saturate(workload, 'h2');
+      await delay(SETTLE_MS);
+    }
 
-    progress(`${name}: HTTP/1.1 at a fixed ${plan.rate} req/s for ${plan.durationS}s`);
+    progress(`${name}: HTTP/1.1 at a fixed ${plan.rate} req/s for ${plan.durationS}s (tiny requests)`);
     result.fixed = await watched('fixed', () =>
       fixedRate(ctx, path.h1, { rate: plan.rate, durationS: plan.durationS, connections: plan.rateConnections }),
     );

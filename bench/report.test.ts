@@ -4,6 +4,7 @@ import type { FixedRateResult } from './fixed-rate.js';
 import type { PathResult, Plan, ProxyResult, Saturation } from './measure.js';
 import type { PathName } from './paths.js';
 import { compare, formatReport, type BenchReport } from './report.js';
+import type { WorkloadName } from './workload.js';
 
 const saturation = (rps: number): Saturation => ({
   tool: 'wrk', requests: rps * 10, rps, latencyMs: { p50: 1, p90: 2, p99: 3, max: 4 },
@@ -16,46 +17,116 @@ const fixed = (p50: number): FixedRateResult => {
     achievedRps: 1000, latencyMs: lat, serviceMs: lat, sendLagMs: { ...lat, p50: 0, p99: 0.1 },
   };
 };
+// The realistic workload: a tenth of the tiny one's throughput, three times its CPU per request.
 const proxy = (side: 'client' | 'server', cpuUs: number, rssMb: number): ProxyResult => ({
-  side, pid: 1, cpuUsPerRequest: { h1: cpuUs, h2: cpuUs / 2 },
+  side, pid: 1,
+  cpuUsPerRequest: { tiny: { h1: cpuUs, h2: cpuUs / 2 }, realistic: { h1: cpuUs * 3, h2: cpuUs * 1.5 } },
   loaded: { rssMb, hwmMb: rssMb }, held: { rssMb: rssMb * 2, hwmMb: rssMb * 2 },
 });
-const path = (name: PathName, rps: number, p50: number, proxies: ProxyResult[]): PathResult => ({
-  name, description: name, h1: saturation(rps), h2: saturation(rps * 2), fixed: fixed(p50), proxies,
-  foreignCpuPercent: {}, stealPercent: {}, problems: [],
+const path = (name: PathName, rps: number, p50: number, proxies: ProxyResult[], realisticRps = rps / 10): PathResult => ({
+  name, description: name,
+  saturation: {
+    tiny: { h1: saturation(rps), h2: saturation(rps * 2) },
+    realistic: { h1: saturation(realisticRps), h2: saturation(realisticRps * 2) },
+  },
+  fixed: fixed(p50), proxies, foreignCpuPercent: {}, stealPercent: {}, problems: [],
 });
 
 const paths = [
   path('direct', 100_000, 0.2, []),
-  path('mesh', 5_000, 1.2, [proxy('client', 80, 90), proxy('server', 60, 70)]),
+  path('mesh', 5_000, 1.2, [proxy('client', 80, 90), proxy('server', 60, 70)], 400),
   path('haproxy-mtls', 20_000, 0.5, [proxy('client', 20, 20), proxy('server', 15, 20)]),
 ];
+
+const plan = (workloads: WorkloadName[]): Plan => ({
+  durationS: 10, warmupS: 2, connections: 50, h2Clients: 10, h2Streams: 10, rate: 1000, rateConnections: 10,
+  idleConnections: 1000, workloads, quietWaitS: 0,
+});
+const reportOf = (ps: PathResult[], workloads: WorkloadName[]): BenchReport => ({
+  startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:01:00.000Z', argv: [], pinning: 'p', tools: {},
+  git: { commit: '0123456789abcdef', dirty: false }, plan: plan(workloads), paths: ps, ...compare(ps),
+});
+
+/** Only the runs of `workloads`, as a bench run with --workload would have measured them. */
+const only = (p: PathResult, workloads: WorkloadName[]): PathResult => ({
+  ...p,
+  saturation: Object.fromEntries(workloads.map((w) => [w, p.saturation[w]])),
+  proxies: p.proxies.map((x) => ({ ...x, cpuUsPerRequest: Object.fromEntries(workloads.map((w) => [w, x.cpuUsPerRequest[w]])) })),
+});
 
 describe('compare', () => {
   it('puts the mesh beside HAProxy doing mTLS: throughput, latency, CPU and RSS per proxy', () => {
     const { ratios, addedVsDirect } = compare(paths);
     assert.deepEqual(Object.keys(ratios), ['mesh/direct', 'mesh/haproxy-mtls', 'haproxy-mtls/direct']);
     const r = ratios['mesh/haproxy-mtls']!;
-    assert.equal(r.h1Rps, 0.25);
-    assert.equal(r.h2Rps, 0.25);
+    const tiny = r.workloads.tiny!;
+    assert.equal(tiny.h1Rps, 0.25);
+    assert.equal(tiny.h2Rps, 0.25);
     assert.ok(Math.abs(r.fixedDeltaMs.p50 - 0.7) < 1e-9);
-    assert.equal(r.cpuPerRequest!.h1, 70 / 17.5);
+    assert.equal(tiny.cpuPerRequest!.h1, 70 / 17.5);
     assert.equal(r.rss!.loaded, 4);
     assert.equal(r.rss!.held, 4);
     // Against direct there are no proxies to compare.
-    assert.equal(ratios['mesh/direct']!.cpuPerRequest, undefined);
+    assert.equal(ratios['mesh/direct']!.workloads.tiny!.cpuPerRequest, undefined);
+    assert.equal(ratios['mesh/direct']!.rss, undefined);
     assert.ok(Math.abs(addedVsDirect.mesh!.p50 - 1) < 1e-9);
   });
 
-  it('prints the ratios as a table', () => {
-    const plan: Plan = { durationS: 10, warmupS: 2, connections: 50, h2Clients: 10, h2Streams: 10, rate: 1000, rateConnections: 10, idleConnections: 1000, quietWaitS: 0 };
-    const report: BenchReport = {
-      startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:01:00.000Z', argv: [], pinning: 'p', tools: {},
-      git: { commit: '0123456789abcdef', dirty: false }, plan, paths, ...compare(paths),
-    };
-    const text = formatReport(report);
-    assert.match(text, /^A\/B +H1 REQ\/S +H2 REQ\/S +1000\/S \+P50 +\+P99 +\+MAX +CPU\/REQ H1 +CPU\/REQ H2 +RSS LOADED +RSS 1000 CONNS$/m);
-    assert.match(text, /^mesh\/haproxy-mtls +0\.25x +0\.25x +\+0\.700 +\+2\.80 +\+7\.00 +4\.00x +4\.00x +4\.00x +4\.00x$/m);
-    assert.match(text, /^mesh\/direct +0\.05x +0\.05x .* – +– +– +–$/m);
+  it('compares each workload on its own: throughput and CPU per request', () => {
+    const r = compare(paths).ratios['mesh/haproxy-mtls']!;
+    assert.deepEqual(Object.keys(r.workloads), ['tiny', 'realistic']);
+    const realistic = r.workloads.realistic!;
+    assert.equal(realistic.h1Rps, 400 / 2_000);
+    assert.equal(realistic.h2Rps, 800 / 4_000);
+    assert.equal(realistic.cpuPerRequest!.h1, (70 * 3) / (17.5 * 3));
+    assert.equal(realistic.cpuPerRequest!.h2, (35 * 1.5) / (8.75 * 1.5));
+  });
+
+  it('leaves out a workload that one of the two paths did not run', () => {
+    const ps = [only(paths[0]!, ['tiny', 'realistic']), only(paths[1]!, ['realistic']), only(paths[2]!, ['tiny', 'realistic'])];
+    const { ratios } = compare(ps);
+    assert.deepEqual(Object.keys(ratios['mesh/haproxy-mtls']!.workloads), ['realistic']);
+    assert.deepEqual(Object.keys(ratios['haproxy-mtls/direct']!.workloads), ['tiny', 'realistic']);
+  });
+});
+
+describe('formatReport', () => {
+  it('prints the ratios per workload, what is measured once per pair on its first row', () => {
+    const text = formatReport(reportOf(paths, ['tiny', 'realistic']));
+    assert.match(text, /^A\/B +WORKLOAD +H1 REQ\/S +H2 REQ\/S +CPU\/REQ H1 +CPU\/REQ H2 +1000\/S \+P50 +\+P99 +\+MAX +RSS LOADED +RSS 1000 CONNS$/m);
+    assert.match(text, /^mesh\/haproxy-mtls +tiny +0\.25x +0\.25x +4\.00x +4\.00x +\+0\.700 +\+2\.80 +\+7\.00 +4\.00x +4\.00x$/m);
+    assert.match(text, /^mesh\/haproxy-mtls +realistic +0\.20x +0\.20x +4\.00x +4\.00x$/m);
+    assert.match(text, /^mesh\/direct +tiny +0\.05x +0\.05x +– +– .* – +–$/m);
+    assert.match(text, /^mesh\/direct +realistic +0\.04x +0\.04x +– +–$/m);
+  });
+
+  it('prints each path\'s throughput per workload, the fixed-rate run once', () => {
+    const text = formatReport(reportOf(paths, ['tiny', 'realistic']));
+    assert.match(text, /^PATH +WORKLOAD +H1 REQ\/S +H1 P50 +H1 P99 +H2 REQ\/S +H2 P50 +H2 P99 +1000\/S P50 +P99 +MAX +\+P50 +\+P99 +\+MAX +RUN$/m);
+    assert.match(text, /^mesh +tiny +5000 +1\.00 +3\.00 +10000 +1\.00 +3\.00 +1\.20 +4\.80 +12\.0 +\+1\.00 +\+4\.00 +\+10\.0 +ok$/m);
+    assert.match(text, /^mesh +realistic +400 +1\.00 +3\.00 +800 +1\.00 +3\.00 +ok$/m);
+    assert.match(text, /^workload tiny: GET \/ /m);
+    assert.match(text, /^workload realistic: GET \/api\/v1\/items\.json with 11 more headers \(\d+ bytes/m);
+  });
+
+  it('prints CPU per request per workload in the memory table', () => {
+    const text = formatReport(reportOf(paths, ['tiny', 'realistic']));
+    assert.match(text, /^PATH +PROXY +CPU µS\/REQ TINY H1 +TINY H2 +REALISTIC H1 +REALISTIC H2 +RSS IDLE +LOADED +PEAK +1000 CONNS +KB\/CONN$/m);
+    assert.match(text, /^mesh +client +80\.0 +40\.0 +240\.0 +120\.0 +– +90\.0 +90\.0 +180\.0 OVER +–$/m);
+  });
+
+  it('with one workload, prints only its rows and columns', () => {
+    const text = formatReport(reportOf(paths.map((p) => only(p, ['realistic'])), ['realistic']));
+    assert.doesNotMatch(text, /^\S+ +tiny /m);
+    assert.doesNotMatch(text, /TINY H1/);
+    assert.match(text, /^mesh\/haproxy-mtls +realistic +0\.20x +0\.20x +4\.00x +4\.00x +\+0\.700 /m);
+    assert.match(text, /^PATH +PROXY +CPU µS\/REQ REALISTIC H1 +REALISTIC H2 +RSS IDLE/m);
+  });
+
+  it('flags a generator-bound run with its workload', () => {
+    const busy = structuredClone(paths);
+    busy[0]!.saturation.realistic!.h1!.cpuBusy.load = 97;
+    const text = formatReport(reportOf(busy, ['tiny', 'realistic']));
+    assert.match(text, /^direct: realistic H1 load CPU 97 %: the generator, not the path, limited throughput/m);
   });
 });

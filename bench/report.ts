@@ -2,6 +2,7 @@
 // the bench prints. Pure: the results file and the tables come from the same object.
 import { isNoisy, otherWorkPercent as outside, RSS_TARGET_MB, type PathResult, type Plan } from './measure.js';
 import type { PathName } from './paths.js';
+import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workload.js';
 
 export interface Added {
   p50: number;
@@ -9,14 +10,20 @@ export interface Added {
   max: number;
 }
 
-export interface Ratio {
+/** One workload's saturation runs, a over b. */
+export interface WorkloadRatio {
   /** a's saturation throughput over b's (HTTP/1.1 and h2c). */
   h1Rps: number;
   h2Rps: number;
-  /** a's fixed-rate latency minus b's, ms. */
-  fixedDeltaMs: Added;
   /** a's CPU time per request per proxy over b's (the mean of each path's proxies); when both have proxies. */
   cpuPerRequest?: { h1: number; h2: number };
+}
+
+export interface Ratio {
+  /** Per workload that both paths ran. */
+  workloads: Partial<Record<WorkloadName, WorkloadRatio>>;
+  /** a's fixed-rate latency minus b's, ms (tiny requests). */
+  fixedDeltaMs: Added;
   /** a's RSS per proxy over b's, after load and with the idle connections held; when both have proxies. */
   rss?: { loaded: number; held: number };
 }
@@ -88,13 +95,20 @@ export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' 
     const pa = by.get(a);
     const pb = by.get(b);
     const d = pa && pb ? delta(pa, pb) : undefined;
-    if (!pa?.h1 || !pb?.h1 || !pa.h2 || !pb.h2 || !d) continue;
-    const r: Ratio = { h1Rps: pa.h1.rps / pb.h1.rps, h2Rps: pa.h2.rps / pb.h2.rps, fixedDeltaMs: d };
-    if (pa.proxies.length > 0 && pb.proxies.length > 0) {
-      const over = (value: (x: PathResult['proxies'][number]) => number | undefined): number => perProxy(pa, value) / perProxy(pb, value);
-      r.cpuPerRequest = { h1: over((x) => x.cpuUsPerRequest.h1), h2: over((x) => x.cpuUsPerRequest.h2) };
-      r.rss = { loaded: over((x) => x.loaded?.rssMb), held: over((x) => x.held?.rssMb) };
+    if (!pa || !pb || !d) continue;
+    const withProxies = pa.proxies.length > 0 && pb.proxies.length > 0;
+    const over = (value: (x: PathResult['proxies'][number]) => number | undefined): number => perProxy(pa, value) / perProxy(pb, value);
+    const workloads: Ratio['workloads'] = {};
+    for (const w of WORKLOAD_NAMES) {
+      const [ra, rb] = [pa.saturation[w], pb.saturation[w]];
+      if (!ra?.h1 || !rb?.h1 || !ra.h2 || !rb.h2) continue;
+      const q: WorkloadRatio = { h1Rps: ra.h1.rps / rb.h1.rps, h2Rps: ra.h2.rps / rb.h2.rps };
+      if (withProxies) q.cpuPerRequest = { h1: over((x) => x.cpuUsPerRequest[w]?.h1), h2: over((x) => x.cpuUsPerRequest[w]?.h2) };
+      workloads[w] = q;
     }
+    if (Object.keys(workloads).length === 0) continue;
+    const r: Ratio = { workloads, fixedDeltaMs: d };
+    if (withProxies) r.rss = { loaded: over((x) => x.loaded?.rssMb), held: over((x) => x.held?.rssMb) };
     ratios[`${a}/${b}`] = r;
   }
   return { addedVsDirect, ratios };
@@ -110,37 +124,54 @@ function header(r: BenchReport): string {
   return [
     `mesh bench ${r.startedAt}  git ${r.git.commit.slice(0, 12)}${r.git.dirty ? ' (dirty tree)' : ''}`,
     r.pinning,
-    `saturation: wrk -t1 -c${p.connections} -d${p.durationS}s (HTTP/1.1), h2load -t1 -c${p.h2Clients} -m${p.h2Streams} -D${p.durationS} (h2c); ` +
-      `fixed rate: ${p.rate} req/s for ${p.durationS}s (after 1s unrecorded) over ${p.rateConnections} connections, latency from the scheduled send time; ` +
-      `warm-up ${p.warmupS}s; ${p.idleConnections} idle connections for RSS`,
+    `saturation: wrk -t1 -c${p.connections} -d${p.durationS}s (HTTP/1.1), h2load -t1 -c${p.h2Clients} -m${p.h2Streams} -D${p.durationS} (h2c), ` +
+      `once per workload; fixed rate: ${p.rate} req/s for ${p.durationS}s (after 1s unrecorded) over ${p.rateConnections} connections, ` +
+      `tiny requests, latency from the scheduled send time; warm-up ${p.warmupS}s; ${p.idleConnections} idle connections for RSS`,
+    ...p.workloads.map((w) => `workload ${w}: ${WORKLOADS[w].summary}`),
     '',
     ...r.paths.map((x) => `${x.name.padEnd(Math.max(...r.paths.map((p) => p.name.length)))}  ${x.description}`),
   ].join('\n');
+}
+
+/**
+ * One row per path and workload; what is measured once per path (the fixed-rate run, memory)
+ * is on the path's first row only.
+ */
+function perWorkload<T>(workloads: WorkloadName[], rows: (w: WorkloadName, first: boolean) => T): T[] {
+  return workloads.map((w, i) => rows(w, i === 0));
 }
 
 function throughput(r: BenchReport): string {
   const added = (name: PathName): Added | undefined => r.addedVsDirect[name];
   return [
     table(
-      ['PATH', 'H1 REQ/S', 'H1 P50', 'H1 P99', 'H2 REQ/S', 'H2 P50', 'H2 P99', `${r.plan.rate}/S P50`, 'P99', 'MAX', '+P50', '+P99', '+MAX', 'RUN'],
-      r.paths.map((x) => [
-        x.name,
-        rps(x.h1?.rps),
-        ms(x.h1?.latencyMs.p50),
-        ms(x.h1?.latencyMs.p99),
-        rps(x.h2?.rps),
-        ms(x.h2?.latencyMs.p50),
-        ms(x.h2?.latencyMs.p99),
-        ms(x.fixed?.latencyMs.p50),
-        ms(x.fixed?.latencyMs.p99),
-        ms(x.fixed?.latencyMs.max),
-        signed(added(x.name)?.p50),
-        signed(added(x.name)?.p99),
-        signed(added(x.name)?.max),
-        x.problems.length > 0 ? 'ERRORS' : noisy(x) ? 'noisy' : 'ok',
-      ]),
+      ['PATH', 'WORKLOAD', 'H1 REQ/S', 'H1 P50', 'H1 P99', 'H2 REQ/S', 'H2 P50', 'H2 P99', `${r.plan.rate}/S P50`, 'P99', 'MAX', '+P50', '+P99', '+MAX', 'RUN'],
+      r.paths.flatMap((x) =>
+        perWorkload(r.plan.workloads, (w, first) => {
+          const s = x.saturation[w];
+          const once = (v: string): string => (first ? v : '');
+          return [
+            x.name,
+            w,
+            rps(s?.h1?.rps),
+            ms(s?.h1?.latencyMs.p50),
+            ms(s?.h1?.latencyMs.p99),
+            rps(s?.h2?.rps),
+            ms(s?.h2?.latencyMs.p50),
+            ms(s?.h2?.latencyMs.p99),
+            once(ms(x.fixed?.latencyMs.p50)),
+            once(ms(x.fixed?.latencyMs.p99)),
+            once(ms(x.fixed?.latencyMs.max)),
+            once(signed(added(x.name)?.p50)),
+            once(signed(added(x.name)?.p99)),
+            once(signed(added(x.name)?.max)),
+            x.problems.length > 0 ? 'ERRORS' : noisy(x) ? 'noisy' : 'ok',
+          ];
+        }),
+      ),
+      2,
     ),
-    'latencies in ms; +P50/+P99/+MAX: fixed-rate latency added over direct',
+    `latencies in ms; ${r.plan.rate}/S and +P50/+P99/+MAX: the fixed-rate run (tiny requests, once per path) and its latency added over direct`,
   ].join('\n');
 }
 
@@ -148,12 +179,14 @@ function throughput(r: BenchReport): string {
 function notes(r: BenchReport): string {
   const out: string[] = [];
   for (const x of r.paths) {
-    for (const [proto, run] of [['H1', x.h1], ['H2', x.h2]] as const) {
-      if (run && run.cpuBusy.load >= GENERATOR_BOUND_PERCENT) {
-        out.push(
-          `${x.name}: ${proto} load CPU ${num(run.cpuBusy.load, 0)} %: the generator, not the path, limited throughput; ` +
-            `this req/s is a lower bound (ratios against it are upper bounds)`,
-        );
+    for (const w of r.plan.workloads) {
+      for (const [proto, run] of [['H1', x.saturation[w]?.h1], ['H2', x.saturation[w]?.h2]] as const) {
+        if (run && run.cpuBusy.load >= GENERATOR_BOUND_PERCENT) {
+          out.push(
+            `${x.name}: ${w} ${proto} load CPU ${num(run.cpuBusy.load, 0)} %: the generator, not the path, limited throughput; ` +
+              `this req/s is a lower bound (ratios against it are upper bounds)`,
+          );
+        }
       }
     }
     const lag = x.fixed?.sendLagMs.p99;
@@ -171,6 +204,11 @@ function notes(r: BenchReport): string {
   return out.join('\n');
 }
 
+/** "TINY H1", "TINY H2", "REALISTIC H1", ...: the per-workload column heads, the first prefixed with `what`. */
+function workloadHeads(workloads: WorkloadName[], what: string): string[] {
+  return workloads.flatMap((w, i) => [`${i === 0 ? `${what} ` : ''}${w.toUpperCase()} H1`, `${w.toUpperCase()} H2`]);
+}
+
 function memory(r: BenchReport): string {
   const p = r.plan;
   const rows: string[][] = [];
@@ -182,8 +220,7 @@ function memory(r: BenchReport): string {
       rows.push([
         x.name,
         proxy.side,
-        num(proxy.cpuUsPerRequest.h1, 1),
-        num(proxy.cpuUsPerRequest.h2, 1),
+        ...p.workloads.flatMap((w) => [num(proxy.cpuUsPerRequest[w]?.h1, 1), num(proxy.cpuUsPerRequest[w]?.h2, 1)]),
         num(proxy.idle?.rssMb, 1),
         num(proxy.loaded?.rssMb, 1),
         num(proxy.loaded?.hwmMb, 1),
@@ -194,25 +231,33 @@ function memory(r: BenchReport): string {
   }
   if (rows.length === 0) return '';
   return [
-    table(['PATH', 'PROXY', 'CPU µS/REQ H1', 'H2', 'RSS IDLE', 'LOADED', 'PEAK', `${p.idleConnections} CONNS`, 'KB/CONN'], rows),
-    `RSS in MB (VmRSS; PEAK is VmHWM after load); target < ${RSS_TARGET_MB} MB per proxy with ${p.idleConnections} connections`,
+    table(['PATH', 'PROXY', ...workloadHeads(p.workloads, 'CPU µS/REQ'), 'RSS IDLE', 'LOADED', 'PEAK', `${p.idleConnections} CONNS`, 'KB/CONN'], rows),
+    `CPU µs per request per proxy in each saturation run; RSS in MB (VmRSS; LOADED and PEAK (VmHWM) after all runs, ` +
+      `every workload); target < ${RSS_TARGET_MB} MB per proxy with ${p.idleConnections} connections`,
   ].join('\n');
 }
 
 function cpu(r: BenchReport): string {
-  const busy = r.paths.filter((x) => x.h1 || x.h2);
+  const busy = r.paths.filter((x) => Object.keys(x.saturation).length > 0);
   if (busy.length === 0) return '';
   return [
     table(
-      ['PATH', 'OTHER WORK CPU %', 'H1 LOAD CPU %', 'H1 SERVE CPU %', 'H2 LOAD CPU %', 'H2 SERVE CPU %'],
-      busy.map((x) => [
-        x.name,
-        num(outside(x), 1),
-        num(x.h1?.cpuBusy.load, 0),
-        num(x.h1?.cpuBusy.serve, 0),
-        num(x.h2?.cpuBusy.load, 0),
-        num(x.h2?.cpuBusy.serve, 0),
-      ]),
+      ['PATH', 'WORKLOAD', 'OTHER WORK CPU %', 'H1 LOAD CPU %', 'H1 SERVE CPU %', 'H2 LOAD CPU %', 'H2 SERVE CPU %'],
+      busy.flatMap((x) =>
+        perWorkload(r.plan.workloads, (w, first) => {
+          const s = x.saturation[w];
+          return [
+            x.name,
+            w,
+            first ? num(outside(x), 1) : '',
+            num(s?.h1?.cpuBusy.load, 0),
+            num(s?.h1?.cpuBusy.serve, 0),
+            num(s?.h2?.cpuBusy.load, 0),
+            num(s?.h2?.cpuBusy.serve, 0),
+          ];
+        }),
+      ),
+      2,
     ),
     'busy share of the CPUs during the saturation runs (the one near 100 % is the bottleneck); OTHER WORK: the most',
     'of the machine that processes outside the bench, or other machines on the host (steal), took just before or',
@@ -226,22 +271,34 @@ function ratios(r: BenchReport): string {
   const times = (v: number | undefined): string => (missing(v) ? '–' : `${v.toFixed(2)}x`);
   return [
     table(
-      ['A/B', 'H1 REQ/S', 'H2 REQ/S', `${r.plan.rate}/S +P50`, '+P99', '+MAX', 'CPU/REQ H1', 'CPU/REQ H2', 'RSS LOADED', `RSS ${r.plan.idleConnections} CONNS`],
-      pairs.map(([pair, q]) => [
-        pair,
-        times(q.h1Rps),
-        times(q.h2Rps),
-        signed(q.fixedDeltaMs.p50),
-        signed(q.fixedDeltaMs.p99),
-        signed(q.fixedDeltaMs.max),
-        times(q.cpuPerRequest?.h1),
-        times(q.cpuPerRequest?.h2),
-        times(q.rss?.loaded),
-        times(q.rss?.held),
-      ]),
+      ['A/B', 'WORKLOAD', 'H1 REQ/S', 'H2 REQ/S', 'CPU/REQ H1', 'CPU/REQ H2', `${r.plan.rate}/S +P50`, '+P99', '+MAX', 'RSS LOADED', `RSS ${r.plan.idleConnections} CONNS`],
+      pairs.flatMap(([pair, q]) =>
+        perWorkload(
+          r.plan.workloads.filter((w) => q.workloads[w]),
+          (w, first) => {
+            const once = (v: string): string => (first ? v : '');
+            const x = q.workloads[w];
+            return [
+              pair,
+              w,
+              times(x?.h1Rps),
+              times(x?.h2Rps),
+              times(x?.cpuPerRequest?.h1),
+              times(x?.cpuPerRequest?.h2),
+              once(signed(q.fixedDeltaMs.p50)),
+              once(signed(q.fixedDeltaMs.p99)),
+              once(signed(q.fixedDeltaMs.max)),
+              once(times(q.rss?.loaded)),
+              once(times(q.rss?.held)),
+            ];
+          },
+        ),
+      ),
+      2,
     ),
-    'A over B: req/s at saturation (above 1x: A is faster); CPU µs per request and RSS per proxy, the mean of each',
-    "path's proxies (above 1x: A costs more); +P50/+P99/+MAX: A's fixed-rate latency minus B's, ms",
+    'A over B, per workload: req/s at saturation (above 1x: A is faster) and CPU µs per request per proxy, the mean of',
+    "each path's proxies (above 1x: A costs more); once per pair: A's fixed-rate latency minus B's (ms, tiny requests)",
+    'and RSS per proxy (above 1x: A costs more)',
   ].join('\n');
 }
 
@@ -255,9 +312,11 @@ function problems(r: BenchReport): string {
 const GENERATOR_BOUND_PERCENT = 90;
 const noisy = isNoisy;
 
-function table(headers: string[], rows: string[][]): string {
+/** Names in the first `left` columns (aligned left), figures after them (aligned right). */
+function table(headers: string[], rows: string[][], left = 1): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i < left ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
   return [line(headers), ...rows.map(line)].join('\n');
 }
 

@@ -2,7 +2,8 @@
 // Not a test: CI does not run it. It is bounded (every run has a duration and a hard limit,
 // the whole bench a watchdog) and sends traffic only into the namespaces it creates.
 //
-//   node dist/bench/run.js [--quick] [--duration S] [--only direct,mesh,haproxy-mtls,...|all] [-o json]
+//   node dist/bench/run.js [--quick] [--duration S] [--only direct,mesh,haproxy-mtls,...|all]
+//                          [--workload tiny|realistic|both] [-o json]
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { DEFAULT_PATHS, PATH_NAMES, type PathName } from './paths.js';
 import { choosePinning, describePinning } from './pin.js';
 import { compare, formatReport, type BenchReport } from './report.js';
 import { createTopology, toolVersions } from './topology.js';
+import { workloadList, type WorkloadName } from './workload.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const TOOLS = ['wrk', 'h2load', 'haproxy', 'nginx', 'curl', 'taskset'];
@@ -21,6 +23,7 @@ interface CliOptions {
   duration: number;
   quick: boolean;
   only: PathName[];
+  workload: WorkloadName[];
   rate: number;
   connections: number;
   idleConnections: number;
@@ -65,6 +68,7 @@ function planFrom(o: CliOptions, given: Given): Plan {
     rate: o.rate,
     rateConnections: 10,
     idleConnections: o.idleConnections,
+    workloads: o.workload,
     // --quick checks that the bench works; it does not wait for a quiet machine unless told to.
     quietWaitS: o.quick && !given('quietWait') ? 0 : o.quietWait,
   };
@@ -103,8 +107,10 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
 
   const plan = planFrom(o, given);
   const retries = o.quick && !given('retries') ? 0 : o.retries;
-  // Each path: warm-up, three runs of `duration`, drains, idle connections, set-up; generously.
-  const limitS = 60 + o.only.length * (1 + retries) * (plan.quietWaitS + plan.warmupS + 3 * plan.durationS + 90);
+  // Each path: warm-up, two saturation runs per workload and a fixed-rate run of `duration`,
+  // drains, idle connections, set-up; generously.
+  const runs = 2 * plan.workloads.length + 1;
+  const limitS = 60 + o.only.length * (1 + retries) * (plan.quietWaitS + plan.warmupS + runs * plan.durationS + 30 * runs);
   const watchdog = setTimeout(() => {
     progress(`still running after ${limitS}s: giving up (the lab is removed on exit)`);
     process.exit(3);
@@ -163,6 +169,17 @@ const program = new Command('bench')
     new Option('--only <paths>', `comma-separated subset of ${PATH_NAMES.join(',')}, or all`)
       .argParser(pathList)
       .default([...DEFAULT_PATHS], DEFAULT_PATHS.join(',')),
+  )
+  .addOption(
+    new Option('--workload <name>', 'what the saturation runs request: tiny (GET /, 15-byte body), realistic (~1 KB of headers, 2 KB body) or both')
+      .argParser((raw) => {
+        try {
+          return workloadList(raw);
+        } catch (err) {
+          throw new InvalidArgumentError((err as Error).message);
+        }
+      })
+      .default(workloadList('both'), 'both'),
   )
   .option('--rate <req/s>', 'request rate of the fixed-rate run', positive('--rate'), 1000)
   .option('--connections <n>', 'wrk connections at saturation', count('--connections'), 50)
