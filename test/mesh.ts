@@ -22,9 +22,16 @@ export async function meshInit(pod: Pod, args: string[] = []): Promise<void> {
   await pod.execOk(node, [bin.init, ...args]);
 }
 
+export interface ProxyStartOptions {
+  /** RLIMIT_NOFILE, soft and hard, set by prlimit (which execs: the pid stays the proxy's). */
+  nofile?: number;
+}
+
 /** The proxy as it runs in a pod: uid 2102, debug logs (one line per accepted connection). */
-export async function startProxy(pod: Pod, env: Record<string, string> = {}, caps: string[] = []): Promise<PodProcess> {
-  const proc = pod.spawn(node, [...proxyNodeFlags, bin.proxy], {
+export async function startProxy(pod: Pod, env: Record<string, string> = {}, caps: string[] = [], opts: ProxyStartOptions = {}): Promise<PodProcess> {
+  const argv = [node, ...proxyNodeFlags, bin.proxy];
+  if (opts.nofile !== undefined) argv.unshift('prlimit', `--nofile=${opts.nofile}:${opts.nofile}`, '--');
+  const proc = pod.spawn(argv[0]!, argv.slice(1), {
     uid: PROXY_UID,
     caps,
     env: { MESH_PROXY_LOG_LEVEL: 'debug', ...env },

@@ -1,0 +1,474 @@
+// The proxy at its limits (issue 8, "What it must show" item 6), with real
+// kernels: pod A's client holds thousands of connections through A's outbound
+// proxy and B's inbound proxy to an app in B, while the test reads each proxy's
+// resident memory from /proc and its counters from /metrics.
+//   - 10,000 idle HTTP/1 keep-alive connections: ≤ 8 KB each per proxy
+//   - 10,000 idle opaque mTLS connections (fewer where the descriptor hard
+//     limit cannot hold them: see OPAQUE_CONNECTIONS): ≤ 32 KB each per proxy
+//   - a fresh request is answered in < 50 ms while they are held
+//   - a minute after they close, RSS is back within 1.5x of idle
+//   - past the descriptor limit new connections are refused at once and
+//     counted, held ones keep working, and after release new ones work again
+//   - 500 clients sending a head one byte a second are closed at the head
+//     timeout and do not slow anyone else
+//   - opaque bulk with half-close through mTLS arrives intact both ways
+// Figures are reported with t.diagnostic; targets the proxy misses today are
+// `todo` with the measured figure, their bounds unchanged.
+import { after, before, describe, it, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
+import { MeshIdentity } from './identity-lab.js';
+import { fixture, meshInit, node, proxiesReady, startEcho, startProxy } from './mesh.js';
+
+const CONNECTIONS = 10_000;
+
+// Every pod process inherits this process's RLIMIT_NOFILE (and Node raises its
+// soft limit to the hard one). 10,000 opaque connections take two descriptors
+// each in each proxy (client and upstream) plus the budget's reserve (2% of
+// the limit): more than a hard limit of 20,000, common in containers. Raise
+// ours where we may (root with CAP_SYS_RESOURCE); where we may not, the opaque
+// case holds as many as fit, and says so.
+const NOFILE = 65_536;
+function fdHardLimit(): number {
+  const hard = /^Max open files\s+\d+\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+  return hard === undefined || hard === 'unlimited' ? Infinity : Number(hard);
+}
+if (fdHardLimit() < NOFILE) {
+  try {
+    execFileSync('prlimit', ['--pid', String(process.pid), `--nofile=${NOFILE}:${NOFILE}`], { stdio: 'ignore' });
+  } catch {
+    // No CAP_SYS_RESOURCE: keep the limit we were given.
+  }
+}
+const HARD_LIMIT = fdHardLimit();
+/** Opaque connections that fit one proxy: two descriptors each, the 2% reserve, ~100 for the process itself. */
+const OPAQUE_CONNECTIONS = Math.min(CONNECTIONS, Math.floor((HARD_LIMIT * 0.98 - 100) / 2 / 500) * 500);
+
+/** Resident memory of a pod process (pods share the host's pid namespace), in KiB. */
+function rssKb(proc: PodProcess): number {
+  const status = readFileSync(`/proc/${proc.child.pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
+}
+
+/** Where the resident memory is: anonymous (heaps), file-backed (code), in KiB. */
+function memoryParts(proc: PodProcess): string {
+  const rollup = readFileSync(`/proc/${proc.child.pid}/smaps_rollup`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
+  return `rss ${kb('Rss')} KiB (anon ${kb('Anonymous')}, file ${kb('Rss') - kb('Anonymous')})`;
+}
+
+/** The V8 heap and the memory V8 knows outside it (Buffers, TLS), from the proxy's own /metrics, in KiB. */
+async function heapParts(pod: Pod): Promise<string> {
+  const text = (await pod.execOk('curl', ['-sS', '--max-time', '10', 'http://127.0.0.1:4191/metrics'])).stdout;
+  const kib = (name: string): number => Math.round(Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 1024);
+  return `heap used ${kib('nodejs_heap_size_used_bytes')} of ${kib('nodejs_heap_size_total_bytes')} KiB, external ${kib('nodejs_external_memory_bytes')} KiB`;
+}
+
+/** Sum of a counter's samples on a proxy's /metrics whose labels include `match`. */
+async function counter(pod: Pod, name: string, match = ''): Promise<number> {
+  const text = (await pod.execOk('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:4191/metrics'])).stdout;
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) && l.includes(match))
+    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+}
+
+/** What a proxy logged at warn or info about failed connections, tallied by code and reason. */
+function logReasons(proc: PodProcess): string {
+  const tally = new Map<string, number>();
+  for (const line of proc.lines()) {
+    if (!/ (WARN|INFO) (forward failed|connection refused)/.test(line)) continue;
+    const key = line.replace(/^\S+ /, '').replace(/(src|dst)=\S+ ?/g, '').replace(/\d+(\.\d+)? ?ms/g, 'N ms').slice(0, 200);
+    tally.set(key, (tally.get(key) ?? 0) + 1);
+  }
+  return JSON.stringify(Object.fromEntries([...tally].sort((x, y) => y[1] - x[1]).slice(0, 5)));
+}
+
+interface BulkReport {
+  sent: number;
+  sentSha: string;
+  received: number;
+  receivedSha: string;
+  ms: number;
+}
+
+interface Opened {
+  held: number;
+  ok: number;
+  failed: Record<string, number>;
+  failMs?: { p50: number; max: number };
+  openMs: number;
+}
+
+function percentile(samples: readonly number[], p: number): number {
+  const sorted = [...samples].sort((x, y) => x - y);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+/** The `k` slowest of paced samples, with when each started (ms after the first). */
+function slowest(ms: readonly number[], everyMs: number, k = 3): string {
+  return ms.map((v, i) => ({ v, at: i * everyMs })).sort((x, y) => y.v - x.v).slice(0, k).map((x) => `${x.v} ms at +${x.at} ms`).join(', ');
+}
+
+/** test/fixtures/hold-clients.js in a pod, driven by commands on its stdin. */
+class Holder {
+  #next = 0;
+  private constructor(readonly proc: PodProcess) {}
+
+  /** Opens `count` connections (as uid 1000, so they are intercepted); resolves once all have succeeded or failed. */
+  static async open(pod: Pod, host: string, port: number, count: number, opts: { protocol?: 'http' | 'echo'; parallel?: number } = {}): Promise<{ holder: Holder; opened: Opened }> {
+    const args = [fixture('hold-clients.js'), host, String(port), '--count', String(count), '--protocol', opts.protocol ?? 'http', '--parallel', String(opts.parallel ?? 200), '--hold-max', '240'];
+    const proc = pod.spawn(node, args, { uid: 1000 });
+    const line = await proc.waitForLine(/^\{"event":"opened".*$/, 150_000);
+    return { holder: new Holder(proc), opened: JSON.parse(line[0]) as Opened };
+  }
+
+  async #command<T>(cmd: string, timeoutMs = 30_000): Promise<T> {
+    const id = `c${this.#next++}`;
+    this.proc.child.stdin!.write(`${cmd} ${id}\n`);
+    const line = await this.proc.waitForLine(new RegExp(`^\\{.*"id":"${id}".*$`), timeoutMs);
+    return JSON.parse(line[0]) as T;
+  }
+
+  /** Another exchange on `k` of the held connections. */
+  probe(k: number): Promise<{ ok: number; failed: Record<string, number>; maxMs: number; live: number }> {
+    return this.#command(`probe ${k}`);
+  }
+
+  /** `k` new connections, one exchange each; `everyMs` paces their starts (0: one after another). */
+  fresh(k: number, everyMs = 0): Promise<{ ok: number; failed: Record<string, number>; ms: number[] }> {
+    return this.#command(`fresh ${k} ${everyMs}`);
+  }
+
+  async release(): Promise<{ lostWhileHeld: number }> {
+    if (this.proc.child.exitCode !== null) return { lostWhileHeld: NaN };
+    return this.#command('release');
+  }
+}
+
+/** Two meshed pods: a client pod A and a server pod B, each with its proxy. */
+interface Mesh {
+  lab: Lab;
+  a: Pod;
+  b: Pod;
+  proxyA: PodProcess;
+  proxyB: PodProcess;
+  identity?: MeshIdentity;
+}
+
+// info, not the harness's debug: debug logs a line per connection, which at
+// 10,000 connections is CPU and memory the proxy would not spend in production.
+const QUIET = { MESH_PROXY_LOG_LEVEL: 'info', MESH_PROXY_IDLE_TIMEOUT: '10m' };
+
+async function meshPair(o: { mtls: boolean; env?: Record<string, string>; nofile?: number }): Promise<Mesh> {
+  const lab = await Lab.create();
+  const [a, b] = [await lab.pod('a'), await lab.pod('b')];
+  await meshInit(a);
+  await meshInit(b);
+  const env = { ...QUIET, ...o.env };
+  let [envA, envB] = [env, env];
+  let identity: MeshIdentity | undefined;
+  if (o.mtls) {
+    identity = await MeshIdentity.create();
+    const control = await lab.pod('mesh');
+    await identity.startService(control);
+    const pair = await identity.meshedPair(control, 'default', 'a', b, 'b');
+    [envA, envB] = [{ ...env, ...pair.client }, { ...env, ...pair.server }];
+  }
+  const limit = o.nofile === undefined ? {} : { nofile: o.nofile };
+  const proxyA = await startProxy(a, envA, [], limit);
+  const proxyB = await startProxy(b, envB, [], limit);
+  await proxiesReady(a, b);
+  return { lab, a, b, proxyA, proxyB, ...(identity ? { identity } : {}) };
+}
+
+async function destroy(m: Mesh | undefined): Promise<void> {
+  await m?.lab.destroy();
+  await m?.identity?.destroy();
+}
+
+/**
+ * Idle RSS of both proxies after a warm-up (a few hundred connections opened,
+ * used and closed), so code, pools and caches are counted as idle, not as
+ * the cost of the connections measured next.
+ */
+async function warmIdle(m: Mesh, port: number, protocol: 'http' | 'echo'): Promise<{ a: number; b: number }> {
+  const { holder, opened } = await Holder.open(m.a, m.b.ipv4, port, 300, { protocol, parallel: 50 });
+  assert.equal(opened.ok, 300, `warm-up: ${JSON.stringify(opened)}`);
+  await holder.release();
+  return { a: rssKb(m.proxyA), b: rssKb(m.proxyB) };
+}
+
+interface Held {
+  holder: Holder;
+  opened: Opened;
+  idle: { a: number; b: number };
+  held: { a: number; b: number };
+  /** KiB per held connection, per proxy. */
+  perConn: { a: number; b: number };
+}
+
+/**
+ * Opens `count` idle connections from A to B:port and reads both proxies' RSS
+ * while they are held. Measures whatever was held; the caller asserts.
+ */
+async function holdMany(t: TestContext, m: Mesh, port: number, o: { protocol: 'http' | 'echo'; count: number; parallel: number }, idle: { a: number; b: number }): Promise<Held> {
+  const { holder, opened } = await Holder.open(m.a, m.b.ipv4, port, o.count, o);
+  t.diagnostic(`opened ${opened.ok}/${o.count} (${o.parallel} at a time) in ${opened.openMs} ms; failed ${JSON.stringify(opened.failed)}`);
+  if (opened.ok !== o.count) t.diagnostic(`why, by the proxies' logs: A ${logReasons(m.proxyA)}; B ${logReasons(m.proxyB)}`);
+  const held = { a: rssKb(m.proxyA), b: rssKb(m.proxyB) };
+  const perConn = { a: (held.a - idle.a) / opened.ok, b: (held.b - idle.b) / opened.ok };
+  t.diagnostic(`proxy A (client): idle ${idle.a} KiB, holding ${held.a} KiB → ${perConn.a.toFixed(2)} KiB per connection; ${memoryParts(m.proxyA)}; ${await heapParts(m.a)}`);
+  t.diagnostic(`proxy B (server): idle ${idle.b} KiB, holding ${held.b} KiB → ${perConn.b.toFixed(2)} KiB per connection; ${memoryParts(m.proxyB)}; ${await heapParts(m.b)}`);
+  return { holder, opened, idle, held, perConn };
+}
+
+/** Every connection opened, and each one held still works: the proxies hold them, not just their sockets. */
+async function assertAllHeld(h: Held, count: number): Promise<void> {
+  assert.equal(h.opened.ok, count, `every connection made its exchange: ${JSON.stringify(h.opened)}`);
+  const probe = await h.holder.probe(50);
+  assert.equal(probe.ok, 50, `exchanges on held connections: ${JSON.stringify(probe)}`);
+}
+
+/** A fresh request on a new connection while the others are held: median and worst of 20. */
+async function freshWhileHeld(t: TestContext, h: Held): Promise<void> {
+  const fresh = await h.holder.fresh(20);
+  assert.equal(fresh.ok, 20, `fresh connections: ${JSON.stringify(fresh)}`);
+  const median = percentile(fresh.ms, 50);
+  t.diagnostic(`fresh connection + exchange while held: median ${median} ms, max ${percentile(fresh.ms, 100)} ms over 20`);
+  // The median, not the worst: on a shared two-core machine one sample may
+  // wait for a scheduler slice; a proxy that slows with its connection count
+  // (a scan per accept, a GC pause per request) moves the median.
+  assert.ok(median < 50, `fresh request answered in ${median} ms (median), bound 50 ms`);
+}
+
+/**
+ * After the connections close, RSS decays as V8 collects and shrinks its heap
+ * and malloc returns freed pages; the issue allows a minute. Polled, not slept.
+ */
+async function rssBackToIdle(t: TestContext, m: Mesh, h: Held): Promise<void> {
+  const released = await h.holder.release();
+  assert.equal(released.lostWhileHeld, 0, 'no held connection was closed by the proxies');
+  const start = Date.now();
+  const bound = { a: h.idle.a * 1.5, b: h.idle.b * 1.5 };
+  let last = { a: 0, b: 0 };
+  try {
+    await eventually(() => {
+      last = { a: rssKb(m.proxyA), b: rssKb(m.proxyB) };
+      return last.a <= bound.a && last.b <= bound.b;
+    }, { timeoutMs: 70_000, intervalMs: 1000, what: 'both proxies back within 1.5x of idle RSS' });
+  } finally {
+    t.diagnostic(`after close (${((Date.now() - start) / 1000).toFixed(1)} s): proxy A ${last.a} KiB (idle ${h.idle.a}, held ${h.held.a}), proxy B ${last.b} KiB (idle ${h.idle.b}, held ${h.held.b})`);
+    t.diagnostic(`proxy A: ${memoryParts(m.proxyA)}; ${await heapParts(m.a)}`);
+    t.diagnostic(`proxy B: ${memoryParts(m.proxyB)}; ${await heapParts(m.b)}`);
+  }
+}
+
+interface SlowEnds {
+  count: number;
+  how: Record<string, number>;
+  status: Record<string, number>;
+  endMs?: { min: number; p50: number; max: number };
+  sentBytes: { min: number; max: number; of: number };
+}
+
+/**
+ * 500 slow clients (test/fixtures/slow-heads.js) from A to B's HTTP server and,
+ * once they are all connected, a normal client making 200 requests on fresh
+ * connections, one every 15 ms: they span the slow clients' first three
+ * seconds, up to the head timeout. Asserts the normal client was served
+ * promptly; returns how the slow clients ended.
+ */
+async function slowHeads(t: TestContext, m: Mesh, o: { lineFirst: boolean; giveUpMs: number }): Promise<SlowEnds> {
+  const { a, b } = m;
+  const { holder: normal } = await Holder.open(a, b.ipv4, 8080, 1);
+  const errorsBefore = await counter(a, 'http_protocol_errors_total');
+  const args = [fixture('slow-heads.js'), b.ipv4, '8080', '--count', '500', '--interval', '1000', '--give-up', String(o.giveUpMs), ...(o.lineFirst ? ['--line-first'] : [])];
+  // The same requests alone first: on a machine shared with other work, this
+  // tells a slow proxy from a busy machine when the bound below fails.
+  const alone = await normal.fresh(200, 15);
+  const slow = a.spawn(node, args, { uid: 1000 });
+  await slow.waitForLine(/"event":"connected"/);
+  const fresh = await normal.fresh(200, 15);
+  const ends = JSON.parse((await slow.waitForLine(/^\{"event":"ended".*$/, o.giveUpMs + 10_000))[0]) as SlowEnds;
+  await normal.release();
+  const p99 = percentile(fresh.ms, 99);
+  t.diagnostic(`slow heads: ${JSON.stringify(ends)}`);
+  t.diagnostic(`normal client alone: p50 ${percentile(alone.ms, 50)} ms, p99 ${percentile(alone.ms, 99)} ms; slowest ${slowest(alone.ms, 15)}`);
+  t.diagnostic(`normal client meanwhile: ${fresh.ok}/200 ok, p50 ${percentile(fresh.ms, 50)} ms, p99 ${p99} ms; slowest ${slowest(fresh.ms, 15)}`);
+  t.diagnostic(`http_protocol_errors_total on proxy A: +${(await counter(a, 'http_protocol_errors_total')) - errorsBefore}`);
+  assert.equal(fresh.ok, 200, `normal requests: ${JSON.stringify(fresh.failed)}`);
+  assert.ok(p99 < 50, `normal requests p99 ${p99} ms, bound 50`);
+  return ends;
+}
+
+function assertClosedAtHeadTimeout(ends: SlowEnds): void {
+  // The proxy sweeps its deadlines every 500 ms and arms them on the sweep's
+  // clock, so a 3 s timeout fires between 2.5 and 3.5 s; a second more for a
+  // loaded machine.
+  assert.ok(ends.endMs && ends.endMs.min >= 2400 && ends.endMs.max <= 4500, `closed at the head timeout: ${JSON.stringify(ends.endMs)}`);
+  for (const status of Object.keys(ends.status)) assert.ok(status === '408' || status === '0', `answered 408 or nothing, got ${status}`);
+}
+
+describe('limits: 10,000 idle HTTP/1 connections (plain)', () => {
+  let m: Mesh | undefined;
+  let idle: { a: number; b: number };
+  let h: Held | undefined;
+
+  before(async () => {
+    // Head timeout short so the slow-head case below stays short (default 10 s).
+    m = await meshPair({ mtls: false, env: { MESH_PROXY_HEAD_TIMEOUT: '3s' } });
+    await m.b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
+    idle = await warmIdle(m, 8080, 'http');
+  });
+  after(async () => {
+    await h?.holder.release().catch(() => {});
+    await destroy(m);
+  });
+
+  it('holds them through both proxies at ≤ 8 KB per connection per proxy, and answers a fresh request in < 50 ms', async (t) => {
+    h = await holdMany(t, m!, 8080, { protocol: 'http', count: CONNECTIONS, parallel: 200 }, idle);
+    await assertAllHeld(h, CONNECTIONS);
+    await freshWhileHeld(t, h);
+    assert.ok(h.perConn.a <= 8, `client proxy: ${h.perConn.a.toFixed(2)} KiB per connection, bound 8`);
+    assert.ok(h.perConn.b <= 8, `server proxy: ${h.perConn.b.toFixed(2)} KiB per connection, bound 8`);
+  });
+
+  it('a minute after they close, each proxy is back within 1.5x of its idle RSS', async (t) => {
+    assert.ok(h, 'the connections were held');
+    await rssBackToIdle(t, m!, h);
+  });
+
+  it('500 clients sending their header fields one byte a second are answered 408 at the 3 s head timeout; others promptly', async (t) => {
+    const ends = await slowHeads(t, m!, { lineFirst: true, giveUpMs: 10_000 });
+    assert.equal(ends.how.open ?? 0, 0, `no slow client is still open after 10 s: ${JSON.stringify(ends.how)}`);
+    assertClosedAtHeadTimeout(ends);
+  });
+
+  // The whole head slowly, from its first byte: the proxy cannot tell HTTP/1
+  // until the request line is complete (~26 s at this pace).
+  let wholeHead: SlowEnds | undefined;
+  it('500 clients sending a whole head one byte a second: others are answered promptly', async (t) => {
+    wholeHead = await slowHeads(t, m!, { lineFirst: false, giveUpMs: 12_000 });
+  });
+
+  it('500 clients sending a whole head one byte a second are closed at the 3 s head timeout', {
+    todo: 'measured: none of 500 closed within 12 s (nor within 45 s in a longer run), target 3 s: the head timeout is armed only once detection has said HTTP/1, detection needs the whole request line (~26 s at this pace), and at the 10 s detect timeout the connection goes on as opaque TCP with no head timeout at all',
+  }, () => {
+    assert.ok(wholeHead, 'the slow clients ran');
+    assert.equal(wholeHead.how.open ?? 0, 0, `no slow client is still open after 12 s: ${JSON.stringify(wholeHead.how)}`);
+    assertClosedAtHeadTimeout(wholeHead);
+  });
+});
+
+describe(`limits: ${OPAQUE_CONNECTIONS.toLocaleString('en')} idle opaque connections (mTLS)`, () => {
+  let m: Mesh | undefined;
+  let idle: { a: number; b: number };
+  let h: Held | undefined;
+
+  before(async () => {
+    m = await meshPair({ mtls: true });
+    // 5432 is in the proxy's default opaque ports: forwarded at once, one mTLS connection each.
+    await startEcho(m.b, ['[::]:5432']);
+    idle = await warmIdle(m, 5432, 'echo');
+  });
+  after(async () => {
+    await h?.holder.release().catch(() => {});
+    await destroy(m);
+  });
+
+  it('holds them through both proxies over mTLS, and answers a fresh connection in < 50 ms', async (t) => {
+    if (OPAQUE_CONNECTIONS < CONNECTIONS) t.diagnostic(`holding ${OPAQUE_CONNECTIONS}, not ${CONNECTIONS}: the descriptor hard limit is ${HARD_LIMIT} and may not be raised here`);
+    // Few handshakes at a time: this measures idle memory, not a handshake
+    // storm. The client proxy's 1 s connect timeout covers the mTLS handshake,
+    // and with 200 (even 50) at once on two shared cores ~0.4-1.4% of them
+    // took longer than that.
+    h = await holdMany(t, m!, 5432, { protocol: 'echo', count: OPAQUE_CONNECTIONS, parallel: 20 }, idle);
+    await assertAllHeld(h, OPAQUE_CONNECTIONS);
+    await freshWhileHeld(t, h);
+  });
+
+  it('at ≤ 32 KB per connection per proxy', {
+    todo: 'measured 61-64 KiB per connection per proxy (9,500 held; the issue saw 60-68), target 32: ~11 KiB of it is V8 heap, ~50 KiB native memory outside the heap and outside Buffers (external 3 MB): the TLS session each opaque connection has between the proxies (OpenSSL state and buffers, TLSWrap)',
+  }, (t) => {
+    assert.ok(h, 'the connections were held');
+    t.diagnostic(`client proxy ${h.perConn.a.toFixed(2)} KiB, server proxy ${h.perConn.b.toFixed(2)} KiB per connection`);
+    assert.ok(h.perConn.a <= 32, `client proxy: ${h.perConn.a.toFixed(2)} KiB per connection, bound 32`);
+    assert.ok(h.perConn.b <= 32, `server proxy: ${h.perConn.b.toFixed(2)} KiB per connection, bound 32`);
+  });
+
+  it('a minute after they close, each proxy is back within 1.5x of its idle RSS', {
+    todo: 'measured ~600 MB per proxy 70 s after close against ~88 MB idle (bound ~132 MB): the V8 heap is back to ~11 MB, but glibc malloc keeps the native pages the TLS sessions freed (calling malloc_trim(0) in the proxy with gdb returned 440-520 MB at once)',
+  }, async (t) => {
+    assert.ok(h, 'the connections were held');
+    await rssBackToIdle(t, m!, h);
+  });
+
+  it('opaque bulk: 1 GiB each way at once, with half-close, arrives intact at both ends', async (t) => {
+    const { a, b } = m!;
+    const GiB = 2 ** 30;
+    // 6379 is another of the default opaque ports: one mTLS connection between the proxies.
+    const server = b.spawn(node, [fixture('bulk-peer.js'), 'serve', '6379', String(GiB)]);
+    await server.waitForLine(/^listening/);
+    const r = await a.execOk(node, [fixture('bulk-peer.js'), 'send', b.ipv4, '6379', String(GiB)], { uid: 1000, timeoutMs: 120_000 });
+    const client = JSON.parse(r.stdout.trim()) as BulkReport;
+    const served = JSON.parse((await server.waitForLine(/^\{"role":"server".*$/))[0]) as BulkReport;
+    t.diagnostic(`1 GiB each way in ${client.ms} ms: ${((2 * GiB) / 1e6 / (client.ms / 1000)).toFixed(0)} MB/s both directions together, unpinned (correctness only: the ratio to direct belongs to bench/)`);
+    assert.deepEqual([client.sent, served.received, served.receivedSha], [GiB, GiB, client.sentSha], 'client to server: every byte, in order');
+    assert.deepEqual([served.sent, client.received, client.receivedSha], [GiB, GiB, served.sentSha], 'server to client: every byte, in order');
+  });
+});
+
+describe('limits: past the descriptor limit', () => {
+  let m: Mesh | undefined;
+  // Each proxy may open 1,024 descriptors (soft = hard, so raising gets nothing);
+  // its budget keeps a reserve of 64 for upstreams and admin.
+  const LIMIT = 1024;
+
+  before(async () => {
+    m = await meshPair({ mtls: false, nofile: LIMIT });
+    await m.b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
+  });
+  after(() => destroy(m));
+
+  it('refuses new connections at once and counts them; held ones keep working; after release new ones work again', async (t) => {
+    const { a, b, proxyA } = m!;
+    assert.match(readFileSync(`/proc/${proxyA.child.pid}/limits`, 'utf8'), new RegExp(`^Max open files\\s+${LIMIT}\\s+${LIMIT}`, 'm'));
+    const want = 1500;
+    const { holder, opened } = await Holder.open(a, b.ipv4, 8080, want, { parallel: 50 });
+    try {
+      const refusedA = await counter(a, 'tcp_accept_refused_total', 'direction="outbound"');
+      const refusedB = await counter(b, 'tcp_accept_refused_total');
+      const clientFailed = Object.values(opened.failed).reduce((s, n) => s + n, 0);
+      t.diagnostic(`${want} connections: ${opened.ok} held, refused ${JSON.stringify(opened.failed)} (p50 ${opened.failMs?.p50} ms, max ${opened.failMs?.max} ms after connect); tcp_accept_refused_total: proxy A outbound ${refusedA}, proxy B ${refusedB}`);
+      // Half the budget at least: the budget charges two descriptors per client
+      // (its own and an upstream's) until it recounts against the kernel.
+      assert.ok(opened.ok >= (LIMIT - 64 - 64) / 2, `held ${opened.ok}: the proxy did not refuse long before its limit`);
+      assert.ok(clientFailed > 0, 'some connections were past the limit');
+      assert.deepEqual(Object.keys(opened.failed).filter((k) => k !== 'closed' && k !== 'reset'), [], 'refused with a close or a reset: no 502, no hang');
+      // A refusal is a close at accept; a hang would wait for the client's 10 s timeout.
+      assert.ok(opened.failMs !== undefined && opened.failMs.max < 2000, `refused at once: ${JSON.stringify(opened.failMs)}`);
+      assert.equal(refusedA, clientFailed, 'every refusal the clients saw is counted');
+
+      const probe = await holder.probe(20);
+      assert.equal(probe.ok, 20, `held connections still answered at the limit: ${JSON.stringify(probe)}`);
+      const atLimit = await holder.fresh(1);
+      t.diagnostic(`a new connection while at the limit: ${JSON.stringify(atLimit.failed)}`);
+    } finally {
+      const released = await holder.release();
+      t.diagnostic(`held connections lost while at the limit: ${released.lostWhileHeld}`);
+      assert.equal(released.lostWhileHeld, 0);
+    }
+    // The budget recounts against the kernel (at most once a second) before it refuses.
+    const { holder: after, opened: again } = await eventually(async () => {
+      const r = await Holder.open(a, b.ipv4, 8080, 20, { parallel: 5 });
+      if (r.opened.ok === 20) return r;
+      await r.holder.release();
+      throw new Error(`after release: ${JSON.stringify(r.opened)}`);
+    }, { what: 'new connections accepted after the held ones closed', intervalMs: 500 });
+    await after.release();
+    t.diagnostic(`after release: ${again.ok}/20 new connections answered`);
+  });
+});
