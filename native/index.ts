@@ -37,6 +37,7 @@ interface Binding {
   setTransparent(fd: number): void;
   resetOnClose(fd: number): void;
   raiseFdLimit(): FdLimit;
+  trimMemory(): boolean;
 }
 
 // dist/native/index.js and native/index.ts both sit two levels below the package root.
@@ -109,6 +110,11 @@ export function resetOnClose(socket: Socket): void {
 /** Raises the soft descriptor limit to the hard one; returns the limits now in effect. */
 export function raiseFdLimit(): FdLimit {
   return call((b) => b.raiseFdLimit());
+}
+
+/** Returns the C allocator's free pages to the kernel (glibc malloc_trim); true when some were. */
+export function trimMemory(): boolean {
+  return call((b) => b.trimMemory());
 }
 
 /** True when the addon loads; for readiness checks and clear start-up errors. */

@@ -24,6 +24,9 @@
 #include <arpa/inet.h>
 #include <linux/netfilter_ipv4.h>
 #include <node_api.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #ifndef IP6T_SO_ORIGINAL_DST
 #define IP6T_SO_ORIGINAL_DST 80
@@ -210,12 +213,30 @@ static napi_value raise_fd_limit(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+/* trimMemory() -> boolean: hands the C allocator's free pages back to the
+ * kernel (glibc malloc_trim). TLS sessions live in OpenSSL's malloc'd memory;
+ * after thousands of connections close, glibc keeps their pages and RSS stays
+ * at its peak (measured: 600 MB an hour after 9,500 mTLS connections closed,
+ * 190-290 MB after a trim). True when memory was released. Elsewhere than
+ * glibc: false, nothing done. */
+static napi_value trim_memory(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+#if defined(__GLIBC__)
+  napi_get_boolean(env, malloc_trim(0) == 1, &out);
+#else
+  napi_get_boolean(env, false, &out);
+#endif
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"originalDestination", NULL, original_destination, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"setTransparent", NULL, set_transparent, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"resetOnClose", NULL, reset_on_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"raiseFdLimit", NULL, raise_fd_limit, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"trimMemory", NULL, trim_memory, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -4,7 +4,7 @@ import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { detect, detectDefaults, type Detected } from './index.js';
+import { detect, detectDefaults, type Detected, type DetectOptions } from './index.js';
 import { captureClientHello, Loopback, readAll, received } from './testkit.js';
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
@@ -30,7 +30,7 @@ describe('detect', () => {
   after(() => net.close());
 
   /** Detects on a fresh connection whose client runs `script`; returns the verdict and the replayed bytes. */
-  async function run(script: (client: Socket, server: Socket) => Promise<void> | void, o = opts): Promise<{ result: Detected; replay: Buffer; ms: number }> {
+  async function run(script: (client: Socket, server: Socket) => Promise<void> | void, o: DetectOptions = opts): Promise<{ result: Detected; replay: Buffer; ms: number }> {
     const { client, server } = await net.pair();
     const before = { listeners: listeners(server), timers: timers() };
     const start = performance.now();
@@ -89,6 +89,19 @@ describe('detect', () => {
     assert.deepEqual(result, { kind: 'opaque', reason: 'timeout' });
     assert.ok(ms >= 190 && ms < 2_000, `${ms} ms`);
     assert.deepEqual(replay, bytes('G'));
+  });
+
+  it('holds a request line arriving a byte at a time to the HTTP timeout, then says HTTP/1 (its server answers 408)', async () => {
+    const { result, replay, ms } = await run((c) => void c.write('GET /sl'), { timeoutMs: 5_000, maxBytes: 8192, httpTimeoutMs: 200 });
+    assert.deepEqual(result, { kind: 'http1' });
+    assert.ok(ms >= 190 && ms < 2_000, `${ms} ms`);
+    assert.deepEqual(replay, bytes('GET /sl'));
+  });
+
+  it('keeps the detect timeout for bytes that begin no request line', async () => {
+    const { result, ms } = await run((c) => void c.write('\x00\x01'), { timeoutMs: 300, maxBytes: 8192, httpTimeoutMs: 100 });
+    assert.equal(result.kind, 'opaque');
+    assert.ok(ms < 2_000, `${ms} ms`);
   });
 
   it('times out a silent client too', async () => {

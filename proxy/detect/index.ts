@@ -16,6 +16,11 @@ export interface DetectOptions {
   timeoutMs: number;
   /** How many bytes may be held back from the application while deciding. */
   maxBytes: number;
+  /**
+   * A stream whose first bytes begin an HTTP/1 request line is decided by
+   * then (as HTTP/1, whose server answers a head still incomplete with 408).
+   */
+  httpTimeoutMs?: number;
 }
 
 export const detectDefaults: Readonly<DetectOptions> = Object.freeze({ timeoutMs: 10_000, maxBytes: 8192 });
@@ -59,5 +64,5 @@ function judge(buf: Buffer): Verdict {
  * a server that reads it) to receive the bytes again from the first.
  */
 export function detect(socket: Socket, opts: DetectOptions): Promise<Detected> {
-  return new Promise((resolve) => new Peek(socket, opts.timeoutMs, byteLimit(opts.maxBytes), classify, resolve).start());
+  return new Promise((resolve) => new Peek(socket, opts.timeoutMs, byteLimit(opts.maxBytes), classify, resolve, opts.httpTimeoutMs).start());
 }

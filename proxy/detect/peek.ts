@@ -10,7 +10,8 @@
 // behind them. One blind spot: a socket that had already received data *and* its FIN
 // before detection started gives no such signal; it ends as 'timeout', bytes intact.
 import type { Socket } from 'node:net';
-import { EOF, ERROR, TIMEOUT, type Detected, type Verdict } from './verdict.js';
+import { matchRequestLine } from './http.js';
+import { EOF, ERROR, HTTP1, TIMEOUT, type Detected, type Verdict } from './verdict.js';
 
 export type Classify = (prefix: Buffer, maxBytes: number) => Verdict;
 
@@ -25,6 +26,9 @@ export class Peek {
   private copiedChunks = 0;
   private timer: NodeJS.Timeout | undefined;
   private done = false;
+  private startedAt = 0;
+  /** The HTTP/1 deadline is armed (once, on the first bytes that begin a request line). */
+  private httpArmed = false;
 
   constructor(
     private readonly socket: Socket,
@@ -32,6 +36,8 @@ export class Peek {
     private readonly maxBytes: number,
     private readonly classify: Classify,
     private readonly resolve: (d: Detected) => void,
+    /** A stream that began as an HTTP/1 request line gets this long in all (a request head's timeout). */
+    private readonly httpTimeoutMs = Infinity,
   ) {}
 
   start(): void {
@@ -42,7 +48,12 @@ export class Peek {
     s.on('end', this.onEnd);
     s.on('error', this.onError);
     s.on('close', this.onError);
-    const ms = Number.isFinite(this.timeoutMs) ? Math.min(Math.max(this.timeoutMs, 1), MAX_TIMER_MS) : MAX_TIMER_MS;
+    this.startedAt = performance.now();
+    this.arm(this.timeoutMs);
+  }
+
+  private arm(timeoutMs: number): void {
+    const ms = Number.isFinite(timeoutMs) ? Math.min(Math.max(timeoutMs, 1), MAX_TIMER_MS) : MAX_TIMER_MS;
     this.timer = setTimeout(expire, ms, this);
   }
 
@@ -57,8 +68,17 @@ export class Peek {
         this.chunks.push(chunk);
         this.length += chunk.length;
       } while (s.readableLength > 0);
-      const verdict = this.classify(this.prefix(), this.maxBytes);
-      if (verdict.kind !== 'need-more') this.finish(verdict);
+      const prefix = this.prefix();
+      const verdict = this.classify(prefix, this.maxBytes);
+      if (verdict.kind !== 'need-more') return this.finish(verdict);
+      // A request line arriving a byte at a time (slowloris) is held to the
+      // head timeout, counted from accept, not to the longer detect timeout
+      // after which it would go on as opaque TCP with no timeout at all.
+      if (!this.httpArmed && this.httpTimeoutMs <= this.timeoutMs && matchRequestLine(prefix) === 'need-more') {
+        this.httpArmed = true;
+        clearTimeout(this.timer);
+        this.arm(this.startedAt + this.httpTimeoutMs - performance.now());
+      }
     } catch {
       // Not expected; but a bug here must cost one connection its detection, not the process.
       this.finish(ERROR);
@@ -71,6 +91,9 @@ export class Peek {
 
   expire(): void {
     this.timer = undefined;
+    // Held to the head timeout and still the beginning of a request line:
+    // HTTP/1, whose server answers the late head (408).
+    if (this.httpArmed && matchRequestLine(this.prefix()) === 'need-more') return this.finish(HTTP1);
     this.finish(TIMEOUT);
   }
 

@@ -79,10 +79,12 @@ export class HttpStage {
   }
 
   /** HTTP/1 on `client` (the accepted socket, or the decrypted stream of a peer proxy's mTLS). */
-  serveH1(client: Socket, ctx: ConnContext): void {
+  serveH1(client: Socket, ctx: ConnContext, acceptedAt?: number): void {
     const o = this.o;
+    // The first head's time counts from accept (detection included), as HAProxy's `timeout http-request`.
+    const headTimeoutMs = acceptedAt === undefined ? o.headTimeoutMs : Math.max(1, o.headTimeoutMs - (performance.now() - acceptedAt));
     new H1ServerConnection(client, new ConnHandler(ctx, 'h1', this), {
-      headTimeoutMs: o.headTimeoutMs,
+      headTimeoutMs,
       idleTimeoutMs: o.idleTimeoutMs,
       ...(o.deadlines ? { deadlines: o.deadlines } : {}),
       reset: resetAndDestroy,

@@ -78,7 +78,7 @@ export function inboundStack(d: InboundDeps): (socket: Socket) => void {
     const opaquePort = config.opaquePorts.has(a.target.port);
     if (opaquePort && !identityOn) return conns.opaque(socket, socket, conns.begin(a, tlsLabels(undefined, false)), 'opaque', timeout);
     const timeoutMs = opaquePort ? Math.min(config.detectTimeoutMs, OPAQUE_TLS_DETECT_MS) : config.detectTimeoutMs;
-    detect(socket, { timeoutMs, maxBytes: config.detectMaxBytes }).then((det) => {
+    detect(socket, { timeoutMs, maxBytes: config.detectMaxBytes, httpTimeoutMs: config.headTimeoutMs }).then((det) => {
       if (log.enabled('debug')) log.debug('detected', { direction: 'inbound', src: a.src, dst: a.targetAddr, protocol: det.kind, ...(det.kind === 'opaque' ? { reason: det.reason } : {}) });
       if (meshTls && det.kind === 'tls' && det.sni === meshTls.identity && det.alpn.includes(TRANSPORT_ALPN)) return terminate(a, meshTls);
       const ctx = conns.begin(a, tlsLabels(det, identityOn));
@@ -87,7 +87,7 @@ export function inboundStack(d: InboundDeps): (socket: Socket) => void {
         return conns.refuse(socket, ctx, det.kind, 'MESH_IDENTITY_REQUIRED', `port ${a.target.port} accepts only mTLS from a mesh proxy; got ${what}`);
       }
       if (det.kind === 'tls' || det.kind === 'opaque' || opaquePort) return conns.opaque(socket, socket, ctx, opaquePort ? 'opaque' : det.kind, timeout);
-      conns.serve(socket, socket, ctx, det.kind, http);
+      conns.serve(socket, socket, ctx, det.kind, http, a.at);
     });
   };
 }

@@ -43,13 +43,13 @@ export function outboundStack(d: OutboundDeps): (socket: Socket) => void {
     if (config.opaquePorts.has(a.target.port)) {
       return conns.opaque(socket, socket, conns.begin(a, tlsLabels(undefined, identityOn, a.peer)), 'opaque', timeout);
     }
-    detect(socket, { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes }).then((det) => {
+    detect(socket, { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes, httpTimeoutMs: config.headTimeoutMs }).then((det) => {
       if (log.enabled('debug')) log.debug('detected', { direction: 'outbound', src: a.src, dst: a.targetAddr, protocol: det.kind, ...(det.kind === 'opaque' ? { reason: det.reason } : {}) });
       const ctx = conns.begin(a, tlsLabels(det, identityOn, a.peer));
       switch (det.kind) {
         case 'http1':
         case 'h2':
-          return conns.serve(socket, socket, ctx, det.kind, http);
+          return conns.serve(socket, socket, ctx, det.kind, http, a.at);
         case 'tls':
         case 'opaque':
           return conns.opaque(socket, socket, ctx, det.kind, timeout);
