@@ -12,7 +12,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { TOKEN_AUDIENCE, type TokenReviewer } from '../../ca/index.js';
-import { KubernetesCredentialsError, type FoundCredentials } from './kubernetes-credentials.js';
+import { KubernetesCredentialsError, type FoundCredentials } from '../../shared/kubernetes/credentials.js';
 import { judgeTokenReview, tokenReviewRequest, TokenReviewError, TOKEN_REVIEW_PATH, type TokenReviewAnswer } from './token-review.js';
 
 type KubeConfig = import('@kubernetes/client-node').KubeConfig;
