@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
 import { identityCommand } from './identity.js';
+import { injectCommand } from './inject.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -12,7 +13,8 @@ const program = new Command('mesh')
   .version(pkg.version)
   .exitOverride()
   .addCommand(demoCommand())
-  .addCommand(identityCommand());
+  .addCommand(identityCommand())
+  .addCommand(injectCommand());
 
 try {
   await program.parseAsync(process.argv);
