@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
 import { identityCommand } from './identity.js';
 import { injectCommand } from './inject.js';
+import { installCommand, uninstallCommand } from './install.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -14,7 +15,9 @@ const program = new Command('mesh')
   .exitOverride()
   .addCommand(demoCommand())
   .addCommand(identityCommand())
-  .addCommand(injectCommand());
+  .addCommand(injectCommand())
+  .addCommand(installCommand())
+  .addCommand(uninstallCommand());
 
 try {
   await program.parseAsync(process.argv);
