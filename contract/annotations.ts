@@ -36,8 +36,6 @@ export const RECORD = {
   injected: 'mesh.io/injected',
   /** The trust anchors PEM; the projected identity volume turns it into a file for the proxy. */
   trustAnchors: 'mesh.io/identity-trust-anchors',
-  /** The identity name the proxy will ask for (the service account's). */
-  identity: 'mesh.io/identity',
 } as const;
 
 /** Pod label: which control plane meshes it (found by `mesh check --proxy`). */
