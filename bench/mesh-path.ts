@@ -6,6 +6,7 @@
 // the proxies is mTLS. Without it (`mesh-plain`), that hop is plaintext: the two side by side
 // are what mTLS costs the mesh. Brought down with mesh-init --cleanup, so the other paths run
 // over unmeshed pods.
+import { PROXY_ENV, PROXY_PORTS } from '../contract/sidecar.js';
 import { eventually, type Pod, type PodProcess } from '../lab/index.js';
 import { MeshIdentity } from '../lab/identity.js';
 import { meshInit, startProxy } from '../test/mesh.js';
@@ -16,7 +17,7 @@ import type { PathName, ProxyProcess, RunningPath } from './paths.js';
 import { pinProcess } from './pin.js';
 import type { Topology } from './topology.js';
 
-const ADMIN = 'http://127.0.0.1:4191';
+const ADMIN = `http://127.0.0.1:${PROXY_PORTS.admin}`;
 /** Certifying is a key, a CSR and one round trip, after Node starts; generous for a busy machine. */
 const READY_TIMEOUT_MS = 30_000;
 
@@ -40,11 +41,11 @@ export async function upMesh(t: Topology, name: PathName, o: { identity: boolean
     }
     for (const [side, pod] of [['client', t.client], ['server', t.server]] as const) {
       await meshInit(pod);
-      const env: Record<string, string> = { MESH_PROXY_LOG_LEVEL: 'info' };
+      const env: Record<string, string> = { [PROXY_ENV.logLevel]: 'info' };
       if (identity) {
         Object.assign(env, await identity.proxyEnv(t.control, BENCH_NAMESPACE, side));
         // The client side learns that nginx's pod is meshed, and whom to expect there.
-        if (side === 'client') env.MESH_PROXY_MESHED_DESTINATIONS = `${t.server.ipv4}=${identity.name(BENCH_NAMESPACE, 'server')}`;
+        if (side === 'client') env[PROXY_ENV.meshedDestinations] = `${t.server.ipv4}=${identity.name(BENCH_NAMESPACE, 'server')}`;
       }
       const proc = await startProxy(pod, env);
       const pid = proc.child.pid!;

@@ -30,3 +30,4 @@ export {
 } from './token.js';
 export { certify, meshTokenReviewer, type TokenReviewer, type CertifyRequest, type CertifyContext } from './certify.js';
 export { certificatesFromPem, toPem } from './pem.js';
+export { issueServingCert, type ServingCert, type ServingCertOptions } from './serving.js';

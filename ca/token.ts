@@ -2,13 +2,15 @@
 // there is no TokenReview to ask: a compact JWS (RFC 7515), ES256, signed by
 // the control plane's dedicated token key. Only ES256 is accepted, so "alg: none"
 // and HMAC-with-the-public-key confusions cannot arise.
+import { IDENTITY_AUDIENCE } from '../contract/sidecar.js';
 import { CaError, type CaErrorCode } from './errors.js';
 import { serviceAccountOf, tokenSubject, type ServiceAccount } from './identity.js';
 import { pemBlocks, toPem } from './pem.js';
 import * as pkix from './pkix.js';
 
 export const TOKEN_ISSUER = 'mesh';
-export const TOKEN_AUDIENCE = 'identity.mesh.io';
+/** Tokens are made for the identity service and nothing else (the sidecar contract's audience). */
+export const TOKEN_AUDIENCE = IDENTITY_AUDIENCE;
 // Tokens are handed to machines by an operator; a month between re-issues.
 export const DEFAULT_TOKEN_TTL_MS = 30 * 86_400_000;
 const MAX_TOKEN_CHARS = 8 * 1024;

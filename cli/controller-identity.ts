@@ -2,7 +2,7 @@
 // process. Flags → typed options → run until told to stop (SIGTERM, SIGINT).
 import { Command, Option } from 'commander';
 import { findKubernetesCredentials, startIdentityService, tokenReviewerNames, type TokenReviewerName } from '../controller/identity/index.js';
-import { Log, type LogLevel } from '../proxy/log.js';
+import { Log, type LogLevel } from '../shared/log.js';
 import { processOut, reportFailure, UsageError, type Out } from './command.js';
 import { parseChoice, parseDuration, parseListenAddress, type ListenAddress } from './flags.js';
 

@@ -11,6 +11,7 @@ import { MeshIdentity } from '../lab/identity.js';
 import { printTable, type Output } from './output.js';
 import { statCells, statHeaders, statRow } from './stat.js';
 import { proxyNodeFlags } from '../proxy/runtime.js';
+import { ADMIN_PATHS, adminUrl, PROXY_ENV, PROXY_PORTS, PROXY_UID } from '../contract/sidecar.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const script = (name: string): string => join(here, name);
@@ -41,10 +42,10 @@ const progress = (line: string): void => {
 
 async function meshPod(pod: Pod, env: Record<string, string>): Promise<PodProcess> {
   await pod.execOk(node, [script('mesh-init.js')]);
-  const proxy = pod.spawn(node, [...proxyNodeFlags, script('mesh-proxy.js')], { uid: 2102, env: { MESH_PROXY_LOG_LEVEL: 'debug', ...env } });
-  await proxy.waitForLine(/listening addr=\S+:4140/);
+  const proxy = pod.spawn(node, [...proxyNodeFlags, script('mesh-proxy.js')], { uid: PROXY_UID, env: { [PROXY_ENV.logLevel]: 'debug', ...env } });
+  await proxy.waitForLine(new RegExp(`listening addr=\\S+:${PROXY_PORTS.outbound}`));
   // Ready once certified by the identity service.
-  await eventually(async () => (await pod.exec('curl', ['-sf', '--max-time', '1', 'http://127.0.0.1:4191/ready'])).code === 0, { timeoutMs: 15_000, what: `${pod.name}'s proxy ready (certified)` });
+  await eventually(async () => (await pod.exec('curl', ['-sf', '--max-time', '1', adminUrl(ADMIN_PATHS.ready)])).code === 0, { timeoutMs: 15_000, what: `${pod.name}'s proxy ready (certified)` });
   return proxy;
 }
 
@@ -83,7 +84,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const pair = await identity.meshedPair(control, 'default', 'web', api, 'api');
     const apiProxy = await meshPod(api, pair.server);
     const webProxy = await meshPod(web, pair.client);
-    progress(`mesh-init applied and mesh-proxy running (uid 2102) in both pods, certified as ${identity.name('default', 'web')} and ${apiId}; web → api is mTLS`);
+    progress(`mesh-init applied and mesh-proxy running (uid ${PROXY_UID}) in both pods, certified as ${identity.name('default', 'web')} and ${apiId}; web → api is mTLS`);
     const app = api.spawn(node, [script('demo-app.js'), '8080', 'api']);
     await app.waitForLine(/^listening/);
     progress(`api serving HTTP on :8080; sending ${requests} request(s) web → ${api.ipv4}:8080 with curl`);
@@ -104,7 +105,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     }
     const seconds = (Date.now() - started) / 1000;
     progress(`${answered}/${requests} answered (${ok} with 200, the rest the app's own 503s); last: ${lastBody}`);
-    const metricsOf = async (pod: Pod): Promise<string> => (await pod.execOk('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:4191/metrics'])).stdout;
+    const metricsOf = async (pod: Pod): Promise<string> => (await pod.execOk('curl', ['-sS', '--max-time', '5', adminUrl(ADMIN_PATHS.metrics)])).stdout;
     const stats = [statRow('api', await metricsOf(api), seconds), statRow('web', await metricsOf(web), seconds)];
 
     const seen = (): Flow[] => [...flows('web', webProxy), ...flows('api', apiProxy)];

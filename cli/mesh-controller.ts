@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// mesh-controller: the control plane's processes (identity, destination, tap).
+// mesh-controller: the control plane's processes (identity, injector, destination, tap).
 // One file per subcommand; those not built yet say so plainly rather than pretending.
 import { Command, CommanderError } from 'commander';
 import { controllerIdentityCommand } from './controller-identity.js';
+import { controllerInjectorCommand } from './controller-injector.js';
 
 const planned = [
   ['destination', 'service discovery for the proxies (Kubernetes or a file source)'],
@@ -12,7 +13,8 @@ const planned = [
 const program = new Command('mesh-controller')
   .description('mesh control-plane processes')
   .exitOverride()
-  .addCommand(controllerIdentityCommand());
+  .addCommand(controllerIdentityCommand())
+  .addCommand(controllerInjectorCommand());
 for (const [name, what] of planned) {
   program
     .command(name)

@@ -2,7 +2,7 @@
 // mesh-proxy: the sidecar. Configuration comes only from MESH_PROXY_* variables.
 import { ConfigError, loadConfig } from '../proxy/config.js';
 import { startProxy } from '../proxy/index.js';
-import { Log } from '../proxy/log.js';
+import { Log } from '../shared/log.js';
 import { missingNodeFlags, proxyNodeFlags } from '../proxy/runtime.js';
 
 const graceMs = 10_000;

@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { demoCommand } from './demo.js';
 import { identityCommand } from './identity.js';
+import { injectCommand } from './inject.js';
+import { installCommand, uninstallCommand } from './install.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -12,7 +14,10 @@ const program = new Command('mesh')
   .version(pkg.version)
   .exitOverride()
   .addCommand(demoCommand())
-  .addCommand(identityCommand());
+  .addCommand(identityCommand())
+  .addCommand(injectCommand())
+  .addCommand(installCommand())
+  .addCommand(uninstallCommand());
 
 try {
   await program.parseAsync(process.argv);

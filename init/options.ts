@@ -1,6 +1,7 @@
 // mesh-init's options: one typed shape, the defaults Linkerd users know, and the
 // parsers that turn flag text into it. Nothing here touches the system.
 import { isIP } from 'node:net';
+import { PROXY_OWN_PORTS, PROXY_PORTS, PROXY_UID, TPROXY_DEFAULTS } from '../contract/sidecar.js';
 import { InitError } from './errors.js';
 
 export type InterceptMode = 'redirect' | 'tproxy';
@@ -42,10 +43,10 @@ export interface InitOptions {
 
 export const defaults: InitOptions = {
   mode: 'redirect',
-  inboundPort: 4143,
-  outboundPort: 4140,
-  proxyUid: 2102,
-  proxyPorts: [{ from: 4190, to: 4191 }],
+  inboundPort: PROXY_PORTS.inbound,
+  outboundPort: PROXY_PORTS.outbound,
+  proxyUid: PROXY_UID,
+  proxyPorts: [{ ...PROXY_OWN_PORTS }],
   inboundPorts: [],
   skipInboundPorts: [],
   skipOutboundPorts: [],
@@ -53,8 +54,8 @@ export const defaults: InitOptions = {
   ipv4: true,
   ipv6: true,
   iptablesMode: 'auto',
-  tproxyMark: 1337,
-  routeTable: 133,
+  tproxyMark: TPROXY_DEFAULTS.mark,
+  routeTable: TPROXY_DEFAULTS.routeTable,
 };
 
 function parseIntStrict(text: string): number | undefined {

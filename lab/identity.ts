@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Out } from '../cli/command.js';
 import { runIdentityInit } from '../cli/identity-init.js';
 import { runIdentityToken } from '../cli/identity-token.js';
+import { PROXY_ENV } from '../contract/sidecar.js';
 import type { Pod } from './pod.js';
 import type { PodProcess } from './pod-process.js';
 
@@ -72,10 +73,10 @@ export class MeshIdentity {
   /** The variables that give a proxy the identity NS/SA, certified by the service in `servicePod`. */
   async proxyEnv(servicePod: Pod, namespace: string, serviceAccount: string): Promise<Record<string, string>> {
     return {
-      MESH_PROXY_IDENTITY_URL: `https://${servicePod.ipv4}:${IDENTITY_PORT}`,
-      MESH_PROXY_IDENTITY_NAME: this.name(namespace, serviceAccount),
-      MESH_PROXY_IDENTITY_TOKEN_FILE: await this.token(namespace, serviceAccount),
-      MESH_PROXY_IDENTITY_TRUST_ANCHORS: this.anchors,
+      [PROXY_ENV.identityUrl]: `https://${servicePod.ipv4}:${IDENTITY_PORT}`,
+      [PROXY_ENV.identityName]: this.name(namespace, serviceAccount),
+      [PROXY_ENV.identityTokenFile]: await this.token(namespace, serviceAccount),
+      [PROXY_ENV.identityTrustAnchors]: this.anchors,
     };
   }
 
@@ -86,7 +87,7 @@ export class MeshIdentity {
   async meshedPair(servicePod: Pod, namespace: string, clientSa: string, server: Pod, serverSa: string): Promise<{ client: Record<string, string>; server: Record<string, string> }> {
     const serverId = this.name(namespace, serverSa);
     return {
-      client: { ...(await this.proxyEnv(servicePod, namespace, clientSa)), MESH_PROXY_MESHED_DESTINATIONS: `${server.ipv4}=${serverId},${server.ipv6}=${serverId}` },
+      client: { ...(await this.proxyEnv(servicePod, namespace, clientSa)), [PROXY_ENV.meshedDestinations]: `${server.ipv4}=${serverId},${server.ipv6}=${serverId}` },
       server: await this.proxyEnv(servicePod, namespace, serverSa),
     };
   }

@@ -3,6 +3,7 @@
 // with a message naming the variable.
 import { isIP } from 'node:net';
 import { loadIdentityConfig, type IdentityConfig } from './identity/config.js';
+import { DEFAULT_OPAQUE_PORTS, PROXY_DEFAULTS as D, PROXY_ENV as E, PROXY_LOG_LEVELS, INTERCEPTION_MODES, PROXY_PORTS } from '../contract/sidecar.js';
 import type { LogLevel } from './log.js';
 import { MeshedDestinations, MeshedDestinationsError, parseMeshedDestinations } from './transport/destinations.js';
 
@@ -41,8 +42,8 @@ export interface ProxyConfig {
   requireIdentityPorts: ReadonlySet<number>;
 }
 
-/** Server-speaks-first or preamble-less protocols: SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached. */
-export const defaultOpaquePorts = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
+/** Server-speaks-first or preamble-less protocols (the contract's list). */
+export const defaultOpaquePorts: number[] = [...DEFAULT_OPAQUE_PORTS];
 
 export class ConfigError extends Error {
   readonly code = 'MESH_PROXY_BAD_CONFIG';
@@ -116,35 +117,33 @@ function choice<T extends string>(env: Env, name: string, choices: readonly T[],
 
 export function loadConfig(env: Env = process.env): ProxyConfig {
   const identity = loadIdentityConfig(env);
-  needsIdentity(env, 'MESH_PROXY_MESHED_DESTINATIONS', identity);
-  needsIdentity(env, 'MESH_PROXY_REQUIRE_IDENTITY_PORTS', identity);
+  needsIdentity(env, E.meshedDestinations, identity);
+  needsIdentity(env, E.requireIdentityPorts, identity);
   let meshedDestinations: MeshedDestinations;
   try {
-    meshedDestinations = new MeshedDestinations(parseMeshedDestinations(env.MESH_PROXY_MESHED_DESTINATIONS ?? ''));
+    meshedDestinations = new MeshedDestinations(parseMeshedDestinations(env[E.meshedDestinations] ?? ''));
   } catch (e) {
-    if (e instanceof MeshedDestinationsError) throw new ConfigError('MESH_PROXY_MESHED_DESTINATIONS', e.message);
+    if (e instanceof MeshedDestinationsError) throw new ConfigError(E.meshedDestinations, e.message);
     throw e;
   }
-  const requireIdentityPorts = ports(env, 'MESH_PROXY_REQUIRE_IDENTITY_PORTS', []);
-  const inboundPort = port(env, 'MESH_PROXY_INBOUND_PORT', 4143);
-  const outboundPort = port(env, 'MESH_PROXY_OUTBOUND_PORT', 4140);
-  // '::' is dual-stack: one listener takes redirected IPv4 and IPv6 alike.
-  const inboundHosts = hosts(env, 'MESH_PROXY_INBOUND_ADDRESSES', ['::']);
-  // REDIRECT rewrites IPv6 connections to ::1, IPv4 ones to 127.0.0.1.
-  const outboundHosts = hosts(env, 'MESH_PROXY_OUTBOUND_ADDRESSES', ['127.0.0.1', '::1']);
+  const requireIdentityPorts = ports(env, E.requireIdentityPorts, []);
+  const inboundPort = port(env, E.inboundPort, PROXY_PORTS.inbound);
+  const outboundPort = port(env, E.outboundPort, PROXY_PORTS.outbound);
+  const inboundHosts = hosts(env, E.inboundAddresses, [...D.inboundAddresses]);
+  const outboundHosts = hosts(env, E.outboundAddresses, [...D.outboundAddresses]);
   return {
     inbound: inboundHosts.map((host) => ({ host, port: inboundPort })),
     outbound: outboundHosts.map((host) => ({ host, port: outboundPort })),
-    admin: { host: hosts(env, 'MESH_PROXY_ADMIN_ADDRESS', ['::'])[0]!, port: port(env, 'MESH_PROXY_ADMIN_PORT', 4191) },
-    opaquePorts: ports(env, 'MESH_PROXY_OPAQUE_PORTS', defaultOpaquePorts),
-    detectTimeoutMs: duration(env, 'MESH_PROXY_DETECT_TIMEOUT', 10_000),
-    detectMaxBytes: integer(env, 'MESH_PROXY_DETECT_MAX_BYTES', 8192, 64, 65536),
-    inboundMode: choice(env, 'MESH_PROXY_INBOUND_MODE', ['redirect', 'tproxy'] as const, 'redirect'),
-    connectTimeoutOutboundMs: duration(env, 'MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT', 1000),
-    connectTimeoutInboundMs: duration(env, 'MESH_PROXY_INBOUND_CONNECT_TIMEOUT', 100),
-    headTimeoutMs: duration(env, 'MESH_PROXY_HEAD_TIMEOUT', 10_000),
-    idleTimeoutMs: duration(env, 'MESH_PROXY_IDLE_TIMEOUT', 60_000),
-    logLevel: choice(env, 'MESH_PROXY_LOG_LEVEL', ['error', 'warn', 'info', 'debug'] as const, 'info'),
+    admin: { host: hosts(env, E.adminAddress, [D.adminAddress])[0]!, port: port(env, E.adminPort, PROXY_PORTS.admin) },
+    opaquePorts: ports(env, E.opaquePorts, defaultOpaquePorts),
+    detectTimeoutMs: duration(env, E.detectTimeout, D.detectTimeoutMs),
+    detectMaxBytes: integer(env, E.detectMaxBytes, D.detectMaxBytes, 64, 65536),
+    inboundMode: choice(env, E.inboundMode, INTERCEPTION_MODES, D.inboundMode),
+    connectTimeoutOutboundMs: duration(env, E.outboundConnectTimeout, D.outboundConnectTimeoutMs),
+    connectTimeoutInboundMs: duration(env, E.inboundConnectTimeout, D.inboundConnectTimeoutMs),
+    headTimeoutMs: duration(env, E.headTimeout, D.headTimeoutMs),
+    idleTimeoutMs: duration(env, E.idleTimeout, D.idleTimeoutMs),
+    logLevel: choice(env, E.logLevel, PROXY_LOG_LEVELS, D.logLevel),
     identity,
     meshedDestinations,
     requireIdentityPorts,

@@ -13,7 +13,7 @@ import tls from 'node:tls';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { createCsr, createTrustAnchor, loadSigner, tlsKeyPem } from '../ca/index.js';
-import { ApiClientError, createApiServer, postJson } from '../controller/api.js';
+import { ApiClientError, createApiServer, postJson } from '../shared/api.js';
 import { certifyOnce } from '../controller/identity/client.js';
 import { CERTIFY_PATH, startIdentityService, type IdentityService } from '../controller/identity/index.js';
 import { issueServerCert } from '../controller/identity/server-cert.js';
@@ -21,7 +21,7 @@ import type { Out } from '../cli/command.js';
 import { runControllerIdentity } from '../cli/controller-identity.js';
 import { runIdentityInit } from '../cli/identity-init.js';
 import { runIdentityToken } from '../cli/identity-token.js';
-import { Log } from '../proxy/log.js';
+import { Log } from '../shared/log.js';
 
 const TD = 'cluster.local';
 const WEB = `web.emojivoto.serviceaccount.identity.${TD}`;

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { eventually, type Pod, type PodProcess } from './harness/index.js';
 import { proxyNodeFlags } from '../proxy/runtime.js';
+import { ADMIN_PATHS, adminUrl, PROXY_ENV, PROXY_PORTS, PROXY_UID as CONTRACT_UID } from '../contract/sidecar.js';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const bin = {
@@ -16,7 +17,7 @@ export const node = process.execPath;
 
 /** A compiled test fixture (test/fixtures/NAME). */
 export const fixture = (name: string): string => join(dist, 'test', 'fixtures', name);
-export const PROXY_UID = 2102;
+export const PROXY_UID = CONTRACT_UID;
 
 export async function meshInit(pod: Pod, args: string[] = []): Promise<void> {
   await pod.execOk(node, [bin.init, ...args]);
@@ -34,16 +35,16 @@ export async function startProxy(pod: Pod, env: Record<string, string> = {}, cap
   const proc = pod.spawn(argv[0]!, argv.slice(1), {
     uid: PROXY_UID,
     caps,
-    env: { MESH_PROXY_LOG_LEVEL: 'debug', ...env },
+    env: { [PROXY_ENV.logLevel]: 'debug', ...env },
   });
-  await proc.waitForLine(/listening addr=\S+:4140/);
+  await proc.waitForLine(new RegExp(`listening addr=\\S+:${PROXY_PORTS.outbound}`));
   return proc;
 }
 
 /** Waits for the proxies' /ready (with identity: certified). */
 export async function proxiesReady(...pods: Pod[]): Promise<void> {
   for (const pod of pods) {
-    await eventually(async () => (await pod.exec('curl', ['-sf', '--max-time', '2', 'http://127.0.0.1:4191/ready'])).code === 0, { what: `${pod.name}'s proxy ready` });
+    await eventually(async () => (await pod.exec('curl', ['-sf', '--max-time', '2', adminUrl(ADMIN_PATHS.ready)])).code === 0, { what: `${pod.name}'s proxy ready` });
   }
 }
 

@@ -13,8 +13,8 @@ import {
   type Signer,
   type TokenReviewer,
 } from '../../ca/index.js';
-import type { Log } from '../../proxy/log.js';
-import { ApiError, malformed, type JsonEndpoint } from '../api.js';
+import type { Log } from '../../shared/log.js';
+import { ApiError, malformed, type JsonEndpoint } from '../../shared/api.js';
 
 export const CERTIFY_PATH = '/identity.mesh.io/v1/certify';
 

@@ -4,10 +4,10 @@
 // the proxy builds a TLS context from it.
 import { X509Certificate } from 'node:crypto';
 import { certificatesFromPem, inspectCsr } from '../../ca/index.js';
-import { ApiClientError, postJson } from '../api.js';
+import { ApiClientError, postJson } from '../../shared/api.js';
 import { CERTIFY_PATH, type CertifyRequestBody } from './certify.js';
 
-export { ApiClientError, type ApiClientErrorCode } from '../api.js';
+export { ApiClientError, type ApiClientErrorCode } from '../../shared/api.js';
 
 export interface CertifyOnceOptions {
   /** `https://host:port` of the identity service. */

@@ -4,8 +4,8 @@
 // then answers certify requests until closed:
 //   HTTP/2 TLS ─► POST /identity.mesh.io/v1/certify ─► review token ─► name ─► issueLeaf
 import type { AddressInfo } from 'node:net';
-import type { Log } from '../../proxy/log.js';
-import { createApiServer } from '../api.js';
+import type { Log } from '../../shared/log.js';
+import { createApiServer } from '../../shared/api.js';
 import { certifyEndpoint } from './certify.js';
 import { loadIssuer, trustDomainWarnings } from './files.js';
 import { createTokenReviewer, type TokenReviewerName } from './reviewers.js';
@@ -15,7 +15,7 @@ export { CERTIFY_PATH, type CertifyRequestBody, type CertifyResponseBody } from 
 export { identityFiles, IdentityFilesError } from './files.js';
 export { identityServerName } from './server-cert.js';
 export { tokenReviewerNames, isTokenReviewerName, type TokenReviewerName } from './reviewers.js';
-export { findKubernetesCredentials, type KubernetesCredentials } from './kubernetes-credentials.js';
+export { findKubernetesCredentials, type KubernetesCredentials } from '../../shared/kubernetes/credentials.js';
 
 export interface IdentityServiceConfig {
   /** Holds ca.crt, issuer.crt, issuer.key and what the token reviewer needs (token.pub). */

@@ -14,12 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { certify, createCsr, createIssuer, createTrustAnchor, isCaError, loadSigner, type TokenReviewer } from '../../ca/index.js';
-import { ApiError } from '../api.js';
-import { Log } from '../../proxy/log.js';
+import { ApiError } from '../../shared/api.js';
+import { Log } from '../../shared/log.js';
 import { certifyEndpoint } from './certify.js';
 import { ApiClientError, certifyOnce } from './client.js';
 import { startIdentityService } from './index.js';
-import { findKubernetesCredentials, SERVICE_ACCOUNT_DIR, type FoundCredentials } from './kubernetes-credentials.js';
+import { findKubernetesCredentials, SERVICE_ACCOUNT_DIR, type FoundCredentials } from '../../shared/kubernetes/credentials.js';
 import { kubernetesTokenReviewer } from './kubernetes-reviewer.js';
 
 const PATH = '/apis/authentication.k8s.io/v1/tokenreviews';

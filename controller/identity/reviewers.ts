@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { importTokenVerifyKey, meshTokenReviewer, type TokenReviewer } from '../../ca/index.js';
 import { IdentityFilesError, identityFiles, readIdentityFile } from './files.js';
-import { findKubernetesCredentials, KubernetesCredentialsError } from './kubernetes-credentials.js';
+import { findKubernetesCredentials, KubernetesCredentialsError } from '../../shared/kubernetes/credentials.js';
 import { kubernetesTokenReviewer } from './kubernetes-reviewer.js';
 
 export const tokenReviewerNames = ['mesh', 'kubernetes'] as const;

@@ -4,7 +4,7 @@
 // which would turn `"status": "garbage"` into `status: {}`, an "unauthenticated"
 // that blames the workload (403) for what is the API server's fault (503).
 import { CaError, serviceAccountOf } from '../../ca/index.js';
-import { ApiError } from '../api.js';
+import { ApiError } from '../../shared/api.js';
 
 export const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
 

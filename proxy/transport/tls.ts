@@ -152,20 +152,13 @@ export class MeshTls {
       raw.on('error', ignore);
       let tcpUp = false;
       let settled = false;
-      // The connect timeout is the TCP connect's, as Linkerd's is; the handshake
-      // gets its own, longer one: under a burst of new connections a loaded
-      // sidecar's handshakes queue on its one core for longer than a connect may.
-      // Each verdict waits one poll phase (see dialTcp): a stalled event loop
-      // must not fail what completed in time.
-      const expire = (ms: number, what: () => string): NodeJS.Timeout => setTimeout(() => setImmediate(() => {
-        if (!settled) fail(new ProxyError('MESH_CONNECT_TIMEOUT', what()));
-      }), ms);
-      let timer = expire(timeoutMs, () => `no connection to ${formatTarget(target)} within ${timeoutMs} ms`);
-      raw.once('connect', () => {
-        tcpUp = true;
-        clearTimeout(timer);
-        timer = expire(this.handshakeTimeoutMs, () => `no mTLS handshake with ${formatTarget(target)} within ${this.handshakeTimeoutMs} ms`);
-      });
+      // One timeout for TCP connect and handshake together. Each verdict waits
+      // one poll phase (see dialTcp): a stalled event loop must not fail what
+      // completed in time.
+      const timer = setTimeout(() => setImmediate(() => {
+        if (!settled) fail(new ProxyError('MESH_CONNECT_TIMEOUT', `no mTLS connection to ${formatTarget(target)} within ${timeoutMs} ms`));
+      }), timeoutMs);
+      raw.once('connect', () => (tcpUp = true));
       const fail = (e: ProxyError): void => {
         settled = true;
         clearTimeout(timer);

@@ -1,0 +1,134 @@
+// The sidecar contract: what a meshed pod is made of, written once. mesh-init's
+// flags, mesh-proxy's variables and defaults, its ports and uid, and where a
+// pod mounts its identity. The proxy and mesh-init read their defaults from
+// here; the injector, `mesh inject`, `mesh install`, the demo, the tests and the
+// bench render from it. Change a value here and every one of them follows.
+
+/** The proxy's uid and gid: mesh-init never redirects this user's traffic, or the proxy would loop into itself. */
+export const PROXY_UID = 2102;
+
+/** The proxy's listeners (Linkerd's numbers, so operators' firewall rules and habits carry over). */
+export const PROXY_PORTS = {
+  /** Every pod-bound TCP connection lands here (all addresses). */
+  inbound: 4143,
+  /** Every app-originated TCP connection lands here (loopback only). */
+  outbound: 4140,
+  /** The tap stream. */
+  control: 4190,
+  /** `/metrics`, `/live`, `/ready`. */
+  admin: 4191,
+} as const;
+
+/** The proxy's own ports: reached directly, never redirected into the proxy. */
+export const PROXY_OWN_PORTS = { from: PROXY_PORTS.control, to: PROXY_PORTS.admin } as const;
+
+export const ADMIN_PATHS = { live: '/live', ready: '/ready', metrics: '/metrics' } as const;
+
+/** The admin endpoint as seen from inside the pod. */
+export const adminUrl = (path: (typeof ADMIN_PATHS)[keyof typeof ADMIN_PATHS], host = '127.0.0.1'): string => `http://${host}:${PROXY_PORTS.admin}${path}`;
+
+/** Server-speaks-first or preamble-less protocols: SMTP, MySQL, Galera, PostgreSQL, Redis, Elasticsearch, memcached. */
+export const DEFAULT_OPAQUE_PORTS: readonly number[] = [25, 587, 3306, 4444, 5432, 6379, 9300, 11211];
+
+export type InterceptionMode = 'redirect' | 'tproxy';
+export const INTERCEPTION_MODES: readonly InterceptionMode[] = ['redirect', 'tproxy'];
+export type ProxyLogLevel = 'error' | 'warn' | 'info' | 'debug';
+export const PROXY_LOG_LEVELS: readonly ProxyLogLevel[] = ['error', 'warn', 'info', 'debug'];
+
+/** mesh-proxy's whole configuration surface: these variables and nothing else. */
+export const PROXY_ENV = {
+  inboundPort: 'MESH_PROXY_INBOUND_PORT',
+  outboundPort: 'MESH_PROXY_OUTBOUND_PORT',
+  inboundAddresses: 'MESH_PROXY_INBOUND_ADDRESSES',
+  outboundAddresses: 'MESH_PROXY_OUTBOUND_ADDRESSES',
+  inboundMode: 'MESH_PROXY_INBOUND_MODE',
+  adminAddress: 'MESH_PROXY_ADMIN_ADDRESS',
+  adminPort: 'MESH_PROXY_ADMIN_PORT',
+  opaquePorts: 'MESH_PROXY_OPAQUE_PORTS',
+  detectTimeout: 'MESH_PROXY_DETECT_TIMEOUT',
+  detectMaxBytes: 'MESH_PROXY_DETECT_MAX_BYTES',
+  outboundConnectTimeout: 'MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT',
+  inboundConnectTimeout: 'MESH_PROXY_INBOUND_CONNECT_TIMEOUT',
+  headTimeout: 'MESH_PROXY_HEAD_TIMEOUT',
+  idleTimeout: 'MESH_PROXY_IDLE_TIMEOUT',
+  logLevel: 'MESH_PROXY_LOG_LEVEL',
+  identityUrl: 'MESH_PROXY_IDENTITY_URL',
+  identityName: 'MESH_PROXY_IDENTITY_NAME',
+  identityTokenFile: 'MESH_PROXY_IDENTITY_TOKEN_FILE',
+  identityTrustAnchors: 'MESH_PROXY_IDENTITY_TRUST_ANCHORS',
+  identityServerName: 'MESH_PROXY_IDENTITY_SERVER_NAME',
+  meshedDestinations: 'MESH_PROXY_MESHED_DESTINATIONS',
+  requireIdentityPorts: 'MESH_PROXY_REQUIRE_IDENTITY_PORTS',
+} as const;
+
+/** What the proxy assumes when a variable is unset (durations in milliseconds). */
+export const PROXY_DEFAULTS = {
+  /** '::' is dual-stack: one listener takes redirected IPv4 and IPv6 alike. */
+  inboundAddresses: ['::'] as readonly string[],
+  /** REDIRECT rewrites IPv6 connections to ::1, IPv4 ones to 127.0.0.1. */
+  outboundAddresses: ['127.0.0.1', '::1'] as readonly string[],
+  adminAddress: '::',
+  inboundMode: 'redirect' as InterceptionMode,
+  detectTimeoutMs: 10_000,
+  detectMaxBytes: 8192,
+  outboundConnectTimeoutMs: 1000,
+  inboundConnectTimeoutMs: 100,
+  /** A request head must arrive within this (HAProxy's `timeout http-request`). */
+  headTimeoutMs: 10_000,
+  /** Keep-alive client connections with no request in flight close after this. */
+  idleTimeoutMs: 60_000,
+  logLevel: 'info' as ProxyLogLevel,
+} as const;
+
+/** mesh-init's flags, as the injector writes them into the init container. */
+export const INIT_FLAGS = {
+  mode: '--mode',
+  inboundPort: '--inbound-port',
+  outboundPort: '--outbound-port',
+  proxyUid: '--proxy-uid',
+  proxyGid: '--proxy-gid',
+  proxyPorts: '--proxy-ports',
+  inboundPorts: '--inbound-ports',
+  skipInboundPorts: '--skip-inbound-ports',
+  skipOutboundPorts: '--skip-outbound-ports',
+  skipSubnets: '--skip-subnets',
+  iptablesMode: '--iptables-mode',
+} as const;
+
+/** TPROXY's packet mark and local-route table (Istio's numbers). */
+export const TPROXY_DEFAULTS = { mark: 1337, routeTable: 133 } as const;
+
+/** The `aud` of the service-account tokens workloads present to the identity service. */
+export const IDENTITY_AUDIENCE = 'identity.mesh.io';
+
+/** Names in a meshed pod's spec. */
+export const SIDECAR = {
+  proxyContainer: 'mesh-proxy',
+  initContainer: 'mesh-init',
+  /** Projected volume: the service-account token for IDENTITY_AUDIENCE and the trust anchors. */
+  identityVolume: 'mesh-identity',
+  identityDir: '/var/run/secrets/mesh.io/identity',
+  tokenFile: 'token',
+  trustAnchorsFile: 'trust-anchors.pem',
+  /** kubelet rotates the projected token at 80% of this. */
+  tokenExpirationSeconds: 86_400,
+  /** mesh-init runs with a read-only root filesystem; iptables takes its lock under /run. */
+  xtablesLockVolume: 'mesh-init-xtables-lock',
+  /** Port names, at most 15 characters (IANA_SVC_NAME). */
+  inboundPortName: 'mesh-proxy',
+  adminPortName: 'mesh-admin',
+} as const;
+
+export const identityTokenPath = `${SIDECAR.identityDir}/${SIDECAR.tokenFile}`;
+export const trustAnchorsPath = `${SIDECAR.identityDir}/${SIDECAR.trustAnchorsFile}`;
+
+/** The binaries of the mesh image (Dockerfile), by the name a container runs. */
+export const IMAGE_COMMANDS = {
+  proxy: 'mesh-proxy',
+  /** The proxy with CAP_NET_ADMIN as a file capability: TPROXY's IP_TRANSPARENT for a non-root uid. */
+  proxyTproxy: 'mesh-proxy-tproxy',
+  init: 'mesh-init',
+  controller: 'mesh-controller',
+  /** Waits for the proxy's /ready: a postStart hook holds the app back until then. */
+  await: 'mesh-await',
+} as const;
