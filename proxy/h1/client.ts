@@ -8,7 +8,7 @@ import { H2_CANCEL, H2_PROTOCOL_ERROR, type HeaderList, type ResponseHead } from
 import { batch, type Batched } from './batch.js';
 import type { Expiring } from './deadlines.js';
 import { H1Parser, type H1ParserListener, type H1ParserOptions } from './parser.js';
-import { chunkHeader, lastChunk, serializeRequest, type Framing } from './serialize.js';
+import { lastChunk, serializeRequest, writeFramed, type Framing } from './serialize.js';
 import type { H1ClientStream } from './client-stream.js';
 
 /** What a connection needs of its pool. */
@@ -90,17 +90,7 @@ export class H1ClientConnection implements H1ParserListener, Batched, Expiring {
   writeBody(chunk: Buffer): boolean {
     if (this.#reqDone || this.#closed) return true;
     batch(this);
-    switch (this.#framing) {
-      case 'chunked':
-        if (chunk.length === 0) return true;
-        this.socket.write(chunkHeader(chunk.length), 'latin1');
-        this.socket.write(chunk);
-        return this.socket.write('\r\n', 'latin1');
-      case 'length':
-        return this.socket.write(chunk);
-      default:
-        return true;
-    }
+    return writeFramed(this.socket, this.#framing, chunk);
   }
 
   endBody(trailers: HeaderList | undefined): void {

@@ -3,6 +3,7 @@
 // identity; otherwise chunked on HTTP/1.1, or close-delimited for an HTTP/1.0
 // client. Fields that frame a connection (Transfer-Encoding, Connection and an
 // unusable Content-Length) are dropped from the given list and written by us.
+import type { Socket } from 'node:net';
 import type { HeaderList, RequestHead, ResponseHead } from '../message/types.js';
 
 export type Framing = 'none' | 'length' | 'chunked' | 'close';
@@ -169,4 +170,23 @@ export function lastChunk(trailers: HeaderList | undefined): string {
 /** Minimal error answer from the codec itself (bad request, timeout). */
 export function errorResponse(status: number): string {
   return `HTTP/1.1 ${status} ${reasonFor(status)}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`;
+}
+
+/**
+ * One body chunk on `socket` in the message's framing (both sides of the
+ * codec write bodies the same way); false when the socket is full.
+ */
+export function writeFramed(socket: Socket, framing: Framing, chunk: Buffer): boolean {
+  switch (framing) {
+    case 'chunked':
+      if (chunk.length === 0) return true; // an empty chunk would end the body
+      socket.write(chunkHeader(chunk.length), 'latin1');
+      socket.write(chunk);
+      return socket.write('\r\n', 'latin1');
+    case 'length':
+    case 'close':
+      return socket.write(chunk);
+    default:
+      return true; // a body where none may be (HEAD, 204, 304): dropped
+  }
 }

@@ -8,7 +8,7 @@ import { H2_CANCEL, H2_PROTOCOL_ERROR, type HeaderList, type RequestHead, type R
 import { batch, type Batched } from './batch.js';
 import { Deadlines, sharedDeadlines, type Expiring } from './deadlines.js';
 import { H1Parser, type H1ParserListener, type H1ParserOptions } from './parser.js';
-import { chunkHeader, errorResponse, lastChunk, serializeResponse, type Framing } from './serialize.js';
+import { errorResponse, lastChunk, serializeResponse, writeFramed, type Framing } from './serialize.js';
 import { H1ServerStream } from './server-stream.js';
 
 export interface H1ServerOptions {
@@ -283,18 +283,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
   write(chunk: Buffer): boolean {
     if (!this.#resStarted || this.#resDone) return true;
     batch(this);
-    switch (this.#framing) {
-      case 'chunked':
-        if (chunk.length === 0) return true;
-        this.socket.write(chunkHeader(chunk.length), 'latin1');
-        this.socket.write(chunk);
-        return this.socket.write('\r\n', 'latin1');
-      case 'length':
-      case 'close':
-        return this.socket.write(chunk);
-      default:
-        return true; // a body where none may be (HEAD, 204, 304): dropped
-    }
+    return writeFramed(this.socket, this.#framing, chunk);
   }
 
   end(trailers: HeaderList | undefined): void {
