@@ -2,6 +2,7 @@
 // mesh: the command-line interface. One file per subcommand; this one only composes.
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
+import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
 import { identityCommand } from './identity.js';
 import { injectCommand } from './inject.js';
@@ -13,6 +14,7 @@ const program = new Command('mesh')
   .description('A zero-config service mesh: every TCP connection of a workload observable, reliable and mutually authenticated')
   .version(pkg.version)
   .exitOverride()
+  .addCommand(checkCommand())
   .addCommand(demoCommand())
   .addCommand(identityCommand())
   .addCommand(injectCommand())
