@@ -18,9 +18,15 @@ export const MIN_KUBERNETES = { major: 1, minor: 29 } as const;
 
 export type CheckResult = { ok: true } | { ok: false; error: string; hint: string };
 export interface Check { name: string; result: CheckResult }
-export interface Category { name: 'kubernetes-api' | 'control-plane' | 'identity' | 'webhook' | 'data-plane'; checks: Check[] }
+export interface Category { name: 'kubernetes-api' | 'pre-install' | 'permissions' | 'control-plane' | 'identity' | 'webhook' | 'data-plane'; checks: Check[] }
 
-export interface CheckContext { client: KubeClient; namespace: string; now: Date }
+export interface CheckContext {
+  client: KubeClient;
+  namespace: string;
+  now: Date;
+  /** --proxy-namespace: the data-plane checks look at this namespace's pods only (default: every namespace). */
+  proxyNamespace?: string;
+}
 
 /** The API server could not be reached at all: nothing else can be checked. */
 export class ApiUnreachable extends Error {
@@ -32,15 +38,19 @@ const fail = (error: string, hint: string): CheckResult => ({ ok: false, error, 
 
 type Obj = Record<string, any>;
 
-/** A GET that must answer 200; any other answer becomes the failure's message. */
-async function get(ctx: CheckContext, path: string, what: string): Promise<{ ok: true; body: Obj } | { ok: false; result: CheckResult }> {
-  let a: { status: number; body: unknown };
+/** The API server's answer; no answer at all is ApiUnreachable. */
+async function answer<T>(call: () => Promise<T>): Promise<T> {
   try {
-    a = await ctx.client.getJson(path);
+    return await call();
   } catch (e) {
     if (e instanceof KubeRequestError && e.code === 'MESH_KUBE_UNREACHABLE') throw new ApiUnreachable(e.message, { cause: e });
     throw e;
   }
+}
+
+/** A GET that must answer 200; any other answer becomes the failure's message. */
+async function get(ctx: CheckContext, path: string, what: string): Promise<{ ok: true; body: Obj } | { ok: false; result: CheckResult }> {
+  const a = await answer(() => ctx.client.getJson(path));
   if (a.status === 200 && typeof a.body === 'object' && a.body !== null) return { ok: true, body: a.body as Obj };
   const message = (a.body as Obj | undefined)?.message ?? `HTTP ${a.status}`;
   const hint = a.status === 404 ? 'run mesh install | kubectl apply -f -' : a.status === 401 || a.status === 403 ? 'check the credentials and RBAC of the kubeconfig context' : 'see the API server\'s answer above';
@@ -158,7 +168,9 @@ async function webhook(ctx: CheckContext): Promise<Check[]> {
 }
 
 async function dataPlane(ctx: CheckContext): Promise<Check[]> {
-  const pods = await get(ctx, '/api/v1/pods', 'pods in all namespaces');
+  const pods = ctx.proxyNamespace === undefined
+    ? await get(ctx, '/api/v1/pods', 'pods in all namespaces')
+    : await get(ctx, `/api/v1/namespaces/${ctx.proxyNamespace}/pods`, `pods in namespace ${ctx.proxyNamespace}`);
   const name = 'meshed pods and their proxies are ready';
   if (!pods.ok) return [{ name, result: pods.result }];
   const meshed = (pods.body.items ?? []).filter((p: Obj) =>
@@ -172,6 +184,93 @@ async function dataPlane(ctx: CheckContext): Promise<Check[]> {
   if (unready.length === 0) return [{ name, result: pass }];
   const list = unready.map((p: Obj) => `${p.metadata.namespace}/${p.metadata.name}`).join(', ');
   return [{ name, result: fail(`not ready: ${list}`, `kubectl -n ${unready[0].metadata.namespace} logs ${unready[0].metadata.name} -c ${SIDECAR.proxyContainer}`) }];
+}
+
+/** A GET that must answer 404: the object is not there yet. */
+async function absent(ctx: CheckContext, path: string, what: string): Promise<CheckResult> {
+  const a = await answer(() => ctx.client.getJson(path));
+  if (a.status === 404) return pass;
+  if (a.status === 200) return fail(`${what} already exists: the control plane is installed`, 'run mesh check (without --pre) to check it, or mesh uninstall | kubectl delete -f - first');
+  return fail(`${what}: ${(a.body as Obj | undefined)?.message ?? `HTTP ${a.status}`}`, a.status === 401 || a.status === 403 ? 'check the credentials and RBAC of the kubeconfig context' : "see the API server's answer above");
+}
+
+async function preInstall(ctx: CheckContext): Promise<Check[]> {
+  return [
+    { name: 'the control-plane namespace does not exist yet', result: await absent(ctx, `/api/v1/namespaces/${ctx.namespace}`, `namespace ${ctx.namespace}`) },
+    { name: 'the webhook configuration does not exist yet', result: await absent(ctx, `/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/${WEBHOOK_CONFIGURATION}`, `mutatingwebhookconfiguration ${WEBHOOK_CONFIGURATION}`) },
+  ];
+}
+
+/** One kind of object `mesh install` renders, as RBAC names it. */
+export interface InstallResource { kind: string; group: string; resource: string; namespaced: boolean }
+
+/** Every kind `mesh install` creates (install-objects.ts; check.test.ts holds the two lists equal). */
+export const INSTALL_RESOURCES: readonly InstallResource[] = [
+  { kind: 'Namespace', group: '', resource: 'namespaces', namespaced: false },
+  { kind: 'ServiceAccount', group: '', resource: 'serviceaccounts', namespaced: true },
+  { kind: 'ClusterRole', group: 'rbac.authorization.k8s.io', resource: 'clusterroles', namespaced: false },
+  { kind: 'ClusterRoleBinding', group: 'rbac.authorization.k8s.io', resource: 'clusterrolebindings', namespaced: false },
+  { kind: 'Deployment', group: 'apps', resource: 'deployments', namespaced: true },
+  { kind: 'Service', group: '', resource: 'services', namespaced: true },
+  { kind: 'Secret', group: '', resource: 'secrets', namespaced: true },
+  { kind: 'ConfigMap', group: '', resource: 'configmaps', namespaced: true },
+  { kind: 'MutatingWebhookConfiguration', group: 'admissionregistration.k8s.io', resource: 'mutatingwebhookconfigurations', namespaced: false },
+];
+
+const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
+
+/** One SelfSubjectAccessReview per kind install creates: may these credentials create it? */
+async function permissions(ctx: CheckContext): Promise<Check[]> {
+  const checks: Check[] = [];
+  for (const r of INSTALL_RESOURCES) {
+    const verb = 'create';
+    const qualified = r.group === '' ? r.resource : `${r.resource}.${r.group}`;
+    const where = r.namespaced ? ` in namespace ${ctx.namespace}` : '';
+    const name = `can ${verb} ${qualified}`;
+    const review = {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SelfSubjectAccessReview',
+      spec: { resourceAttributes: { ...(r.namespaced ? { namespace: ctx.namespace } : {}), verb, group: r.group, resource: r.resource } },
+    };
+    const a = await answer(() => ctx.client.request('POST', SSAR_PATH, review));
+    let body: Obj | undefined;
+    try {
+      body = JSON.parse(a.body) as Obj;
+    } catch {
+      body = undefined;
+    }
+    if ((a.status !== 200 && a.status !== 201) || typeof body?.status?.allowed !== 'boolean') {
+      checks.push({ name, result: fail(`POST selfsubjectaccessreviews: ${body?.message ?? `HTTP ${a.status}`}`, 'check the credentials of the kubeconfig context') });
+      continue;
+    }
+    if (body.status.allowed === true) {
+      checks.push({ name, result: pass });
+      continue;
+    }
+    const reason = typeof body.status.reason === 'string' && body.status.reason !== '' ? ` (${body.status.reason})` : '';
+    checks.push({
+      name,
+      result: fail(
+        `not allowed to ${verb} ${qualified}${where}${reason}`,
+        `mesh install needs ${verb} on ${qualified}: ask a cluster admin for it (kubectl auth can-i ${verb} ${qualified}${r.namespaced ? ` -n ${ctx.namespace}` : ''})`,
+      ),
+    });
+  }
+  return checks;
+}
+
+/** mesh check --pre: before install; throws ApiUnreachable when the API server does not answer at all. */
+export async function checkPreInstall(ctx: CheckContext): Promise<Category[]> {
+  return [
+    { name: 'kubernetes-api', checks: await kubernetesApi(ctx) },
+    { name: 'pre-install', checks: await preInstall(ctx) },
+    { name: 'permissions', checks: await permissions(ctx) },
+  ];
+}
+
+/** mesh check --proxy: the meshed pods only. */
+export async function checkProxies(ctx: CheckContext): Promise<Category[]> {
+  return [{ name: 'data-plane', checks: await dataPlane(ctx) }];
 }
 
 /** Every category; throws ApiUnreachable when the API server does not answer at all. */

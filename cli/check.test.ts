@@ -16,12 +16,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createIssuer, createTrustAnchor, issueServingCert, loadSigner } from '../ca/index.js';
+import { INSTALL_RESOURCES } from './check-cluster.js';
 import { kubeClientFor, runCheck, type CheckOptions } from './check.js';
 import { injectorServiceName, installManifests } from './install-objects.js';
 
 const TOKEN = 'operator-token';
 const DAY = 86_400_000;
 const golden = new URL('../../cli/testdata/check/healthy.txt', import.meta.url).pathname;
+const preGolden = new URL('../../cli/testdata/check/pre.txt', import.meta.url).pathname;
 const update = process.env.MESH_UPDATE_GOLDEN === '1';
 
 type Obj = Record<string, any>;
@@ -110,10 +112,29 @@ async function cluster(shape: ClusterShape = {}): Promise<Map<string, Obj>> {
   return paths;
 }
 
-interface FakeApiServer { url: string; paths: Map<string, Obj>; close(): Promise<void> }
+/** The objects `mesh install` renders, for the test that install's kinds and --pre's reviews are the same list. */
+async function installKinds(): Promise<string[]> {
+  const anchor = await createTrustAnchor({ now: new Date() });
+  const issuerPair = await createIssuer(anchor, { now: new Date() });
+  const tls = await issueServingCert({ issuer: await loadSigner(issuerPair), dnsNames: [injectorServiceName('mesh')], lifetimeMs: DAY, now: new Date() });
+  return [...new Set(installManifests({
+    namespace: 'mesh', image: 'mesh:test', version: '0.0.0-test', trustDomain: 'cluster.local', nativeSidecar: true,
+    identity: { anchorPem: anchor.certPem, issuerCertPem: issuerPair.certPem, issuerKeyPem: issuerPair.keyPem }, injectorTls: { chainPem: tls.chainPem, keyPem: tls.keyPem },
+  }).map((m) => m.object.kind))].sort();
+}
+
+interface FakeApiServer {
+  url: string;
+  paths: Map<string, Obj>;
+  /** SelfSubjectAccessReviews answered allowed: false, by "verb resource". */
+  denied: Set<string>;
+  /** Every SelfSubjectAccessReview spec posted. */
+  reviews: Obj[];
+  close(): Promise<void>;
+}
 
 async function startFakeApiServer(tls: { certPem: string; keyPem: string }): Promise<FakeApiServer> {
-  const fake = { paths: new Map<string, Obj>() };
+  const fake = { paths: new Map<string, Obj>(), denied: new Set<string>(), reviews: [] as Obj[] };
   const status = (code: number, reason: string, message: string): Obj => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code });
   const server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
     const send = (code: number, body: Obj): void => {
@@ -122,6 +143,30 @@ async function startFakeApiServer(tls: { certPem: string; keyPem: string }): Pro
     };
     // /version is readable by anyone (system:public-info-viewer); everything else needs the token.
     if (req.url !== '/version' && req.headers.authorization !== `Bearer ${TOKEN}`) return send(401, status(401, 'Unauthorized', 'Unauthorized'));
+    if (req.method === 'POST' && req.url === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        let review: Obj;
+        try {
+          review = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          return send(400, status(400, 'BadRequest', 'the body of the request was in an unknown format'));
+        }
+        if (review.kind !== 'SelfSubjectAccessReview' || review.apiVersion !== 'authorization.k8s.io/v1' || review.spec?.resourceAttributes === undefined) {
+          return send(400, status(400, 'BadRequest', 'not a SelfSubjectAccessReview with resourceAttributes'));
+        }
+        fake.reviews.push(review.spec);
+        const ra = review.spec.resourceAttributes;
+        const allowed = !fake.denied.has(`${ra.verb} ${ra.resource}`);
+        // As RBAC answers: a reason when a binding allows it, none when nothing does.
+        send(201, {
+          kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: review.spec,
+          status: allowed ? { allowed: true, reason: 'RBAC: allowed by ClusterRoleBinding "cluster-admin" of ClusterRole "cluster-admin" to Group "system:masters"' } : { allowed: false },
+        });
+      });
+      return;
+    }
     if (req.method !== 'GET') return send(405, status(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource`));
     const found = fake.paths.get(req.url ?? '');
     if (found === undefined) return send(404, status(404, 'NotFound', `${req.url} not found`));
@@ -158,7 +203,7 @@ describe('mesh check', () => {
   async function check(o: Partial<CheckOptions> & { kubeconfig?: string } = {}): Promise<{ code: number; out: string; err: string }> {
     let out = '';
     let err = '';
-    const code = await runCheck({ namespace: o.namespace ?? 'mesh', output: o.output ?? 'table' }, {
+    const code = await runCheck({ namespace: o.namespace ?? 'mesh', output: o.output ?? 'table', mode: o.mode ?? 'all', ...(o.proxyNamespace === undefined ? {} : { proxyNamespace: o.proxyNamespace }) }, {
       now: () => new Date(),
       client: () => kubeClientFor({ kubeconfig: o.kubeconfig ?? kubeconfig }, {}),
     }, { stdout: (t) => void (out += t), stderr: (t) => void (err += t) });
@@ -258,6 +303,78 @@ describe('mesh check', () => {
     const { code, out } = await check({ kubeconfig: writeKubeconfig(join(dir, 'down'), { server: `https://127.0.0.1:${port}`, caPem: readFileSync(join(dir, 'api.crt'), 'utf8'), token: TOKEN }) });
     assert.equal(code, 2);
     assert.match(out, new RegExp(`^kubernetes-api\\n-+\\n× can reach the Kubernetes API server\\n {4}cannot reach the Kubernetes API server at https://127\\.0\\.0\\.1:${port} \\(.*ECONNREFUSED.*\\)\\n {4}hint: is the cluster up\\?`));
+  });
+
+  /** A cluster before mesh install: the API and the meshed-looking workloads, no control plane. */
+  async function emptyCluster(): Promise<Map<string, Obj>> {
+    const paths = await cluster();
+    for (const path of [...paths.keys()]) if (path.includes('/mesh') || path.startsWith('/apis/')) paths.delete(path);
+    return paths;
+  }
+
+  it('--pre reviews exactly the kinds mesh install renders, with verb create', async () => {
+    assert.deepEqual(INSTALL_RESOURCES.map((r) => r.kind).sort(), await installKinds());
+    api.paths = await emptyCluster();
+    api.denied = new Set();
+    api.reviews = [];
+    await check({ mode: 'pre' });
+    assert.deepEqual(api.reviews.map((s) => s.resourceAttributes), INSTALL_RESOURCES.map((r) => ({ ...(r.namespaced ? { namespace: 'mesh' } : {}), verb: 'create', group: r.group, resource: r.resource })));
+  });
+
+  it('--pre on an empty cluster with every review allowed: every check √, exit 0, the golden output', async () => {
+    api.paths = await emptyCluster();
+    api.denied = new Set();
+    const { code, out } = await check({ mode: 'pre' });
+    if (update) writeFileSync(preGolden, out);
+    assert.equal(out, readFileSync(preGolden, 'utf8'), 'differs from testdata/check/pre.txt (MESH_UPDATE_GOLDEN=1 to accept)');
+    assert.equal(code, 0);
+    assert.doesNotMatch(out, /×/);
+  });
+
+  it('--pre with create mutatingwebhookconfigurations denied: × naming the resource and verb, a hint, exit 1', async () => {
+    api.paths = await emptyCluster();
+    api.denied = new Set(['create mutatingwebhookconfigurations']);
+    const { code, out } = await check({ mode: 'pre' });
+    assert.equal(code, 1);
+    assert.match(out, /× can create mutatingwebhookconfigurations\.admissionregistration\.k8s\.io\n {4}not allowed to create mutatingwebhookconfigurations\.admissionregistration\.k8s\.io\n {4}hint: mesh install needs create on mutatingwebhookconfigurations\.admissionregistration\.k8s\.io: ask a cluster admin for it \(kubectl auth can-i create mutatingwebhookconfigurations\.admissionregistration\.k8s\.io\)\n/);
+    assert.equal(out.match(/×/g)?.length, 2, 'one failed check and the summary');
+    const json = JSON.parse((await check({ mode: 'pre', output: 'json' })).out);
+    assert.equal(json.success, false);
+    assert.deepEqual(json.categories.map((c: Obj) => c.categoryName), ['kubernetes-api', 'pre-install', 'permissions']);
+    api.denied = new Set(['create secrets']);
+    assert.match((await check({ mode: 'pre' })).out, /× can create secrets\n {4}not allowed to create secrets in namespace mesh\n {4}hint: .*kubectl auth can-i create secrets -n mesh\)\n/);
+    api.denied = new Set();
+  });
+
+  it('--pre on a cluster where the control plane is installed: × saying so, exit 1', async () => {
+    api.paths = await cluster();
+    const { code, out } = await check({ mode: 'pre' });
+    assert.equal(code, 1);
+    assert.match(out, /× the control-plane namespace does not exist yet\n {4}namespace mesh already exists: the control plane is installed\n {4}hint: run mesh check \(without --pre\)/);
+    assert.match(out, /× the webhook configuration does not exist yet\n/);
+  });
+
+  it('--proxy: the data-plane checks only; one unready proxy is ×, exit 1', async () => {
+    api.paths = await cluster();
+    const healthy = await check({ mode: 'proxy' });
+    assert.equal(healthy.code, 0);
+    assert.equal(healthy.out, 'data-plane\n----------\n√ meshed pods and their proxies are ready\n\nStatus check results are √\n');
+    api.paths = await cluster({ proxyReady: false });
+    const { code, out } = await check({ mode: 'proxy' });
+    assert.equal(code, 1);
+    assert.match(out, /^data-plane\n-+\n× meshed pods and their proxies are ready\n {4}not ready: emojivoto\/web-5c8d6f7b9-q7w2e\n {4}hint: kubectl -n emojivoto logs web-5c8d6f7b9-q7w2e -c mesh-proxy\n\nStatus check results are ×\n$/);
+  });
+
+  it('--proxy --proxy-namespace: only that namespace\'s pods', async () => {
+    api.paths = await cluster({ proxyReady: false });
+    const all = (api.paths.get('/api/v1/pods')!.items as Obj[]);
+    const list = (ns: string): Obj => ({ kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '2048' }, items: all.filter((p) => p.metadata.namespace === ns) });
+    api.paths.set('/api/v1/namespaces/emojivoto/pods', list('emojivoto'));
+    api.paths.set('/api/v1/namespaces/mesh/pods', list('mesh'));
+    assert.equal((await check({ mode: 'proxy', proxyNamespace: 'mesh' })).code, 0);
+    const { code, out } = await check({ mode: 'proxy', proxyNamespace: 'emojivoto' });
+    assert.equal(code, 1);
+    assert.match(out, /not ready: emojivoto\/web-5c8d6f7b9-q7w2e/);
   });
 
   it('a kubeconfig that does not exist: exit 2, no checks run', async () => {
