@@ -122,9 +122,9 @@ class Exchange implements ResponseListener, ExchangeView {
     const h = this.request;
     switch (this.conversion) {
       case 'none':
-        return h.version === 20 ? h : { ...h, headers: endToEnd(h.headers) };
+        return h.version === 20 ? h : endToEndHead(h);
       case 'h1-to-mesh':
-        return h2RequestOf({ ...h, headers: endToEnd(h.headers) });
+        return h2RequestOf(endToEndHead(h));
       case 'mesh-to-h1':
         return h1RequestOf(h)!;
     }
@@ -171,11 +171,11 @@ class Exchange implements ResponseListener, ExchangeView {
   #downstreamHead(head: ResponseHead): ResponseHead {
     switch (this.conversion) {
       case 'none':
-        return head.version === 20 ? head : { ...head, headers: endToEnd(head.headers) };
+        return head.version === 20 ? head : endToEndHead(head);
       case 'h1-to-mesh':
         return h1ResponseOf(head, this.request.version === 10 ? 10 : 11);
       case 'mesh-to-h1':
-        return h2ResponseOf({ ...head, headers: endToEnd(head.headers) });
+        return h2ResponseOf(endToEndHead(head));
     }
   }
 
@@ -250,6 +250,12 @@ class Exchange implements ResponseListener, ExchangeView {
     const obs = this.f.observers;
     for (let i = 0; i < obs.length; i++) obs[i]!.onEnd(this);
   }
+}
+
+/** The head without hop-by-hop fields; the same object when it has none (the common case: no copy). */
+function endToEndHead<H extends { headers: HeaderList }>(h: H): H {
+  const e = endToEnd(h.headers);
+  return e === h.headers ? h : { ...h, headers: e };
 }
 
 /** grpc-status from a trailer list (or a trailers-only head), names compared case-insensitively. */
