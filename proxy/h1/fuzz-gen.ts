@@ -1,21 +1,15 @@
 // Generators for the fuzzer: a seeded PRNG and valid HTTP/1 messages with
 // what each must parse to.
+import { mulberry32 } from '../fuzz-random.js';
+
 export interface Rng {
   int(n: number): number;
 }
 
-/** mulberry32: small, fast, seeded. */
+/** A seeded integer source (mulberry32, shared with the other fuzzers). */
 export function rng(seed: number): Rng {
-  let a = seed >>> 0;
-  return {
-    int(n: number): number {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return (((t ^ (t >>> 14)) >>> 0) % n) | 0;
-    },
-  };
+  const next = mulberry32(seed);
+  return { int: (n: number): number => (next() % n) | 0 };
 }
 
 const METHODS = ['GET', 'GET', 'GET', 'POST', 'POST', 'PUT', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH'];

@@ -11,18 +11,7 @@ import { H2ClientConnection } from './client.js';
 import * as F from './frames.js';
 import { HpackEncoder } from './hpack/index.js';
 import { H2ServerConnection } from './server.js';
-
-/** mulberry32: small, seeded, good enough to pick cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../fuzz-random.js';
 
 /** The socket surface connections use; output is parsed for GOAWAY codes. */
 class FakeSocket {
@@ -140,7 +129,7 @@ export interface FuzzResult {
 
 /** Runs until `iterations` or `timeMs`, whichever comes first. */
 export async function fuzz(o: { iterations: number; seed: number; timeMs?: number }): Promise<FuzzResult> {
-  const r = rng(o.seed);
+  const r = seededRandom(o.seed);
   const failures: string[] = [];
   const until = o.timeMs === undefined ? Infinity : Date.now() + o.timeMs;
   let i = 0;

@@ -15,6 +15,7 @@ import { appendFields, type H2Stream } from '../h2/stream.js';
 import { ourClient, ourServer, Recorder, type OurServer } from '../h2/testkit.js';
 import { carriesH1, h1RequestOf, h1ResponseOf, h2RequestOf, h2ResponseOf, h2TrailersOf } from './h1-over-h2.js';
 import type { HeaderList, RequestHead, ResponseHead, ServerStream } from './types.js';
+import { seededRandom } from '../fuzz-random.js';
 
 /** An HTTP/1 request head as the h1 codec hands it over. */
 function h1(method: string, target: string, version: 10 | 11, headers: HeaderList): RequestHead {
@@ -336,18 +337,6 @@ describe('h2TrailersOf', () => {
   });
 });
 
-// A small seeded PRNG: the same cases on every run; MESH_FUZZ_SEED picks others.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SEED = Number(process.env.MESH_FUZZ_SEED ?? 0x0519);
 const TCHAR = "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~";
 const COMMON = [
@@ -440,7 +429,7 @@ function reasonBack(status: number, reason: string): string {
 
 describe('round trips of random heads', () => {
   it('requests: random names, case, duplicates and order come back exactly, with Host and target', () => {
-    const g = new Gen(rng(SEED));
+    const g = new Gen(seededRandom(SEED));
     for (let i = 0; i < 2000; i++) {
       const req = randomRequest(g);
       const h2 = h2RequestOf(req);
@@ -450,7 +439,7 @@ describe('round trips of random heads', () => {
   });
 
   it('responses: random names, case, duplicates and order come back exactly, with status and reason', () => {
-    const g = new Gen(rng(SEED + 1));
+    const g = new Gen(seededRandom(SEED + 1));
     for (let i = 0; i < 2000; i++) {
       const res = randomResponse(g);
       const version = g.r() < 0.25 ? 10 : 11;
@@ -539,7 +528,7 @@ describe('over a real h2 connection (our client and server roles)', () => {
   });
 
   it('round-trips random requests and responses', async () => {
-    const g = new Gen(rng(SEED + 2));
+    const g = new Gen(seededRandom(SEED + 2));
     for (let i = 0; i < 100; i++) {
       const req = randomRequest(g);
       const res = randomResponse(g);
