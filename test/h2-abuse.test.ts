@@ -10,9 +10,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
-import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
-import { MeshIdentity } from './identity-lab.js';
-import { fixture, meshInit, node, proxiesReady, startProxy } from './mesh.js';
+import { eventually, type Pod, type PodProcess } from './harness/index.js';
+import { fixture, node } from './mesh.js';
+import { meshedPodPair, type PodPair } from './pod-pair.js';
 
 interface Hostile {
   scenario: string;
@@ -50,8 +50,7 @@ function cpuMs(pid: number): number {
 const fdCount = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
 
 for (const mode of ['plain', 'mtls'] as const) describe(`h2 abuse from one client (${mode})`, () => {
-  let identity: MeshIdentity | undefined;
-  let lab: Lab;
+  let pair: PodPair | undefined;
   let a: Pod;
   let b: Pod;
   let proxyA: PodProcess;
@@ -76,21 +75,8 @@ for (const mode of ['plain', 'mtls'] as const) describe(`h2 abuse from one clien
   const abuseLogged = (p: PodProcess): string[] => p.lines().filter((l) => l.includes('closed for abuse'));
 
   before(async () => {
-    lab = await Lab.create();
-    [a, b] = [await lab.pod('a'), await lab.pod('b')];
-    await meshInit(a);
-    await meshInit(b);
-    let [envA, envB]: Record<string, string>[] = [{}, {}];
-    if (mode === 'mtls') {
-      identity = await MeshIdentity.create();
-      const control = await lab.pod('mesh');
-      await identity.startService(control);
-      const pair = await identity.meshedPair(control, 'default', 'a', b, 'b');
-      [envA, envB] = [pair.client, pair.server];
-    }
-    proxyA = await startProxy(a, envA);
-    proxyB = await startProxy(b, envB);
-    await proxiesReady(a, b);
+    pair = await meshedPodPair(mode);
+    ({ a, b, proxyA, proxyB } = pair);
     // B's app: HTTP/1 on 8080, h2c on 8081.
     await b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
     h2url = `http://${b.ipv4}:8081`;
@@ -99,8 +85,7 @@ for (const mode of ['plain', 'mtls'] as const) describe(`h2 abuse from one clien
     assert.equal((await shared()).length, 1, 'one h2 connection from A\'s proxy to the destination');
   });
   after(async () => {
-    await lab?.destroy();
-    await identity?.destroy();
+    await pair?.destroy();
   });
 
   /** Runs one hostile client beside the steady one; checks what every scenario owes. */

@@ -4,8 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
-import { MeshIdentity } from './identity-lab.js';
-import { fixture, meshInit, node, proxiesReady, startEcho, startProxy } from './mesh.js';
+import { fixture, meshInit, node, startEcho, startProxy } from './mesh.js';
+import { meshedPodPair, type PodPair } from './pod-pair.js';
 
 const hex = (s: string): string => Buffer.from(s, 'latin1').toString('hex');
 
@@ -20,8 +20,7 @@ interface RawResult {
 // Twice: plaintext between the proxies, and mTLS (where resets and half-closes
 // must cross a TLS session too).
 for (const mode of ['plain', 'mtls'] as const) describe(`hostile input (${mode})`, () => {
-  let identity: MeshIdentity | undefined;
-  let lab: Lab;
+  let pair: PodPair | undefined;
   let a: Pod;
   let b: Pod;
   let proxyA: PodProcess;
@@ -43,28 +42,13 @@ for (const mode of ['plain', 'mtls'] as const) describe(`hostile input (${mode})
   };
 
   before(async () => {
-    lab = await Lab.create();
-    [a, b] = [await lab.pod('a'), await lab.pod('b')];
-    await meshInit(a);
-    await meshInit(b);
-    const env: Record<string, string> = { MESH_PROXY_DETECT_TIMEOUT: '300ms' };
-    let [envA, envB] = [env, env];
-    if (mode === 'mtls') {
-      identity = await MeshIdentity.create();
-      const control = await lab.pod('mesh');
-      await identity.startService(control);
-      const pair = await identity.meshedPair(control, 'default', 'a', b, 'b');
-      [envA, envB] = [{ ...env, ...pair.client }, { ...env, ...pair.server }];
-    }
-    proxyA = await startProxy(a, envA);
-    proxyB = await startProxy(b, envB);
-    await proxiesReady(a, b);
+    pair = await meshedPodPair(mode, { MESH_PROXY_DETECT_TIMEOUT: '300ms' });
+    ({ a, b, proxyA, proxyB } = pair);
     await startEcho(b, ['[::]:7000']);
     await b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
   });
   after(async () => {
-    await lab?.destroy();
-    await identity?.destroy();
+    await pair?.destroy();
   });
 
   it('garbage after a valid HTTP/1 request line gets 400, nothing else', async () => {

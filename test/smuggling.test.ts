@@ -11,9 +11,9 @@
 // parseInt), so anything ambiguous that got through would show up there.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
-import { MeshIdentity } from './identity-lab.js';
-import { fixture, meshInit, node, proxiesReady, startProxy } from './mesh.js';
+import { eventually, type Pod, type PodProcess } from './harness/index.js';
+import { fixture, node } from './mesh.js';
+import { meshedPodPair, type PodPair } from './pod-pair.js';
 
 interface Seen {
   conn: number;
@@ -129,8 +129,7 @@ const corpus: Case[] = [
 ];
 
 for (const mode of ['plain', 'mtls'] as const) describe(`request smuggling (${mode})`, () => {
-  let identity: MeshIdentity | undefined;
-  let lab: Lab;
+  let pair: PodPair | undefined;
   let a: Pod;
   let b: Pod;
   let backend: PodProcess;
@@ -138,27 +137,13 @@ for (const mode of ['plain', 'mtls'] as const) describe(`request smuggling (${mo
   let proxyB: PodProcess;
 
   before(async () => {
-    lab = await Lab.create();
-    [a, b] = [await lab.pod('a'), await lab.pod('b')];
-    await meshInit(a);
-    await meshInit(b);
-    let [envA, envB]: Record<string, string>[] = [{}, {}];
-    if (mode === 'mtls') {
-      identity = await MeshIdentity.create();
-      const control = await lab.pod('mesh');
-      await identity.startService(control);
-      const pair = await identity.meshedPair(control, 'default', 'a', b, 'b');
-      [envA, envB] = [pair.client, pair.server];
-    }
-    proxyA = await startProxy(a, envA);
-    proxyB = await startProxy(b, envB);
-    await proxiesReady(a, b);
+    pair = await meshedPodPair(mode);
+    ({ a, b, proxyA, proxyB } = pair);
     backend = b.spawn(node, [fixture('raw-backend.js'), '7070']);
     await backend.waitForLine(/^listening/);
   });
   after(async () => {
-    await lab?.destroy();
-    await identity?.destroy();
+    await pair?.destroy();
   });
 
   const log = (): Seen[] => backend.lines().filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Seen);
