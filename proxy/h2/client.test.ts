@@ -119,6 +119,44 @@ test('client: RST_STREAM both ways keeps its code', async () => {
   await eventually(() => gotCode === 0x8);
 });
 
+test('client: RST_STREAM(NO_ERROR) after a complete response that is still queued (paused reader) loses nothing (RFC 9113 §8.1)', async () => {
+  // A server that answers before the request body ends asks the client to stop
+  // with RST_STREAM(NO_ERROR) (nghttp2 does, for a GET whose END_STREAM came in
+  // an empty DATA frame). The response must still be delivered whole: seen in
+  // CI as a 200 with no body and CANCEL when the reader was briefly paused.
+  const body = randomBytes(40_000); // three DATA frames, within the stream window
+  let rstSent!: () => void;
+  const sent = new Promise<void>((resolve) => (rstSent = resolve));
+  const { port } = await nodeServer((s, h) => {
+    if (h[':path'] === '/after') return void s.respond({ ':status': 204 }, { endStream: true });
+    s.respond({ ':status': 200 });
+    s.end(body, () => s.close(0));
+    s.on('close', () => rstSent());
+  });
+  const c = await client(port);
+  const r = new Recorder();
+  r.stall = true; // the first chunk pauses the stream: the rest and the end queue behind it
+  const s = c.request(get('/early', [], 'POST'), false, r);
+  await sent;
+  // Frames arrive in order: once a later stream's response is in, the RST_STREAM was read (while paused).
+  const after = new Recorder();
+  c.request(get('/after'), true, after);
+  await after.done;
+  assert.ok(r.bytes > 0 && r.bytes < body.length, `paused after ${r.bytes} bytes`);
+  r.stall = false;
+  s.resume();
+  await r.done;
+  assert.equal(r.reset, undefined, `no reset: ${r.reset?.error.message}`);
+  assert.equal(sha(r.body()), sha(body));
+  // Writing and ending the request afterwards is harmless: nothing more is sent on the stream.
+  assert.equal(s.write(Buffer.from('late')), true);
+  s.end();
+  const again = new Recorder();
+  c.request(get('/early'), true, again);
+  await again.done;
+  assert.equal(again.head!.status, 200);
+});
+
 test('client: GOAWAY lets in-flight streams finish; queued and new ones fail MESH_H2_REFUSED', async () => {
   const held: http2.ServerHttp2Stream[] = [];
   const { port, sessions } = await nodeServer((s) => held.push(s), { maxConcurrentStreams: 1 });

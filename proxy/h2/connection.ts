@@ -386,10 +386,12 @@ export abstract class H2Connection implements F.FrameSink {
     // Rapid reset (CVE-2023-44487): a stream opened and cancelled before we
     // answered cost us a request upstream for the price of two frames.
     if (this.role === 'server' && !s.localEnded && !this.charge(this.#resets, 'rapid reset')) return;
-    const r = this.lostReset(code, `peer reset the stream (code ${code})`, false);
     // A server's RST_STREAM(NO_ERROR) after a complete response only asks us
-    // to stop sending the request body (§8.1): the exchange succeeded.
-    s.cut(r, !(code === H2_NO_ERROR && s.endDelivered));
+    // to stop sending the request body (§8.1): the exchange succeeded, and a
+    // client must not discard the response, even the part still queued for a
+    // paused reader.
+    if (code === H2_NO_ERROR && this.role === 'client' && s.remoteEnded) return s.stopSending();
+    s.cut(this.lostReset(code, `peer reset the stream (code ${code})`, false), true);
   }
 
   #onSettings(p: Buffer): void {

@@ -35,6 +35,8 @@ export class H2Stream implements ServerStream, ClientStream {
   noBody = false;
   /** Our response is complete and the rest of the request body is read and dropped (§8.1). */
   discard = false;
+  /** The peer sent RST_STREAM(NO_ERROR) after its complete response (client role): we send nothing more. */
+  peerReset = false;
 
   // Receive side.
   recvWindow: number;
@@ -121,6 +123,8 @@ export class H2Stream implements ServerStream, ClientStream {
 
   reset(r: StreamReset): void {
     if (this.closed) return;
+    // Already reset by the peer: no RST_STREAM in answer to one (§5.4.2).
+    if (this.peerReset) return this.conn.streamDone(this);
     // Client role, a cancellation relayed for one of many app clients: resets
     // cost the peer, which rate-limits them (rapid-reset defences, CVE-2023-44487)
     // and may close the connection every client shares. Within our budget a
@@ -239,6 +243,20 @@ export class H2Stream implements ServerStream, ClientStream {
     this.inQ = null;
     this.outQ = null;
     this.outBytes = 0;
+  }
+
+  /**
+   * The server reset the stream with NO_ERROR after its complete response:
+   * nothing more is sent on it (late writes are swallowed), and it closes once
+   * the queued response has been delivered.
+   */
+  stopSending(): void {
+    this.peerReset = true;
+    this.localEnded = true;
+    this.endQueued = false;
+    this.outQ = null;
+    this.outBytes = 0;
+    if (this.endDelivered || this.l === null) this.conn.streamDone(this);
   }
 
   /** The peer or the connection cut the stream: tell the listener once. */
