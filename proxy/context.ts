@@ -3,6 +3,9 @@
 // on the socket, so nothing outlives the connection.
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../native/index.js';
+import type { Endpoint } from './balance/endpoint.js';
+import type { Service } from './discovery/service.js';
+import type { BalancedTarget } from './forward/forwarder.js';
 import type { ConnMetrics, ProxyMetrics, RouteMetrics } from './metrics.js';
 import type { Direction } from './target.js';
 
@@ -20,6 +23,12 @@ export interface ConnContext {
   clientId?: string;
   /** The last route used on this connection: most connections only ever see one authority. */
   route?: { authority: string; metrics: RouteMetrics };
+  /** Outbound with discovery: what discovery says of the original destination (a virtual IP's service, a pod). */
+  service?: Service;
+  /** The original destination as an endpoint, made on first need. */
+  origin?: Endpoint;
+  /** The last balanced target used on this connection, by the authority it was found for. */
+  balanced?: { authority: string; target: BalancedTarget };
 }
 
 const contexts = new WeakMap<Socket, ConnContext>();

@@ -14,6 +14,8 @@ export type ProxyErrorCode =
   | 'MESH_H2_REFUSED' // the peer refused the stream or went away before processing it: safe to retry
   | 'MESH_H2_ABUSE' // reset flood, settings flood or similar from one client: that connection is closed
   | 'MESH_FD_EXHAUSTED' // no descriptor to spare: a new connection refused at once
+  // Discovery and resilience (discovery/, balance/, forward/retry.ts)
+  | 'MESH_REQUEST_TIMEOUT' // the authority's config.mesh.io/timeout passed before the response was complete: 504
   // Mutual TLS between proxies (transport/tls.ts)
   | 'MESH_IDENTITY_NOT_READY'
   | 'MESH_PEER_IDENTITY_MISMATCH'
@@ -41,7 +43,7 @@ export function upstreamError(err: NodeJS.ErrnoException, connected: boolean): P
   return new ProxyError('MESH_UPSTREAM_RESET', `upstream connection lost: ${err.message}`);
 }
 
-/** 504 for a connect that timed out, 502 for everything else the upstream did wrong. */
+/** 504 for a connect or request that timed out, 502 for everything else the upstream did wrong. */
 export function statusFor(e: ProxyError): number {
-  return e.code === 'MESH_CONNECT_TIMEOUT' ? 504 : 502;
+  return e.code === 'MESH_CONNECT_TIMEOUT' || e.code === 'MESH_REQUEST_TIMEOUT' ? 504 : 502;
 }

@@ -62,11 +62,13 @@ class Store {
   readonly written: Sample[] = [];
   readonly closed: Sample[] = [];
   readonly acceptRefused = new Map<string, Sample>();
+  readonly retrySkipped: Sample[] = [];
   readonly protocolErrors = new Map<string, Sample>();
 }
 
 export class RouteMetrics {
   #requests: Sample | undefined;
+  #retries: Sample | undefined;
   readonly #latency = new Map<number, Buckets>();
   /** Responses with neither a gRPC status nor an error, nearly all of them: keyed by status, no string built. */
   readonly #plain = new Map<number, Sample>();
@@ -76,6 +78,11 @@ export class RouteMetrics {
 
   request(): void {
     (this.#requests ??= sample(this.store.requests, this.labels)).value++;
+  }
+
+  /** A request sent again (request_total{retry="true"}): counted apart, so request_total without it stays what clients sent. */
+  retry(): void {
+    (this.#retries ??= sample(this.store.requests, { ...this.labels, retry: 'true' })).value++;
   }
 
   /** Time to response headers. */
@@ -206,6 +213,7 @@ export class ProxyMetrics {
     exposeCounter(r, 'tcp_write_bytes_total', 'Total count of bytes written to peers.', () => s.written);
     exposeCounter(r, 'tcp_close_total', 'Total count of closed connections.', () => s.closed);
     exposeCounter(r, 'tcp_accept_refused_total', 'Total count of connections refused at accept, by reason (descriptors running out).', () => s.acceptRefused.values());
+    exposeCounter(r, 'retry_skipped_total', 'Total count of failed requests not retried, by reason (budget, limit, body, ...).', () => s.retrySkipped);
     exposeCounter(r, 'http_protocol_errors_total', 'Total count of HTTP protocol errors from clients, by error code.', () => s.protocolErrors.values());
     if (withProcessMetrics) collectDefaultMetrics({ register: r });
   }
@@ -253,6 +261,24 @@ export class ProxyMetrics {
   /** A connection closed at accept, unread: `reason` is 'fd_reserve' (our budget said no) or the errno code (EMFILE, ENFILE). */
   acceptRefused(direction: Direction, reason: string): void {
     bump(this.#store.acceptRefused, { direction, reason });
+  }
+
+  /** A retry_skipped_total series (the caller keeps it and counts on it). */
+  retrySkipped(direction: Direction, authority: string, reason: string): Sample {
+    return sample(this.#store.retrySkipped, { direction, authority, reason });
+  }
+
+  /**
+   * Discovery's state, read at scrape time only: destination_client_up and
+   * balancer_endpoints{authority, state} (ready | failed | probing).
+   */
+  discovery(source: { up(): boolean; endpoints(): Iterable<Sample> }): void {
+    const up: Sample[] = [{ labels: {}, value: 0 }];
+    exposeGauge(this.registry, 'destination_client_up', 'Whether the destination service answers (1) or the proxy serves from its last answers (0).', () => {
+      up[0]!.value = source.up() ? 1 : 0;
+      return up;
+    });
+    exposeGauge(this.registry, 'balancer_endpoints', 'Endpoints of each discovered authority, by failure-accrual state.', () => source.endpoints());
   }
 
   /** A client broke HTTP: `code` is the ProxyError code the codec raised (MESH_CLIENT_PROTOCOL, MESH_HEADERS_TOO_LARGE, ...). */

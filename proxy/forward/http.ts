@@ -20,7 +20,15 @@ import type { RequestHead, ServerHandler, ServerStream } from '../message/types.
 import { forwardOpaque } from '../opaque.js';
 import { resetAndDestroy } from '../transport/tls.js';
 import type { Connector } from '../connect/upstreams.js';
-import type { Forwarder, Upstream } from './forwarder.js';
+import type { Forwarder, BalancedTarget, Upstream } from './forwarder.js';
+import { Endpoint } from '../balance/endpoint.js';
+import type { Service } from '../discovery/service.js';
+
+/** What the HTTP stage needs of discovery (proxy/discovery/cache.ts; tests give their own). */
+export interface DiscoveryLookup {
+  service(authority: string): Service;
+  readonly epoch: number;
+}
 
 export interface HttpStageOptions {
   log: Log;
@@ -32,6 +40,19 @@ export interface HttpStageOptions {
   headTimeoutMs: number;
   idleTimeoutMs: number;
   deadlines?: Deadlines;
+  /** Outbound only: requests are balanced over what discovery knows of their authority. */
+  discovery?: DiscoveryLookup;
+}
+
+/**
+ * The discovery key of an authority: lower case, with the port the
+ * connection went to when the authority names none (a Host without a port).
+ */
+export function authorityKey(raw: string, ctx: ConnContext): string {
+  if (raw === '') return ctx.targetAddr;
+  const colon = raw.lastIndexOf(':');
+  const lower = raw.toLowerCase();
+  return colon < 0 || raw.endsWith(']') ? `${lower}:${ctx.target.port}` : lower;
 }
 
 /** The authority a request names: :authority on h2, Host on HTTP/1 (else the target's for CONNECT). */
@@ -55,13 +76,45 @@ class ConnHandler implements ServerHandler {
 
   onRequest(stream: ServerStream): void {
     const { ctx, stage } = this;
-    const route = routeOf(stage.o.metrics, ctx, authorityOf(stream.head));
+    const authority = authorityOf(stream.head);
+    const route = routeOf(stage.o.metrics, ctx, authority);
+    // Outbound with discovery, unless the override list names the destination's proxy itself.
+    if (stage.o.discovery !== undefined && ctx.direction === 'outbound' && ctx.peerIdentity === undefined) {
+      const t = stage.balancedFor(ctx, this.protocol, authority);
+      if (t !== undefined) return stage.o.forwarder.forwardBalanced(stream, ctx, route, t);
+    }
     stage.o.forwarder.forward(stream, ctx, route, stage.upstreamFor(ctx, this.protocol, stream.head));
   }
 }
 
 export class HttpStage {
   constructor(readonly o: HttpStageOptions) {}
+
+  /**
+   * The service a request is balanced over: its authority's, else the
+   * connection's target's; undefined when discovery knows neither (the
+   * request goes to its original destination as without discovery).
+   * Cached on the connection: most connections name one authority.
+   */
+  balancedFor(ctx: ConnContext, protocol: 'h1' | 'h2', authority: string): BalancedTarget | undefined {
+    const d = this.o.discovery!;
+    let t = ctx.balanced?.authority === authority ? ctx.balanced.target : undefined;
+    if (t === undefined || t.service.dropped || t.protocol !== protocol) {
+      const service = d.service(authorityKey(authority, ctx));
+      const alternate = ctx.service !== undefined && ctx.service !== service && !ctx.service.dropped ? ctx.service : undefined;
+      t = { service, alternate, origin: this.originOf(ctx), protocol };
+      ctx.balanced = { authority, target: t };
+    }
+    const svc = t.service;
+    svc.used = d.epoch;
+    if (svc.usable || !svc.settled || t.alternate?.usable === true) return t;
+    return undefined;
+  }
+
+  /** The connection's original destination as an endpoint nobody balances over. */
+  originOf(ctx: ConnContext): Endpoint {
+    return (ctx.origin ??= new Endpoint(ctx.target, ctx.targetAddr, ctx.peerIdentity, this.o.upstreams, undefined, 0));
+  }
 
   /** Where a request goes, decided from the connection (direction, meshed peer) and its head. */
   upstreamFor(ctx: ConnContext, protocol: 'h1' | 'h2', head: RequestHead): Upstream {
