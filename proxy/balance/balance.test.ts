@@ -189,3 +189,18 @@ describe('power of two choices', () => {
     assert.equal(b.pick(1), soonest);
   });
 });
+
+describe('power of two choices, for a retry', () => {
+  it('never picks the endpoint the previous attempt failed on when there is another', () => {
+    const random = seeded(9);
+    for (const n of [2, 3, 5]) {
+      const eps = Array.from({ length: n }, (_, i) => endpoint(i + 1, random));
+      const b = new P2cBalancer(random);
+      b.endpoints = eps;
+      for (let k = 0; k < 300; k++) {
+        const avoid = eps[k % n]!;
+        assert.notEqual(b.pick(k, avoid), avoid);
+      }
+    }
+  });
+});

@@ -12,14 +12,26 @@ export class P2cBalancer {
 
   constructor(private readonly random: () => number) {}
 
-  /** The endpoint for the next request; undefined only when there are none. */
-  pick(now: number): Endpoint | undefined {
+  /**
+   * The endpoint for the next request; undefined only when there are none.
+   * `avoid`: the endpoint a retry's previous attempt failed on, not chosen
+   * again when there is another.
+   */
+  pick(now: number, avoid?: Endpoint): Endpoint | undefined {
     const eps = this.endpoints;
     const n = eps.length;
     if (n <= 1) return eps[0];
-    const i = Math.floor(this.random() * n);
-    let j = Math.floor(this.random() * (n - 1));
+    const skip = avoid === undefined ? -1 : eps.indexOf(avoid);
+    if (skip >= 0 && n === 2) return eps[1 - skip];
+    // Two distinct indexes among the n (or n - 1, without `skip`) candidates.
+    const m = skip >= 0 ? n - 1 : n;
+    let i = Math.floor(this.random() * m);
+    let j = Math.floor(this.random() * (m - 1));
     if (j >= i) j++;
+    if (skip >= 0) {
+      if (i >= skip) i++;
+      if (j >= skip) j++;
+    }
     const a = eps[i]!;
     const b = eps[j]!;
     const aOk = a.accrual!.available(now);

@@ -169,6 +169,8 @@ class Exchange implements ResponseListener, ExchangeView {
   #bodyBytes = 0;
   #trailers: HeaderList | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Where the last attempt failed: a retry goes elsewhere when it can. */
+  #failedOn: Endpoint | undefined;
 
   constructor(
     readonly down: ServerStream,
@@ -217,7 +219,7 @@ class Exchange implements ResponseListener, ExchangeView {
     const b = this.#b!;
     const svc = this.#svc;
     const now = this.f.now();
-    const ep = svc === undefined ? b.origin : svc.balancer.pick(now)!;
+    const ep = svc === undefined ? b.origin : svc.balancer.pick(now, this.#failedOn)!;
     this.#ep = ep;
     this.#sentAt = now;
     if (ep.ewma !== undefined) {
@@ -243,6 +245,7 @@ class Exchange implements ResponseListener, ExchangeView {
   #settle(failed: boolean): void {
     const ep = this.#ep;
     this.#ep = undefined;
+    if (failed) this.#failedOn = ep;
     if (ep?.ewma === undefined) return;
     ep.ewma.pending--;
     if (failed) ep.accrual!.failure(this.f.now());

@@ -16,7 +16,7 @@ import { dialTcp } from '../opaque.js';
 import type { Direction } from '../target.js';
 import type { SessionProtocol } from '../transport/header.js';
 import { Forwarder } from './forwarder.js';
-import { HttpStage } from './http.js';
+import { HttpStage, type DiscoveryLookup } from './http.js';
 
 export const WEB_ID = 'web.default.serviceaccount.identity.cluster.local';
 export const API_ID = 'api.default.serviceaccount.identity.cluster.local';
@@ -62,6 +62,8 @@ export interface ProxyOptions {
   /** Inbound from a verified peer proxy. */
   clientId?: string;
   h1Pool: PoolFactory;
+  /** Outbound: discovery as the test wants it, given the proxy's connector (endpoints dial through it). */
+  discovery?: (connector: Upstreams) => DiscoveryLookup;
 }
 
 export interface ProxyNode {
@@ -80,8 +82,9 @@ export async function startProxy(o: ProxyOptions): Promise<ProxyNode> {
   const stage = new HttpStage({
     log: quiet,
     metrics,
-    forwarder: new Forwarder({ log: quiet }),
+    forwarder: new Forwarder({ log: quiet, metrics }),
     upstreams: connector,
+    ...(o.discovery ? { discovery: o.discovery(connector) } : {}),
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     headTimeoutMs: 5000,
     idleTimeoutMs: 10_000,
