@@ -1,0 +1,148 @@
+// Tap (issue 11, "What it must show" 1, the proxy's part): a watcher holding
+// the tap service's certificate sees every HTTP/1, h2 and gRPC request through
+// the server proxy as req / rsp / end lines, with both identities; filters
+// narrow; a request still in flight shows req and rsp without end until it
+// ends; any other identity is refused.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createCsr, issueLeaf, loadSigner, tlsKeyPem } from '../ca/index.js';
+import type { TapEvent } from '../contract/tap.js';
+import { eventually, type Pod, type PodProcess } from './harness/index.js';
+import { fixture, node } from './mesh.js';
+import { meshedPodPair, type PodPair } from './pod-pair.js';
+
+const APP_UID = 1000;
+
+describe('tap on the server proxy', () => {
+  let pair: PodPair;
+  let a: Pod;
+  let b: Pod;
+  let watcherPod: Pod;
+  let certs: string;
+  let tapId: string;
+  const watchers: PodProcess[] = [];
+
+  const leaf = async (file: string, name: string): Promise<void> => {
+    const dir = pair.identity!.dir;
+    const signer = await loadSigner({ certPem: await readFile(join(dir, 'issuer.crt'), 'utf8'), keyPem: await readFile(join(dir, 'issuer.key'), 'utf8') });
+    const csr = await createCsr(name);
+    const issued = await issueLeaf({ issuer: signer, csr: csr.pem, identity: name });
+    await writeFile(join(certs, `${file}.crt`), issued.chainPem, { mode: 0o644 });
+    await writeFile(join(certs, `${file}.key`), tlsKeyPem(csr.privateKey), { mode: 0o644 });
+  };
+
+  /** A watcher of b's proxy as `file`'s identity; resolves once it is watching (or refused). */
+  const watch = async (file: string, request: object = {}): Promise<PodProcess> => {
+    const p = watcherPod.spawn(node, [
+      fixture('tap-client.js'), `https://${b.ipv4}:4190`, pair.identity!.name('default', 'b'),
+      join(pair.identity!.dir, 'ca.crt'), join(certs, `${file}.crt`), join(certs, `${file}.key`), JSON.stringify(request),
+    ]);
+    watchers.push(p);
+    await p.waitForLine(/^\{"(watching|status|error)"/);
+    return p;
+  };
+  const events = (p: PodProcess): TapEvent[] => p.lines().filter((l) => l.startsWith('{"kind"')).map((l) => JSON.parse(l) as TapEvent);
+  const byId = (p: PodProcess, id: string): TapEvent[] => events(p).filter((e) => 'id' in e && e.id === id);
+  const reqFor = (p: PodProcess, path: string): (TapEvent & { kind: 'req' }) | undefined =>
+    events(p).find((e): e is TapEvent & { kind: 'req' } => e.kind === 'req' && e.path === path);
+  const curl = (args: string[]) => a.execOk('curl', ['-sS', '--max-time', '10', '-o', '/dev/null', ...args], { uid: APP_UID });
+
+  before(async () => {
+    pair = await meshedPodPair('mtls');
+    ({ a, b } = pair);
+    watcherPod = await pair.lab.pod('watcher');
+    await b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
+    certs = await mkdtemp(join(tmpdir(), 'mesh-tap-certs-'));
+    await chmod(certs, 0o755);
+    tapId = pair.identity!.name('mesh', 'tap');
+    await leaf('tap', tapId);
+    await leaf('impostor', pair.identity!.name('default', 'impostor'));
+  });
+  after(async () => {
+    for (const w of watchers) await w.stop();
+    await pair?.destroy();
+  });
+
+  it('refuses any identity but the tap service\'s', async () => {
+    const w = await watch('impostor');
+    const r = JSON.parse(w.lines().find((l) => l.startsWith('{"status"'))!) as { status: number; body: { code: string; message: string } };
+    assert.equal(r.status, 403);
+    assert.equal(r.body.code, 'MESH_TAP_FORBIDDEN');
+    assert.match(r.body.message, new RegExp(`impostor\\.default`));
+    await pair.proxyB.waitForLine(/tap refused .*client=impostor\.default/);
+  });
+
+  it('shows HTTP/1, h2 and gRPC requests with both identities, in req → rsp → end order', async () => {
+    const w = await watch('tap');
+    await curl([`http://${b.ipv4}:8080/bytes/1234`]);
+    await curl(['--http2-prior-knowledge', `http://${b.ipv4}:8081/status/404`]);
+    const g = await a.execOk(node, [fixture('grpc-client.js'), `${b.ipv4}:8082`], { uid: APP_UID });
+    assert.match(g.stdout, /echo:/);
+    const clientId = pair.identity!.name('default', 'a');
+    await eventually(() => {
+      const h1 = reqFor(w, '/bytes/1234');
+      assert.ok(h1, 'HTTP/1 request tapped');
+      assert.deepEqual(byId(w, h1.id).map((e) => e.kind), ['req', 'rsp', 'end']);
+    });
+    const h1 = reqFor(w, '/bytes/1234')!;
+    assert.equal(h1.proxy, 'in');
+    assert.equal(h1.tls, 'true');
+    assert.equal(h1.clientId, clientId);
+    assert.equal(h1.method, 'GET');
+    assert.equal(h1.authority, `${b.ipv4}:8080`);
+    assert.match(h1.src, new RegExp(`^${a.ipv4.replaceAll('.', '\\.')}:\\d+$`));
+    const [, rsp, end] = byId(w, h1.id) as [TapEvent, TapEvent & { kind: 'rsp' }, TapEvent & { kind: 'end' }];
+    assert.equal(rsp.status, 200);
+    assert.equal(end.responseBytes, 1234);
+    assert.ok(end.durationUs >= rsp.latencyUs);
+    await eventually(() => {
+      const h2 = reqFor(w, '/status/404');
+      assert.ok(h2);
+      assert.equal((byId(w, h2.id)[1] as { status: number }).status, 404);
+      const unary = events(w).find((e): e is TapEvent & { kind: 'req' } => e.kind === 'req' && e.path.endsWith('/Unary'));
+      assert.ok(unary, 'gRPC call tapped');
+      const failing = events(w).filter((e) => e.kind === 'end' && e.grpcStatus !== undefined).map((e) => (e as { grpcStatus: string }).grpcStatus);
+      assert.ok(failing.includes('0') && failing.includes('9'), `grpc-status OK and FAILED_PRECONDITION seen: ${failing.join(',')}`);
+    });
+  });
+
+  it('every filter narrows what a watcher sees', async () => {
+    const post = await watch('tap', { filter: { method: 'POST' } });
+    const prefix = await watch('tap', { filter: { pathPrefix: '/status/2' } });
+    const auth = await watch('tap', { filter: { authority: `${b.ipv4}:8081` } });
+    const outbound = await watch('tap', { filter: { direction: 'outbound' } });
+    const fromA = await watch('tap', { filter: { peer: a.ipv4 } });
+    const fromElsewhere = await watch('tap', { filter: { peer: '198.18.99.99' } });
+    await curl(['-X', 'POST', '-d', 'x', `http://${b.ipv4}:8080/status/201`]);
+    await curl([`http://${b.ipv4}:8080/status/202`]);
+    await curl(['--http2-prior-knowledge', `http://${b.ipv4}:8081/status/303`]);
+    const paths = (p: PodProcess): string[] => events(p).filter((e) => e.kind === 'req').map((e) => (e as { path: string }).path).sort();
+    await eventually(() => assert.deepEqual(paths(fromA), ['/status/201', '/status/202', '/status/303']));
+    assert.deepEqual(paths(post), ['/status/201']);
+    assert.deepEqual(paths(prefix), ['/status/201', '/status/202']);
+    assert.deepEqual(paths(auth), ['/status/303']);
+    assert.deepEqual(paths(outbound), [], 'b\'s proxy saw these inbound only');
+    assert.deepEqual(paths(fromElsewhere), []);
+  });
+
+  it('a request in flight shows req and rsp without end until it ends', async () => {
+    const w = await watch('tap', { filter: { pathPrefix: '/hang' } });
+    // /hang answers headers and a few bytes, then holds the stream; curl gives up after 2 s.
+    const c = a.exec('curl', ['-sS', '--max-time', '2', '--http2-prior-knowledge', '-o', '/dev/null', `http://${b.ipv4}:8081/hang`], { uid: APP_UID });
+    await eventually(() => {
+      const r = reqFor(w, '/hang');
+      assert.ok(r);
+      assert.deepEqual(byId(w, r.id).map((e) => e.kind), ['req', 'rsp']);
+    });
+    await c;
+    await eventually(() => {
+      const r = reqFor(w, '/hang')!;
+      const evs = byId(w, r.id);
+      assert.deepEqual(evs.map((e) => e.kind), ['req', 'rsp', 'end']);
+      assert.ok((evs[2] as { error?: string }).error, 'ended with the client\'s reset');
+    });
+  });
+});
