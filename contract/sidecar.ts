@@ -65,9 +65,9 @@ export const PROXY_ENV = {
 } as const;
 
 /** The control plane's namespace and the tap service's account, which name its default identity. */
-export const CONTROL_PLANE = { namespace: 'mesh', tapServiceAccount: 'tap' } as const;
+export const CONTROL_PLANE = { namespace: 'mesh', tapServiceAccount: 'mesh-tap' } as const;
 
-/** `tap.mesh.serviceaccount.identity.<trust domain>`, the trust domain taken from the proxy's own identity. */
+/** `mesh-tap.mesh.serviceaccount.identity.<trust domain>`, the trust domain taken from the proxy's own identity. */
 export function defaultTapIdentity(ownIdentity: string): string {
   const marker = '.serviceaccount.identity.';
   const i = ownIdentity.indexOf(marker);

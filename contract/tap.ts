@@ -52,3 +52,34 @@ export type TapEvent =
   | { kind: 'close'; id: string; durationUs: number; bytesIn: number; bytesOut: number; error?: string }
   /** Events this subscriber did not get: it was slower than the traffic, or over its maxRps. */
   | { kind: 'dropped'; count: number };
+
+// ── The tap service (`mesh-controller tap`), for `mesh tap` and the dashboard ──
+//   POST /tap.mesh.io/v1/tap   body: TapServiceRequest → NDJSON TapServiceEvent lines
+
+export const TAP_SERVICE_PATH = '/tap.mesh.io/v1/tap';
+/** The tap service's port (Linkerd's tap API port). */
+export const TAP_SERVICE_PORT = 8088;
+
+export interface TapServiceRequest {
+  /** `deploy/web`, `pod/web-1`, `ns/default`, `svc/api`, or a bare name (a deployment). */
+  resource: string;
+  namespace?: string;
+  /** Only requests from `resource` to this one (outbound from the first, to the second's addresses). */
+  to?: string;
+  toNamespace?: string;
+  filter?: Omit<TapFilter, 'peer' | 'direction'>;
+  maxRps?: number;
+}
+
+/** Which pod's proxy saw it. */
+export interface TapSource {
+  pod: string;
+  namespace: string;
+}
+
+export type TapServiceEvent =
+  | (TapEvent & TapSource)
+  /** One proxy could not be watched (or stopped): the others go on. */
+  | (TapSource & { kind: 'proxyError'; message: string })
+  /** Every proxy of the resource is being watched. */
+  | { kind: 'watching'; pods: TapSource[] };

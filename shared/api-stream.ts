@@ -20,6 +20,9 @@ export interface JsonStreamClientOptions {
   serverName: string;
   /** How long the TLS + HTTP/2 handshake may take (default 5 s). */
   connectTimeoutMs?: number;
+  /** A client certificate (chain) and key, for servers that ask who is calling (a proxy's tap port). */
+  clientCertPem?: string;
+  clientKeyPem?: string;
 }
 
 // A snapshot of hundreds of endpoints is tens of kilobytes; a line past this is
@@ -124,7 +127,8 @@ export class JsonStreamClient {
   private connect(): Session {
     if (this.session !== undefined && !this.session.h2.closed && !this.session.h2.destroyed) return this.session;
     const o = this.o;
-    const h2 = http2.connect(o.url, { ca: o.trustAnchorPem, servername: o.serverName, minVersion: 'TLSv1.3' });
+    const client = o.clientCertPem !== undefined && o.clientKeyPem !== undefined ? { cert: o.clientCertPem, key: o.clientKeyPem } : {};
+    const h2 = http2.connect(o.url, { ca: o.trustAnchorPem, servername: o.serverName, minVersion: 'TLSv1.3', ...client });
     const s: Session = { h2 };
     this.session = s;
     const fail = (error: ApiClientError): void => {

@@ -57,7 +57,7 @@ describe('tap on the server proxy', () => {
     await b.spawn(node, [fixture('http-server.js'), '8080']).waitForLine(/^listening/);
     certs = await mkdtemp(join(tmpdir(), 'mesh-tap-certs-'));
     await chmod(certs, 0o755);
-    tapId = pair.identity!.name('mesh', 'tap');
+    tapId = pair.identity!.name('mesh', 'mesh-tap');
     await leaf('tap', tapId);
     await leaf('impostor', pair.identity!.name('default', 'impostor'));
   });
