@@ -2,11 +2,11 @@
 // mesh-controller: the control plane's processes (identity, injector, destination, tap).
 // One file per subcommand; those not built yet say so plainly rather than pretending.
 import { Command, CommanderError } from 'commander';
+import { controllerDestinationCommand } from './controller-destination.js';
 import { controllerIdentityCommand } from './controller-identity.js';
 import { controllerInjectorCommand } from './controller-injector.js';
 
 const planned = [
-  ['destination', 'service discovery for the proxies (Kubernetes or a file source)'],
   ['tap', 'aggregate live requests from the proxies'],
 ] as const;
 
@@ -14,6 +14,7 @@ const program = new Command('mesh-controller')
   .description('mesh control-plane processes')
   .exitOverride()
   .addCommand(controllerIdentityCommand())
+  .addCommand(controllerDestinationCommand())
   .addCommand(controllerInjectorCommand());
 for (const [name, what] of planned) {
   program
