@@ -200,7 +200,10 @@ export function tapCommand(out: Out = processOut): Command {
           ...(f.authority === undefined ? {} : { authority: f.authority }),
           ...(maxRps === undefined ? {} : { maxRps }),
         };
-        const stop = new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+        const stop = new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
         process.exitCode = await runTap(o, out, stop);
       } catch (e) {
         process.exitCode = reportFailure(COMMAND, e, out);

@@ -11,7 +11,12 @@ import { join } from 'node:path';
 import { createCsr, issueLeaf, loadSigner, tlsKeyPem } from '../ca/index.js';
 import type { TapEvent } from '../contract/tap.js';
 import { eventually, type Pod, type PodProcess } from './harness/index.js';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname } from 'node:path';
 import { fixture, node } from './mesh.js';
+
+const cli = (name: string): string => join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', `${name}.js`);
 import { meshedPodPair, type PodPair } from './pod-pair.js';
 
 const APP_UID = 1000;
@@ -126,6 +131,73 @@ describe('tap on the server proxy', () => {
     assert.deepEqual(paths(auth), ['/status/303']);
     assert.deepEqual(paths(outbound), [], 'b\'s proxy saw these inbound only');
     assert.deepEqual(paths(fromElsewhere), []);
+  });
+
+  describe('through the tap service and mesh tap', () => {
+    let service: PodProcess;
+    let tapUrl: string;
+    const meshTap = (args: string[]): PodProcess =>
+      watcherPod.spawn(node, [cli('mesh'), 'tap', ...args, '--tap-url', tapUrl, '--trust-anchors', join(pair.identity!.dir, 'ca.crt')]);
+
+    before(async () => {
+      // The pods as the destination service's file lists them: b behind svc/b, a on its own, c not meshed.
+      const file = join(certs, 'services.yaml');
+      writeFileSync(file, [
+        'services:',
+        '  - name: b',
+        '    ports: [8080, 8081, 8082]',
+        '    endpoints:',
+        `      - { address: ${b.ipv4}, name: b-1, serviceAccount: b }`,
+        '  - name: a',
+        '    ports: [80]',
+        '    endpoints:',
+        `      - { address: ${a.ipv4}, name: a-1, serviceAccount: a }`,
+        '  - name: plain',
+        '    ports: [80]',
+        '    endpoints:',
+        '      - { address: 198.18.77.7, name: plain-1 }',
+      ].join('\n'));
+      service = watcherPod.spawn(node, [cli('mesh-controller'), 'tap', '--dir', pair.identity!.dir, '--source', `file:${file}`, '--listen', '0.0.0.0:8088']);
+      watchers.push(service);
+      await service.waitForLine(/listening/);
+      tapUrl = `https://${watcherPod.ipv4}:8088`;
+    });
+
+    it('deploy/b shows b\'s requests in the anchors\' line format; Ctrl-C exits 0', async () => {
+      const t = meshTap(['deploy/b', '--path', '/status/418']);
+      watchers.push(t);
+      await t.waitForLine(/watching 1 pod: default\/b-1/);
+      await curl([`http://${b.ipv4}:8080/status/418`]);
+      await t.waitForLine(/^end id=\S+ proxy=in /);
+      const lines = t.lines();
+      const req = lines.find((l) => l.startsWith('req '))!;
+      assert.match(req, new RegExp(`^req id=\\S+ proxy=in src=${a.ipv4.replaceAll('.', '\\.')}:\\d+ dst=\\S+:8080 tls=true :method=GET :authority=${b.ipv4.replaceAll('.', '\\.')}:8080 :path=/status/418$`));
+      assert.match(lines.find((l) => l.startsWith('rsp '))!, /:status=418 latency=\d+(\.\d+)?(µs|ms)$/);
+      assert.match(lines.find((l) => l.startsWith('end '))!, /duration=\S+ response-length=0B$/);
+      t.child.kill('SIGINT');
+      await eventually(() => assert.equal(t.child.exitCode, 0));
+    });
+
+    it('--to keeps a\'s outbound requests to b; -o wide names the pod and both identities', async () => {
+      const t = meshTap(['deploy/a', '--to', 'svc/b', '-o', 'wide']);
+      watchers.push(t);
+      await t.waitForLine(/watching 1 pod: default\/a-1/);
+      await curl([`http://${b.ipv4}:8080/status/299`]);
+      await curl([`http://${watcherPod.ipv4}:9/nothing-here`]).catch(() => {});
+      const line = await t.waitForLine(/^req .*:path=\/status\/299/);
+      assert.match(line[0], new RegExp(`proxy=out .* pod=default/a-1 server_id=${pair.identity!.name('default', 'b').replaceAll('.', '\\.')}`));
+      await t.waitForLine(/^end .*response-length=0B/);
+      assert.ok(!t.lines().some((l) => l.includes('nothing-here')), 'requests elsewhere are not shown');
+    });
+
+    it('a resource with no meshed pods says so and exits 1; a bad one exits 2', async () => {
+      const none = await watcherPod.exec(node, [cli('mesh'), 'tap', 'deploy/plain', '--tap-url', tapUrl, '--trust-anchors', join(pair.identity!.dir, 'ca.crt')]);
+      assert.equal(none.code, 1, none.stderr);
+      assert.match(none.stderr, /deploy\/plain in default has no meshed pods \[MESH_TAP_NO_PODS\]/);
+      const bad = await watcherPod.exec(node, [cli('mesh'), 'tap', 'widget/x', '--tap-url', tapUrl, '--trust-anchors', join(pair.identity!.dir, 'ca.crt')]);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /unknown resource type "widget"/);
+    });
   });
 
   it('a request in flight shows req and rsp without end until it ends', async () => {
