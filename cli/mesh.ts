@@ -7,6 +7,7 @@ import { demoCommand } from './demo.js';
 import { identityCommand } from './identity.js';
 import { injectCommand } from './inject.js';
 import { installCommand, uninstallCommand } from './install.js';
+import { statCommand } from './stat-command.js';
 import { tapCommand } from './tap.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -20,6 +21,7 @@ const program = new Command('mesh')
   .addCommand(identityCommand())
   .addCommand(injectCommand())
   .addCommand(installCommand())
+  .addCommand(statCommand())
   .addCommand(tapCommand())
   .addCommand(uninstallCommand());
 

@@ -83,3 +83,16 @@ export type TapServiceEvent =
   | (TapSource & { kind: 'proxyError'; message: string })
   /** Every proxy of the resource is being watched. */
   | { kind: 'watching'; pods: TapSource[] };
+
+//   POST /tap.mesh.io/v1/pods  body: { resource, namespace? } → { pods: PodEntry[] }
+// The pods of a resource, meshed or not: where `mesh stat` and the dashboard scrape.
+export const TAP_PODS_PATH = '/tap.mesh.io/v1/pods';
+
+export interface PodEntry {
+  pod: string;
+  namespace: string;
+  address: string;
+  /** Present when it runs a mesh proxy. */
+  identity?: string;
+  deployment: string;
+}

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { ApiError } from '../../shared/api.js';
 import { FileSourceError, parseServicesFile } from '../destination/file-format.js';
 import type { Workload } from '../destination/catalog.js';
-import type { Resource, TapTarget, TargetSource } from './targets.js';
+import type { PodInfo, Resource, TapTarget, TargetSource } from './targets.js';
 
 interface Pod {
   name: string;
@@ -17,6 +17,13 @@ interface Pod {
   identity: string | undefined;
   labels: Readonly<Record<string, string>>;
   services: Set<string>;
+}
+
+/** Its `app` label, else its name without what a deployment adds (web-7d9f8-x2k4q, web-1 → web). */
+export function deploymentOf(p: { name: string; labels: Readonly<Record<string, string>> }): string {
+  if (p.labels.app !== undefined) return p.labels.app;
+  const m = /^(.+?)(-[a-z0-9]{5,10})?-[a-z0-9]{1,5}$/.exec(p.name);
+  return m === null ? p.name : m[1]!;
 }
 
 export class FileTargets implements TargetSource {
@@ -45,19 +52,27 @@ export class FileTargets implements TargetSource {
   }
 
   #select(pods: Pod[], r: Resource): Pod[] {
+    if (r.kind === 'namespace') return pods.filter((p) => p.namespace === r.name);
+    const inNs = pods.filter((p) => p.namespace === r.namespace);
+    if (r.name === '') return inNs;
     switch (r.kind) {
-      case 'namespace':
-        return pods.filter((p) => p.namespace === r.name);
       case 'pod':
-        return pods.filter((p) => p.namespace === r.namespace && p.name === r.name);
+        return inNs.filter((p) => p.name === r.name);
       case 'service':
-        return pods.filter((p) => p.services.has(`${r.namespace}/${r.name}`));
-      case 'deployment': {
-        // A deployment's pods are named <deployment>-<hash>-<id> or, here, <deployment>-<n>.
-        const generated = new RegExp(`^${r.name.replace(/[.]/g, '\\.')}(-[a-z0-9]+){1,2}$`);
-        return pods.filter((p) => p.namespace === r.namespace && (p.labels.app === r.name || p.name === r.name || (p.labels.app === undefined && generated.test(p.name))));
-      }
+        return inNs.filter((p) => p.services.has(`${r.namespace}/${r.name}`));
+      case 'deployment':
+        return inNs.filter((p) => deploymentOf(p) === r.name);
     }
+  }
+
+  async pods(r: Resource): Promise<PodInfo[]> {
+    return this.#select(await this.#pods(), r).map((p) => ({
+      pod: p.name,
+      namespace: p.namespace,
+      address: p.address,
+      deployment: deploymentOf(p),
+      ...(p.identity === undefined ? {} : { identity: p.identity }),
+    }));
   }
 
   async targets(r: Resource): Promise<TapTarget[]> {

@@ -8,8 +8,8 @@
 // uses the same leaf as its client certificate toward proxies.
 import type { AddressInfo } from 'node:net';
 import { CONTROL_PLANE, PROXY_PORTS } from '../../contract/sidecar.js';
-import { TAP_SERVICE_PATH, TAP_WATCH_PATH, type TapEvent, type TapFilter, type TapServiceEvent, type TapServiceRequest, type WatchRequest } from '../../contract/tap.js';
-import { ApiError, createApiServer, malformed, type JsonStreamEndpoint } from '../../shared/api.js';
+import { TAP_PODS_PATH, TAP_SERVICE_PATH, TAP_WATCH_PATH, type TapEvent, type TapFilter, type TapServiceEvent, type TapServiceRequest, type WatchRequest } from '../../contract/tap.js';
+import { ApiError, createApiServer, malformed, type JsonEndpoint, type JsonStreamEndpoint } from '../../shared/api.js';
 import { JsonStreamClient } from '../../shared/api-stream.js';
 import type { Log } from '../../shared/log.js';
 import { identityName } from '../../ca/identity.js';
@@ -150,7 +150,16 @@ export async function startTapService(config: TapServiceConfig, deps: { log: Log
     },
     failed: (e, meta) => log.info('tap refused', { from: meta.remote, code: e.code, reason: e.message }),
   };
-  const api = createApiServer({ certPem: cert.chainPem, keyPem: cert.keyPem, endpoints: [], streams: [endpoint], ready: () => now() < cert.notAfter });
+  const pods: JsonEndpoint = {
+    path: TAP_PODS_PATH,
+    async handle(body) {
+      const o = (typeof body === 'object' && body !== null ? body : {}) as { resource?: unknown; namespace?: unknown };
+      if (typeof o.resource !== 'string' || o.resource === '') throw malformed('resource must be a non-empty string');
+      if (o.namespace !== undefined && typeof o.namespace !== 'string') throw malformed('namespace must be a string');
+      return { pods: await deps.targets.pods(parseResource(o.resource, o.namespace)) };
+    },
+  };
+  const api = createApiServer({ certPem: cert.chainPem, keyPem: cert.keyPem, endpoints: [pods], streams: [endpoint], ready: () => now() < cert.notAfter });
   const renewal = keepServerCertFresh({
     current: cert,
     renew,
