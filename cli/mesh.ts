@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
+import { endpointsCommand } from './endpoints.js';
 import { identityCommand } from './identity.js';
 import { injectCommand } from './inject.js';
 import { installCommand, uninstallCommand } from './install.js';
@@ -18,6 +19,7 @@ const program = new Command('mesh')
   .exitOverride()
   .addCommand(checkCommand())
   .addCommand(demoCommand())
+  .addCommand(endpointsCommand())
   .addCommand(identityCommand())
   .addCommand(injectCommand())
   .addCommand(installCommand())
