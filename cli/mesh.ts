@@ -3,7 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { checkCommand } from './check.js';
-import { demoCommand } from './demo.js';
+import { demoCommand } from './demo/index.js';
 import { endpointsCommand } from './endpoints.js';
 import { identityCommand } from './identity.js';
 import { injectCommand } from './inject.js';
