@@ -46,6 +46,7 @@ export class TapPrinter {
   line(e: TapServiceEvent): string | undefined {
     switch (e.kind) {
       case 'watching':
+      case 'started':
         return undefined;
       case 'proxyError':
         return `# ${e.namespace}/${e.pod}: ${e.message}`;
@@ -121,6 +122,10 @@ export function runTap(o: TapOptions, out: Out, stop: Promise<void>): Promise<nu
       onMessage(m) {
         const e = m as TapServiceEvent;
         if (e.kind === 'watching') {
+          if (e.pods.length === 0) {
+            out.stderr(`${COMMAND}: no proxy of ${o.resource} could be watched (see above)\n`);
+            return finish(EXIT_FAILED);
+          }
           out.stderr(`watching ${e.pods.length} pod${e.pods.length === 1 ? '' : 's'}: ${e.pods.map((p) => `${p.namespace}/${p.pod}`).join(', ')}\n`);
           return;
         }

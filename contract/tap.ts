@@ -51,7 +51,9 @@ export type TapEvent =
   | (TapPlace & { kind: 'open'; protocol: string; sni?: string; at: number })
   | { kind: 'close'; id: string; durationUs: number; bytesIn: number; bytesOut: number; error?: string }
   /** Events this subscriber did not get: it was slower than the traffic, or over its maxRps. */
-  | { kind: 'dropped'; count: number };
+  | { kind: 'dropped'; count: number }
+  /** The first line: the watch is in place, everything after this is seen. */
+  | { kind: 'started' };
 
 // ── The tap service (`mesh-controller tap`), for `mesh tap` and the dashboard ──
 //   POST /tap.mesh.io/v1/tap   body: TapServiceRequest → NDJSON TapServiceEvent lines
@@ -81,7 +83,7 @@ export type TapServiceEvent =
   | (TapEvent & TapSource)
   /** One proxy could not be watched (or stopped): the others go on. */
   | (TapSource & { kind: 'proxyError'; message: string })
-  /** Every proxy of the resource is being watched. */
+  /** Every proxy of the resource is being watched (those that could not be are reported as proxyError first). */
   | { kind: 'watching'; pods: TapSource[] };
 
 //   POST /tap.mesh.io/v1/pods  body: { resource, namespace? } → { pods: PodEntry[] }

@@ -76,7 +76,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   const forwarder = new Forwarder({ log, observers: [tap] });
   const stage = (upstreams: Upstreams, connectTimeoutMs: number): HttpStage =>
     new HttpStage({ log, metrics, forwarder, upstreams, connectTimeoutMs, headTimeoutMs: config.headTimeoutMs, idleTimeoutMs: config.idleTimeoutMs });
-  const conns = new Connections({ log, metrics, fds, inboundMode: config.inboundMode, dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p) });
+  const conns = new Connections({ log, metrics, fds, inboundMode: config.inboundMode, dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p), tap });
 
   const outbound = outboundStack({ config, log, conns, http: stage(upstreamsOut, config.connectTimeoutOutboundMs), identityOn: meshTls !== undefined });
   const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls });

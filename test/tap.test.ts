@@ -14,7 +14,7 @@ import { eventually, type Pod, type PodProcess } from './harness/index.js';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname } from 'node:path';
-import { fixture, node } from './mesh.js';
+import { fixture, node, startEcho, tcpClient } from './mesh.js';
 
 const cli = (name: string): string => join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', `${name}.js`);
 import { meshedPodPair, type PodPair } from './pod-pair.js';
@@ -198,6 +198,24 @@ describe('tap on the server proxy', () => {
       assert.equal(bad.code, 2, bad.stderr);
       assert.match(bad.stderr, /unknown resource type "widget"/);
     });
+  });
+
+  it('opaque streams show as open and close with their byte counts; request filters leave them out', async () => {
+    await startEcho(b, [`0.0.0.0:6379`]);
+    const all = await watch('tap', { filter: { peer: a.ipv4 } });
+    const byPath = await watch('tap', { filter: { pathPrefix: '/' } });
+    const r = await tcpClient(a, b.ipv4, 6379, 10_000, APP_UID);
+    assert.ok(r.ok, JSON.stringify(r));
+    await eventually(() => {
+      const open = events(all).find((e): e is TapEvent & { kind: 'open' } => e.kind === 'open');
+      assert.ok(open, 'open seen');
+      assert.deepEqual([open.proxy, open.protocol, open.tls, open.clientId], ['in', 'opaque', 'true', pair.identity!.name('default', 'a')]);
+      const close = byId(all, open.id).find((e): e is TapEvent & { kind: 'close' } => e.kind === 'close');
+      assert.ok(close, 'close seen');
+      // What b's proxy read from the client proxy and wrote back, on the mTLS stream: at least the 10 kB each way.
+      assert.ok(close.bytesIn >= 10_000 && close.bytesOut >= 10_000, JSON.stringify(close));
+    });
+    assert.deepEqual(events(byPath).filter((e) => e.kind === 'open'), []);
   });
 
   it('a request in flight shows req and rsp without end until it ends', async () => {

@@ -93,8 +93,15 @@ export async function mergeTaps(
   const watch: WatchRequest = { filter, ...(req.maxRps === undefined ? {} : { maxRps: req.maxRps }) };
   const clients: JsonStreamClient[] = [];
   signal.addEventListener('abort', () => clients.forEach((c) => c.close()), { once: true });
-  emit({ kind: 'watching', pods: targets.map((t) => ({ pod: t.pod, namespace: t.namespace })) });
-  for (const t of targets) clients.push(watchOne(t, watch, to, o, emit));
+  // 'watching' goes once every proxy has said its watch is in place (or failed):
+  // from then on, what the client does is seen.
+  const started: TapTarget[] = [];
+  let settled = 0;
+  const settle = (t: TapTarget, ok: boolean): void => {
+    if (ok) started.push(t);
+    if (++settled === targets.length) emit({ kind: 'watching', pods: started.map((x) => ({ pod: x.pod, namespace: x.namespace })) });
+  };
+  for (const t of targets) clients.push(watchOne(t, watch, to, o, emit, settle));
 }
 
 function hostOf(addr: string): string {
@@ -103,7 +110,15 @@ function hostOf(addr: string): string {
   return i < 0 ? addr : addr.slice(0, i);
 }
 
-function watchOne(t: TapTarget, watch: WatchRequest, to: Set<string> | undefined, o: { cert: () => ServerCert; anchorsPem: string; port: number; log: Log }, emit: (e: TapServiceEvent) => void): JsonStreamClient {
+function watchOne(
+  t: TapTarget,
+  watch: WatchRequest,
+  to: Set<string> | undefined,
+  o: { cert: () => ServerCert; anchorsPem: string; port: number; log: Log },
+  emit: (e: TapServiceEvent) => void,
+  settle: (t: TapTarget, ok: boolean) => void,
+): JsonStreamClient {
+  let settled = false;
   const cert = o.cert();
   const host = t.address.includes(':') ? `[${t.address}]` : t.address;
   const client = new JsonStreamClient({ url: `https://${host}:${o.port}`, trustAnchorPem: o.anchorsPem, serverName: t.identity, clientCertPem: cert.chainPem, clientKeyPem: cert.keyPem });
@@ -113,6 +128,10 @@ function watchOne(t: TapTarget, watch: WatchRequest, to: Set<string> | undefined
   client.open(TAP_WATCH_PATH, watch, {
     onMessage(m) {
       const e = m as TapEvent;
+      if (e.kind === 'started') {
+        if (!settled) settle(t, (settled = true));
+        return;
+      }
       if (kept !== undefined) {
         if (e.kind === 'req' || e.kind === 'open') {
           if (!to!.has(hostOf(e.dst))) return;
@@ -128,6 +147,7 @@ function watchOne(t: TapTarget, watch: WatchRequest, to: Set<string> | undefined
       if (error === undefined) return;
       o.log.warn('tap of a proxy ended', { pod: t.pod, namespace: t.namespace, address: t.address, error: error.message });
       emit({ kind: 'proxyError', ...src, message: error.message });
+      if (!settled) settle(t, !(settled = true));
     },
   });
   return client;

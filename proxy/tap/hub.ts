@@ -12,7 +12,7 @@ import type { TapEvent, TapFilter } from '../../contract/tap.js';
 import { TAP_DEFAULT_MAX_RPS, TAP_MAX_RPS } from '../../contract/tap.js';
 import type { ConnContext } from '../context.js';
 import type { ExchangeObserver, ExchangeView } from '../forward/forwarder.js';
-import { matchesFilter, requestAuthority, requestPath } from './filter.js';
+import { connectionMatches, matchesFilter, requestAuthority, requestPath } from './filter.js';
 
 /** Where one watcher's lines go (an HTTP/2 stream in the tap server). */
 export interface TapSink {
@@ -86,6 +86,13 @@ export class TapWatcher {
   drained(): void {
     this.#full = false;
   }
+}
+
+/** A tapped opaque stream. */
+export interface OpaqueTap {
+  id: string;
+  watchers: TapWatcher[];
+  startedAt: number;
 }
 
 /** A tapped exchange: its id and the watchers that took its `req`. */
@@ -168,6 +175,33 @@ export class TapHub implements ExchangeObserver {
     for (const w of t.watchers) w.sendLine(line);
   }
 
+  /** An opaque stream began: an `open` event to watchers that want opaque streams; what closeOpaque() needs. */
+  openOpaque(ctx: ConnContext, protocol: string): OpaqueTap | undefined {
+    const ws = this.watchers;
+    if (ws.length === 0) return undefined;
+    let taken: TapWatcher[] | undefined;
+    const now = performance.now();
+    for (let i = 0; i < ws.length; i++) {
+      const w = ws[i]!;
+      if (w.filter.opaque !== false && opaqueMatches(w.filter, ctx) && w.admit(now)) (taken ??= []).push(w);
+    }
+    if (taken === undefined) return undefined;
+    const id = this.newId();
+    const sni = (ctx.metrics.labels as { sni?: string }).sni;
+    const e: TapEvent = { kind: 'open', ...placeOf(id, ctx), protocol, at: Date.now() };
+    if (sni !== undefined) e.sni = sni;
+    const line = JSON.stringify(e);
+    for (const w of taken) w.sendLine(line);
+    return { id, watchers: taken, startedAt: now };
+  }
+
+  closeOpaque(t: OpaqueTap, bytesIn: number, bytesOut: number, error: string | undefined): void {
+    const e: TapEvent = { kind: 'close', id: t.id, durationUs: micros(performance.now() - t.startedAt), bytesIn, bytesOut };
+    if (error !== undefined) e.error = error;
+    const line = JSON.stringify(e);
+    for (const w of t.watchers) w.sendLine(line);
+  }
+
   #rsp(t: Tapped, x: ExchangeView): void {
     t.rsp = true;
     const line = JSON.stringify({ kind: 'rsp', id: t.id, status: x.status, latencyUs: micros((x.respondedAt || performance.now()) - x.startedAt) } satisfies TapEvent);
@@ -189,6 +223,11 @@ export function placeOf(id: string, ctx: ConnContext): { id: string; proxy: 'in'
   if (client !== undefined) p.clientId = client;
   if (server !== undefined) p.serverId = server;
   return p;
+}
+
+/** Request-level filters (method, path, authority) say nothing about a TCP stream: only a filter without them takes it. */
+function opaqueMatches(f: TapFilter, ctx: ConnContext): boolean {
+  return f.method === undefined && f.pathPrefix === undefined && f.authority === undefined && connectionMatches(f, ctx);
 }
 
 const micros = (ms: number): number => Math.max(0, Math.round(ms * 1000));

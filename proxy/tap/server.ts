@@ -112,6 +112,7 @@ export function createTapServer(o: TapServerOptions): TapServer {
       if ('code' in req) return refuse(stream, req);
       stream.respond({ ':status': 200, 'content-type': NDJSON });
       const w = o.hub.watch(req.filter ?? {}, req.maxRps, { write: (line) => stream.write(`${line}\n`) });
+      stream.write('{"kind":"started"}\n');
       streams.add(stream);
       stream.on('drain', () => w.drained());
       stream.once('close', () => {
