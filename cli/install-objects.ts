@@ -4,6 +4,7 @@
 // failurePolicy Ignore it would only skip pods, but why race).
 import type { IContainer, IProbe, ISecurityContext, IVolume } from 'kubernetes-models/v1';
 import { ADMISSION_WEBHOOKS_LABEL, COMPONENT_LABEL, PART_OF_LABEL } from '../contract/annotations.js';
+import { DESTINATION_PORT } from '../contract/destination.js';
 import { PROXY_UID } from '../contract/sidecar.js';
 import { IDENTITY_PORT } from '../injector/config.js';
 import { INJECT_PATH } from '../injector/index.js';
@@ -28,6 +29,7 @@ export interface Manifest {
 
 export const INJECTOR = 'mesh-injector';
 export const IDENTITY = 'mesh-identity';
+export const DESTINATION = 'mesh-destination';
 export const INJECTOR_TLS_SECRET = 'mesh-injector-tls';
 export const WEBHOOK_CONFIGURATION = 'mesh-injector-webhook';
 const INJECTOR_PORT = 8443;
@@ -103,6 +105,21 @@ export function installManifests(v: InstallValues): Manifest[] {
   const ns = v.namespace;
   const identityRbac = rbac(v, IDENTITY, 'identity', [{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }]);
   const injectorRbac = rbac(v, INJECTOR, 'injector', [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get'] }]);
+  const destinationRbac = rbac(v, DESTINATION, 'destination', [
+    { apiGroups: [''], resources: ['services', 'pods'], verbs: ['get', 'list', 'watch'] },
+    { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+  ]);
+  const destinationContainer: IContainer = {
+    name: 'destination',
+    image: v.image,
+    command: ['mesh-controller'],
+    args: ['destination', '--dir', '/var/run/mesh/identity', '--listen', `0.0.0.0:${DESTINATION_PORT}`, '--trust-domain', v.trustDomain, '--source', 'kubernetes'],
+    ports: [{ name: 'https', containerPort: DESTINATION_PORT, protocol: 'TCP' }],
+    readinessProbe: httpsProbe('/ready', DESTINATION_PORT),
+    livenessProbe: httpsProbe('/live', DESTINATION_PORT),
+    securityContext: restricted,
+    volumeMounts: [{ name: 'identity', mountPath: '/var/run/mesh/identity', readOnly: true }],
+  };
   const identityContainer: IContainer = {
     name: 'identity',
     image: v.image,
@@ -140,10 +157,13 @@ export function installManifests(v: InstallValues): Manifest[] {
     },
     { why: 'The identity service runs as this account.', object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(IDENTITY, ns, 'identity', v.version) } },
     { why: 'The injector runs as this account.', object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(INJECTOR, ns, 'injector', v.version) } },
+    { why: 'The destination service runs as this account.', object: { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(DESTINATION, ns, 'destination', v.version) } },
     { why: 'create tokenreviews: the only way to ask the API server whether a workload\'s token is genuine and whose it is (each certify request). Nothing else: no reads, no secrets.', object: identityRbac[0]! },
     { why: 'Grants the identity service the role above, cluster-wide (TokenReview is not namespaced).', object: identityRbac[1]! },
     { why: 'get namespaces: the webhook reads the pod\'s namespace for its mesh.io/inject and config.mesh.io/* annotations. No list or watch (one get per pod, cached 10 s); no pods: the pod comes in the AdmissionReview.', object: injectorRbac[0]! },
     { why: 'Grants the injector the role above (namespaces are cluster-scoped).', object: injectorRbac[1]! },
+    { why: 'get/list/watch services, pods and endpointslices: what the destination service resolves authorities from. Read-only; no secrets.', object: destinationRbac[0]! },
+    { why: 'Grants the destination service the role above, cluster-wide (it answers for every namespace).', object: destinationRbac[1]! },
     {
       why: 'The issuer: signs workload certificates. Read only by the identity service.',
       object: { apiVersion: 'v1', kind: 'Secret', metadata: meta(ISSUER_SECRET, ns, 'identity', v.version), type: 'kubernetes.io/tls', data: { 'tls.crt': b64(v.identity.issuerCertPem), 'tls.key': b64(v.identity.issuerKeyPem), 'ca.crt': b64(v.identity.anchorPem) } },
@@ -163,6 +183,15 @@ export function installManifests(v: InstallValues): Manifest[] {
       ]),
     },
     { why: 'Where proxies reach the identity service (MESH_PROXY_IDENTITY_URL).', object: service(v, IDENTITY, 'identity', IDENTITY_PORT, IDENTITY_PORT) },
+    {
+      // Shares the issuer secret to issue its own serving certificate at start-up; see the report/README: a
+      // certificate obtained from the identity service would keep the issuer key in one pod only.
+      why: 'The destination service: tells proxies what an authority resolves to (EndpointSlices, Pods, Services), over HTTP/2 + TLS.',
+      object: deployment(v, DESTINATION, 'destination', destinationContainer, [
+        { name: 'identity', secret: { secretName: ISSUER_SECRET, defaultMode: 0o400, items: [{ key: 'ca.crt', path: 'ca.crt' }, { key: 'tls.crt', path: 'issuer.crt' }, { key: 'tls.key', path: 'issuer.key' }] } },
+      ]),
+    },
+    { why: 'Where proxies reach the destination service.', object: service(v, DESTINATION, 'destination', DESTINATION_PORT, DESTINATION_PORT) },
     {
       why: 'The injector: the mutating admission webhook.',
       object: deployment(v, INJECTOR, 'injector', injectorContainer, [

@@ -64,12 +64,16 @@ describe('mesh install', () => {
     assert.equal(service.spec.ports[0].targetPort, find(objects, 'Deployment', 'mesh-injector').spec.template.spec.containers[0].ports[0].containerPort);
   });
 
-  it('grants exactly: identity create tokenreviews, injector get namespaces', async () => {
+  it('grants exactly: identity create tokenreviews, injector get namespaces, destination read services/pods/endpointslices', async () => {
     const { objects } = await install();
     const rules = objects.filter((o) => o.kind === 'ClusterRole' || o.kind === 'Role').map((r) => [r.metadata.name, r.rules]);
     assert.deepEqual(rules, [
       ['mesh-identity', [{ apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] }]],
       ['mesh-injector', [{ apiGroups: [''], resources: ['namespaces'], verbs: ['get'] }]],
+      ['mesh-destination', [
+        { apiGroups: [''], resources: ['services', 'pods'], verbs: ['get', 'list', 'watch'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+      ]],
     ]);
     for (const b of objects.filter((o) => o.kind === 'ClusterRoleBinding')) assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: b.metadata.name, namespace: 'mesh' }]);
   });

@@ -1,29 +1,19 @@
 #!/usr/bin/env node
 // mesh-controller: the control plane's processes (identity, injector, destination, tap).
-// One file per subcommand; those not built yet say so plainly rather than pretending.
+// One file per subcommand.
 import { Command, CommanderError } from 'commander';
+import { controllerDestinationCommand } from './controller-destination.js';
 import { controllerIdentityCommand } from './controller-identity.js';
 import { controllerInjectorCommand } from './controller-injector.js';
-
-const planned = [
-  ['destination', 'service discovery for the proxies (Kubernetes or a file source)'],
-  ['tap', 'aggregate live requests from the proxies'],
-] as const;
+import { controllerTapCommand } from './controller-tap.js';
 
 const program = new Command('mesh-controller')
   .description('mesh control-plane processes')
   .exitOverride()
   .addCommand(controllerIdentityCommand())
-  .addCommand(controllerInjectorCommand());
-for (const [name, what] of planned) {
-  program
-    .command(name)
-    .description(`${what} (not yet available)`)
-    .action(() => {
-      process.stderr.write(`mesh-controller: ${name} is not available in this version\n`);
-      process.exitCode = 1;
-    });
-}
+  .addCommand(controllerDestinationCommand())
+  .addCommand(controllerInjectorCommand())
+  .addCommand(controllerTapCommand());
 
 try {
   await program.parseAsync(process.argv);

@@ -3,10 +3,13 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { checkCommand } from './check.js';
-import { demoCommand } from './demo.js';
+import { demoCommand } from './demo/index.js';
+import { endpointsCommand } from './endpoints.js';
 import { identityCommand } from './identity.js';
 import { injectCommand } from './inject.js';
 import { installCommand, uninstallCommand } from './install.js';
+import { statCommand } from './stat-command.js';
+import { tapCommand } from './tap.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -16,9 +19,12 @@ const program = new Command('mesh')
   .exitOverride()
   .addCommand(checkCommand())
   .addCommand(demoCommand())
+  .addCommand(endpointsCommand())
   .addCommand(identityCommand())
   .addCommand(injectCommand())
   .addCommand(installCommand())
+  .addCommand(statCommand())
+  .addCommand(tapCommand())
   .addCommand(uninstallCommand());
 
 try {

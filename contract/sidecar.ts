@@ -59,7 +59,21 @@ export const PROXY_ENV = {
   identityServerName: 'MESH_PROXY_IDENTITY_SERVER_NAME',
   meshedDestinations: 'MESH_PROXY_MESHED_DESTINATIONS',
   requireIdentityPorts: 'MESH_PROXY_REQUIRE_IDENTITY_PORTS',
+  controlPort: 'MESH_PROXY_CONTROL_PORT',
+  /** The one identity allowed to tap this proxy; default the tap service's in the control plane's namespace. */
+  tapIdentity: 'MESH_PROXY_TAP_IDENTITY',
 } as const;
+
+/** The control plane's namespace and the tap service's account, which name its default identity. */
+export const CONTROL_PLANE = { namespace: 'mesh', tapServiceAccount: 'mesh-tap' } as const;
+
+/** `mesh-tap.mesh.serviceaccount.identity.<trust domain>`, the trust domain taken from the proxy's own identity. */
+export function defaultTapIdentity(ownIdentity: string): string {
+  const marker = '.serviceaccount.identity.';
+  const i = ownIdentity.indexOf(marker);
+  const trustDomain = i < 0 ? 'cluster.local' : ownIdentity.slice(i + marker.length);
+  return `${CONTROL_PLANE.tapServiceAccount}.${CONTROL_PLANE.namespace}${marker}${trustDomain}`;
+}
 
 /** What the proxy assumes when a variable is unset (durations in milliseconds). */
 export const PROXY_DEFAULTS = {

@@ -96,6 +96,26 @@ export class Lab {
     return pod;
   }
 
+  /**
+   * Gives this host (the root namespace) an address on the lab's switch,
+   * 198.18.0.1 and fd6d:6573:6800::1, so that a user's shell and browser reach
+   * the pods (`mesh demo`). Tests never call it: they keep the host untouched.
+   * The host side is a veth whose peer lives in the switch namespace, so it
+   * disappears with the lab, however the lab ends. One lab at a time may do this.
+   */
+  attachHost(): { ifname: string; ipv4: string; ipv6: string } {
+    if (this.#destroyed) throw new Error(`lab ${this.prefix} is destroyed`);
+    const ifname = `mesh-${this.prefix.slice(-4)}`;
+    const exists = ip('-o', 'addr', 'show', 'to', '198.18.0.1/24').trim();
+    if (exists !== '') throw new Error(`another lab is attached to this host already (${exists.split(/\s+/)[1]}): remove it first (mesh demo --down)`);
+    ip('-n', this.switchNs, 'link', 'add', 'vhost', 'type', 'veth', 'peer', 'name', ifname, 'netns', '1');
+    ip('-n', this.switchNs, 'link', 'set', 'vhost', 'master', BRIDGE, 'up');
+    ip('addr', 'add', '198.18.0.1/24', 'dev', ifname);
+    ip('addr', 'add', 'fd6d:6573:6800::1/64', 'dev', ifname, 'nodad');
+    ip('link', 'set', ifname, 'up');
+    return { ifname, ipv4: '198.18.0.1', ipv6: 'fd6d:6573:6800::1' };
+  }
+
   /** Namespaces this lab created and has not yet deleted (switch first). */
   namespaces(): readonly string[] {
     return [...this.#namespaces];

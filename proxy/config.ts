@@ -3,7 +3,7 @@
 // with a message naming the variable.
 import { isIP } from 'node:net';
 import { loadIdentityConfig, type IdentityConfig } from './identity/config.js';
-import { DEFAULT_OPAQUE_PORTS, PROXY_DEFAULTS as D, PROXY_ENV as E, PROXY_LOG_LEVELS, INTERCEPTION_MODES, PROXY_PORTS } from '../contract/sidecar.js';
+import { DEFAULT_OPAQUE_PORTS, defaultTapIdentity, PROXY_DEFAULTS as D, PROXY_ENV as E, PROXY_LOG_LEVELS, INTERCEPTION_MODES, PROXY_PORTS } from '../contract/sidecar.js';
 import type { LogLevel } from './log.js';
 import { MeshedDestinations, MeshedDestinationsError, parseMeshedDestinations } from './transport/destinations.js';
 
@@ -20,6 +20,10 @@ export interface ProxyConfig {
   /** Where the app's intercepted outbound connections land (loopback only). */
   outbound: ListenAddress[];
   admin: ListenAddress;
+  /** The tap server (mTLS); it serves only when identity is on. */
+  control: ListenAddress;
+  /** The identity allowed to tap; undefined when identity is off. */
+  tapIdentity: string | undefined;
   inboundMode: InboundMode;
   /** Destination ports forwarded as TCP at once, without waiting to sniff a protocol. */
   opaquePorts: ReadonlySet<number>;
@@ -135,6 +139,8 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
     inbound: inboundHosts.map((host) => ({ host, port: inboundPort })),
     outbound: outboundHosts.map((host) => ({ host, port: outboundPort })),
     admin: { host: hosts(env, E.adminAddress, [D.adminAddress])[0]!, port: port(env, E.adminPort, PROXY_PORTS.admin) },
+    control: { host: hosts(env, E.adminAddress, [D.adminAddress])[0]!, port: port(env, E.controlPort, PROXY_PORTS.control) },
+    tapIdentity: identity === undefined ? undefined : (env[E.tapIdentity] ?? '').trim() || defaultTapIdentity(identity.name),
     opaquePorts: ports(env, E.opaquePorts, defaultOpaquePorts),
     detectTimeoutMs: duration(env, E.detectTimeout, D.detectTimeoutMs),
     detectMaxBytes: integer(env, E.detectMaxBytes, D.detectMaxBytes, 64, 65536),

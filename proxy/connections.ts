@@ -12,6 +12,7 @@ import type { HttpStage } from './forward/http.js';
 import type { Log } from './log.js';
 import type { PendingConnMetrics, ProxyMetrics, TlsLabels } from './metrics.js';
 import { forwardOpaque } from './opaque.js';
+import type { TapHub } from './tap/hub.js';
 import { originalTarget, plainAddress, type Direction, type TargetError } from './target.js';
 import { resetAndDestroy } from './transport/tls.js';
 import type { SessionProtocol } from './transport/header.js';
@@ -48,6 +49,8 @@ export interface ConnectionsOptions {
   inboundMode: InboundMode;
   /** mTLS to a meshed destination's proxy announcing `protocol` (opaque streams, tunnels). */
   dialMeshed(target: SocketAddress, peer: string, protocol: SessionProtocol): Promise<Socket>;
+  /** Live tap: opaque streams show as open/close events to watchers that want them. */
+  tap?: TapHub;
 }
 
 export class Connections {
@@ -157,8 +160,10 @@ export class Connections {
   opaque(socket: Socket, client: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number): void {
     const peer = ctx.peerIdentity;
     const meshed = peer !== undefined ? { dial: () => this.o.dialMeshed(ctx.target, peer, 'opaque') } : {};
+    const tapped = this.o.tap?.openOpaque(ctx, protocol);
     forwardOpaque(client, ctx.target, { connectTimeoutMs, ...meshed }).then((r) => {
       if (r.error !== undefined) this.o.log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code: r.error, reason: r.detail });
+      if (tapped !== undefined) this.o.tap!.closeOpaque(tapped, socket.bytesRead, socket.bytesWritten, r.error);
       this.closed(socket, ctx, protocol, r.error);
     });
   }

@@ -7,6 +7,7 @@
 // forward/ (the HTTP stage: our HTTP/1 and h2 codecs, one forwarder), connect/
 // (every upstream: HTTP/1 pools, h2c and mTLS h2 connections), transport/ (mTLS
 // between proxies), and the admin port (admin.ts) serving metrics and probes.
+import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import { startAdmin } from './admin.js';
 import type { ProxyConfig } from './config.js';
@@ -23,11 +24,15 @@ import type { Log } from './log.js';
 import { ProxyMetrics } from './metrics.js';
 import { outboundStack } from './outbound/index.js';
 import { MeshTls, resetAndDestroy } from './transport/tls.js';
+import { TapHub } from './tap/hub.js';
+import { createTapServer, type TapServer } from './tap/server.js';
 
 export interface RunningProxy {
   servers: Server[];
   admin: Server;
   metrics: ProxyMetrics;
+  /** Live tap of this proxy's requests (served on the control port when identity is on). */
+  tap: TapHub;
   /** The workload certificate, when MESH_PROXY_IDENTITY_URL is set. */
   identity: IdentityManager | undefined;
   /** Stops accepting, lets open connections finish for up to graceMs, then resets the rest. */
@@ -40,10 +45,22 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   // Loaded only when identity is on: the certificate code (pkijs) costs ~10 MB of RSS.
   const identity = config.identity === undefined ? undefined : (await import('./identity/index.js')).startIdentity(config.identity, { log, metrics });
   const meshTls = config.identity === undefined ? undefined : new MeshTls(config.identity.name, config.identity.trustAnchorsPem, config.detectTimeoutMs);
+  // Tap: an observer of every exchange; its server shares the workload certificate.
+  const tap = new TapHub(randomBytes(3).toString('hex'));
+  const tapServer: TapServer | undefined =
+    config.identity === undefined || config.tapIdentity === undefined
+      ? undefined
+      : createTapServer({ hub: tap, log, anchorsPem: config.identity.trustAnchorsPem, tapIdentity: config.tapIdentity });
   if (identity && meshTls) {
-    identity.on('certified', (cert) => meshTls.update(cert));
+    identity.on('certified', (cert) => {
+      meshTls.update(cert);
+      tapServer?.update(cert);
+    });
     const held = identity.current();
-    if (held) meshTls.update(held);
+    if (held) {
+      meshTls.update(held);
+      tapServer?.update(held);
+    }
   }
   // Descriptors: the soft limit raised to the hard one, and a reserve kept so
   // that at exhaustion new clients are refused at once, not accepted and reset.
@@ -56,10 +73,10 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   const upstreamsOut = new Upstreams({ connectTimeoutMs: config.connectTimeoutOutboundMs, log, h1Pool, ...(meshTls ? { tls: meshTls } : {}) });
   const upstreamsIn = new Upstreams({ connectTimeoutMs: config.connectTimeoutInboundMs, log, h1Pool });
   // One forwarder; the HTTP stage of each direction hands it requests.
-  const forwarder = new Forwarder({ log });
+  const forwarder = new Forwarder({ log, observers: [tap] });
   const stage = (upstreams: Upstreams, connectTimeoutMs: number): HttpStage =>
     new HttpStage({ log, metrics, forwarder, upstreams, connectTimeoutMs, headTimeoutMs: config.headTimeoutMs, idleTimeoutMs: config.idleTimeoutMs });
-  const conns = new Connections({ log, metrics, fds, inboundMode: config.inboundMode, dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p) });
+  const conns = new Connections({ log, metrics, fds, inboundMode: config.inboundMode, dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p), tap });
 
   const outbound = outboundStack({ config, log, conns, http: stage(upstreamsOut, config.connectTimeoutOutboundMs), identityOn: meshTls !== undefined });
   const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls });
@@ -68,6 +85,10 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     ...(await listenAll(config.outbound, outbound, { name: 'outbound', transparent: false }, log)),
   ];
   const admin = await startAdmin(config.admin, { metrics, ready: () => ready && (identity?.ready() ?? true) });
+  if (tapServer) {
+    await tapServer.listen(config.control);
+    log.info('listening', { addr: `${config.control.host.includes(':') ? `[${config.control.host}]` : config.control.host}:${config.control.port}`, what: 'tap (mTLS)', allowed: config.tapIdentity });
+  }
   for (const s of [...servers, admin]) {
     const a = s.address();
     if (a && typeof a === 'object') log.info('listening', { addr: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` });
@@ -79,6 +100,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     servers,
     admin,
     metrics,
+    tap,
     identity,
     async close(graceMs: number): Promise<void> {
       ready = false;
@@ -86,6 +108,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
       upstreamsOut.drain();
       upstreamsIn.drain();
       await Promise.all([...servers.map((s) => new Promise<void>((r) => s.close(() => r()))), conns.drain(graceMs)]);
+      await tapServer?.close();
       await new Promise<void>((r) => admin.close(() => r()));
     },
   };

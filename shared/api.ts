@@ -43,10 +43,34 @@ export interface JsonEndpoint {
   failed?(error: ApiError, meta: RequestMeta, body: unknown): void;
 }
 
+/**
+ * One `POST <path>` taking JSON and answering 200 `application/x-ndjson`: one
+ * JSON value per line, for as long as the client listens and the server runs
+ * (destination updates, tap). Refusals before the first line are ordinary
+ * `{ code, message }` answers.
+ */
+export interface JsonStreamEndpoint {
+  path: string;
+  maxBodyBytes?: number;
+  /**
+   * Validates the request (throws an ApiError to refuse; anything else is a
+   * 500), then emits lines until `signal` aborts: the client went away or the
+   * server is closing. Returning does not end the stream; the abort does.
+   */
+  handle(body: unknown, meta: RequestMeta, emit: (msg: unknown) => void, signal: AbortSignal): void | Promise<void>;
+  failed?(error: ApiError, meta: RequestMeta, body: unknown): void;
+}
+
+export const NDJSON_TYPE = 'application/x-ndjson';
+// A reader this far behind is not reading: its stream is cut rather than
+// letting one stuck proxy grow the controller's memory without bound.
+const MAX_STREAM_BUFFER_BYTES = 16 * 1024 * 1024;
+
 export interface ApiServerOptions {
   certPem: string;
   keyPem: string;
   endpoints: readonly JsonEndpoint[];
+  streams?: readonly JsonStreamEndpoint[];
   ready(): boolean;
   /** How long a request body may take to arrive (default 10 s). */
   requestTimeoutMs?: number;
@@ -138,20 +162,83 @@ async function serveEndpoint(endpoint: JsonEndpoint, req: Request, res: Response
   }
 }
 
-function route(options: ApiServerOptions): (req: Request, res: Response) => void {
+/** Bytes written but not yet taken by the peer (HTTP/2: the stream's buffer; HTTP/1: the response's). */
+function buffered(res: Response): number {
+  const r = res as unknown as { stream?: { writableLength: number }; writableLength?: number };
+  return r.stream?.writableLength ?? r.writableLength ?? 0;
+}
+
+async function serveStream(endpoint: JsonStreamEndpoint, req: Request, res: Response, meta: RequestMeta, timeoutMs: number, open: Set<AbortController>): Promise<void> {
+  let body: unknown;
+  const timeout = deadline(timeoutMs);
+  const controller = new AbortController();
+  const stop = (): void => {
+    if (controller.signal.aborted) return;
+    open.delete(controller);
+    controller.abort();
+  };
+  res.once('close', stop);
+  const start = (): void => {
+    if (res.headersSent || controller.signal.aborted) return;
+    res.writeHead(200, { 'content-type': NDJSON_TYPE, 'cache-control': 'no-store' });
+    // Flush the head now: a client waits for it before it knows the stream is accepted.
+    (res as unknown as { flushHeaders?: () => void }).flushHeaders?.();
+  };
+  const emit = (msg: unknown): void => {
+    if (controller.signal.aborted) return;
+    start();
+    res.write(`${JSON.stringify(msg)}\n`);
+    if (buffered(res) > MAX_STREAM_BUFFER_BYTES) {
+      stop();
+      res.destroy();
+    }
+  };
+  try {
+    body = await Promise.race([readJson(req, endpoint.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES), timeout.expired]);
+    timeout.cancel();
+    if (res.closed || req.destroyed) return;
+    open.add(controller);
+    // The server closing ends the stream with a clean end-of-body, so the client tells it from a crash only by its own rules.
+    controller.signal.addEventListener('abort', () => {
+      if (!res.writableEnded && !res.destroyed) res.end();
+    });
+    await endpoint.handle(body, meta, emit, controller.signal);
+    start();
+  } catch (e) {
+    timeout.cancel();
+    const error = e instanceof ApiError ? e : new ApiError(500, 'MESH_API_INTERNAL', 'internal error', { cause: e });
+    endpoint.failed?.(error, meta, body);
+    if (res.headersSent) {
+      // Lines already went out: there is no status left to say it with; end the stream and let the client re-ask.
+      stop();
+      return;
+    }
+    sendError(res, error);
+    stop();
+    abandon(req);
+  }
+}
+
+function route(options: ApiServerOptions, openStreams: Set<AbortController>): (req: Request, res: Response) => void {
   const endpoints = new Map(options.endpoints.map((e) => [e.path, e]));
+  const streams = new Map((options.streams ?? []).map((e) => [e.path, e]));
   return (req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     const meta: RequestMeta = { path, remote: req.socket?.remoteAddress ?? 'unknown' };
     if (path === '/live') return send(res, 200, 'text/plain', 'live\n');
     if (path === '/ready') return options.ready() ? send(res, 200, 'text/plain', 'ready\n') : send(res, 503, 'text/plain', 'not ready\n');
+    const stream = streams.get(path);
     const endpoint = endpoints.get(path);
-    if (endpoint === undefined) return sendError(res, new ApiError(404, 'MESH_API_NOT_FOUND', `no endpoint ${path}`));
+    if (stream !== undefined && req.method === 'POST') {
+      void serveStream(stream, req, res, meta, options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS, openStreams);
+      return;
+    }
+    if (endpoint === undefined && stream === undefined) return sendError(res, new ApiError(404, 'MESH_API_NOT_FOUND', `no endpoint ${path}`));
     if (req.method !== 'POST') {
       res.setHeader('allow', 'POST');
       return sendError(res, new ApiError(405, 'MESH_API_METHOD', `${path} takes POST, not ${req.method}`));
     }
-    void serveEndpoint(endpoint, req, res, meta, options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
+    if (endpoint !== undefined) void serveEndpoint(endpoint, req, res, meta, options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS);
   };
 }
 
@@ -167,7 +254,9 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
   });
-  server.on('request', route(options));
+  // Streams never finish on their own: close() ends them, or a graceful close would wait out the grace period.
+  const openStreams = new Set<AbortController>();
+  server.on('request', route(options, openStreams));
   return {
     server,
     async listen(host, port) {
@@ -180,6 +269,8 @@ export function createApiServer(options: ApiServerOptions): ApiServer {
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const stream of [...openStreams]) stream.abort();
+      openStreams.clear();
       for (const session of sessions) session.close();
       const grace = setTimeout(() => sockets.forEach((s) => s.destroy()), CLOSE_GRACE_MS);
       grace.unref();
@@ -231,7 +322,7 @@ export interface PostJsonOptions {
 // SELF_SIGNED_CERT_IN_CHAIN, …) and Node's name check (ERR_TLS_CERT_ALTNAME_INVALID).
 const UNTRUSTED = /CERT|ISSUER|SELF_SIGNED|UNABLE_TO_VERIFY/;
 
-function transportError(e: NodeJS.ErrnoException, o: PostJsonOptions): ApiClientError {
+export function transportError(e: NodeJS.ErrnoException, o: { url: string; serverName: string }): ApiClientError {
   const code = e.code ?? '';
   if (UNTRUSTED.test(code)) {
     return new ApiClientError(

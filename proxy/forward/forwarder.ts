@@ -66,8 +66,14 @@ export interface ExchangeObserver {
 /** What observers may read of an exchange. */
 export interface ExchangeView {
   readonly request: RequestHead;
+  readonly ctx: ConnContext;
   readonly status: number;
+  /** performance.now() at the request, and at the response head (0 before it). */
   readonly startedAt: number;
+  readonly respondedAt: number;
+  /** Response body bytes sent to the client so far. */
+  readonly responseBytes: number;
+  readonly grpcStatus: string | undefined;
   readonly error: ProxyError | undefined;
 }
 
@@ -148,12 +154,14 @@ const S_DONE = 2;
 
 class Exchange implements ResponseListener, ExchangeView {
   readonly startedAt = performance.now();
+  respondedAt = 0;
+  responseBytes = 0;
   status = 0;
   error: ProxyError | undefined;
   up: ClientStream | undefined;
+  grpcStatus: string | undefined;
   #state = S_REQUEST;
   #requestOpen: boolean;
-  #grpcStatus: string | undefined;
   #retry: (() => Dispatcher) | undefined;
   // Balanced requests only (undefined/zero otherwise).
   #b: BalancedTarget | undefined;
@@ -176,7 +184,7 @@ class Exchange implements ResponseListener, ExchangeView {
     readonly down: ServerStream,
     readonly request: RequestHead,
     private conversion: Conversion,
-    private readonly ctx: ConnContext,
+    readonly ctx: ConnContext,
     private readonly route: RouteMetrics,
     private readonly f: Forwarder,
   ) {
@@ -391,10 +399,11 @@ class Exchange implements ResponseListener, ExchangeView {
     }
     this.#state = S_RESPONSE;
     this.status = head.status;
-    this.route.responseHeaders(head.status, performance.now() - this.startedAt);
+    this.respondedAt = performance.now();
+    this.route.responseHeaders(head.status, this.respondedAt - this.startedAt);
     const obs = this.f.observers;
     for (let i = 0; i < obs.length; i++) obs[i]!.onResponse(this);
-    if (endStream) this.#grpcStatus = grpcStatusOf(head.headers);
+    if (endStream) this.grpcStatus = grpcStatusOf(head.headers);
     this.down.respond(this.#downstreamHead(head), endStream);
     if (endStream) this.#complete();
   }
@@ -412,13 +421,14 @@ class Exchange implements ResponseListener, ExchangeView {
 
   onData(chunk: Buffer): boolean {
     if (this.#state !== S_RESPONSE) return true;
+    this.responseBytes += chunk.length;
     return this.down.write(chunk);
   }
 
   onEnd(trailers: HeaderList | undefined): void {
     if (this.#state !== S_RESPONSE) return;
     if (trailers !== undefined) {
-      this.#grpcStatus = grpcStatusOf(trailers);
+      this.grpcStatus = grpcStatusOf(trailers);
       if (this.conversion === 'mesh-to-h1') trailers = h2TrailersOf(endToEnd(trailers));
       else if (this.conversion === 'none' && this.request.version !== 20) trailers = endToEnd(trailers);
     }
@@ -467,7 +477,8 @@ class Exchange implements ResponseListener, ExchangeView {
     this.#state = S_DONE;
     this.#logFailure(e);
     this.status = statusFor(e);
-    this.route.responseHeaders(this.status, performance.now() - this.startedAt);
+    this.respondedAt = performance.now();
+    this.route.responseHeaders(this.status, this.respondedAt - this.startedAt);
     const body = Buffer.from(`${e.message}\n`, 'latin1');
     this.down.respond(
       { status: this.status, reason: '', version: this.request.version, headers: ['content-type', 'text/plain', 'content-length', String(body.length), 'mesh-proxy-error', e.code] },
@@ -521,7 +532,7 @@ class Exchange implements ResponseListener, ExchangeView {
     this.#timer = undefined;
     this.#body = undefined;
     this.error = error;
-    this.route.responseEnd(this.status, this.#grpcStatus, error?.code);
+    this.route.responseEnd(this.status, this.grpcStatus, error?.code);
     const obs = this.f.observers;
     for (let i = 0; i < obs.length; i++) obs[i]!.onEnd(this);
   }

@@ -44,6 +44,12 @@ export interface KubeClient {
   request(method: 'GET' | 'POST', path: string, body?: unknown, o?: { timeoutMs?: number }): Promise<KubeAnswer>;
   /** GET and parse: status and the parsed JSON (undefined when not JSON). */
   getJson(path: string, o?: { timeoutMs?: number }): Promise<{ status: number; body: unknown }>;
+  /**
+   * GET whose answer is read as it arrives (a watch): resolves with the status
+   * and the body stream once the head is in; `signal` ends it. No overall
+   * timeout: a watch lasts as long as the server keeps it (its timeoutSeconds).
+   */
+  stream(path: string, o: { signal: AbortSignal; connectTimeoutMs?: number }): Promise<{ status: number; body: http.IncomingMessage }>;
 }
 
 function describe(credentials: FoundCredentials): string {
@@ -136,10 +142,34 @@ export async function createKubeClient(o: KubeClientOptions): Promise<KubeClient
       req.end(payload);
     });
   };
+  const stream: KubeClient['stream'] = async (path, so) => {
+    const url = new URL(server + path);
+    const options: https.RequestOptions = { method: 'GET', headers: { accept: 'application/json', 'user-agent': o.userAgent } };
+    try {
+      await kc.applyToHTTPSOptions(options);
+    } catch (e) {
+      throw new KubeRequestError('MESH_KUBE_CREDENTIALS', `cannot load the Kubernetes credentials (${(e as Error).message})`, { cause: e });
+    }
+    const connectTimeoutMs = so.connectTimeoutMs ?? o.timeoutMs ?? 5_000;
+    return new Promise((resolve, reject) => {
+      const req = (url.protocol === 'http:' ? http : https).request(url, { ...options, signal: so.signal }, (res) => {
+        clearTimeout(timer);
+        resolve({ status: res.statusCode ?? 0, body: res });
+      });
+      // Only the head is timed: the body of a watch is quiet for as long as nothing changes.
+      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+      req.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new KubeRequestError('MESH_KUBE_UNREACHABLE', `cannot reach the Kubernetes API server at ${server} (${e.message})`, { cause: e }));
+      });
+      req.end();
+    });
+  };
   return {
     server,
     source: describe(o.credentials),
     request,
+    stream,
     async getJson(path, ro) {
       const a = await request('GET', path, undefined, ro);
       let parsed: unknown;

@@ -1,0 +1,192 @@
+// Streaming endpoints end to end on loopback: the real API server's ndjson
+// streams read by JsonStreamClient, and a raw HTTP/2 server for the answers a
+// correct server never gives (lines that are not JSON, lines without end).
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { createCsr, createIssuer, createTrustAnchor, issueLeaf, loadSigner, tlsKeyPem } from '../ca/index.js';
+import { eventually } from '../lab/eventually.js';
+import { ApiClientError, ApiError, createApiServer, NDJSON_TYPE, type ApiServer, type JsonStreamEndpoint } from './api.js';
+import { JsonStreamClient } from './api-stream.js';
+
+const NAME = 'stream.mesh.serviceaccount.identity.cluster.local';
+
+interface Recorder {
+  messages: unknown[];
+  ended: Array<ApiClientError | undefined>;
+  onMessage(msg: unknown): void;
+  onEnd(e: ApiClientError | undefined): void;
+}
+function recorder(): Recorder {
+  const r: Recorder = {
+    messages: [],
+    ended: [],
+    onMessage: (m) => void r.messages.push(m),
+    onEnd: (e) => void r.ended.push(e),
+  };
+  return r;
+}
+
+describe('control-plane streaming transport', () => {
+  let anchorPem: string;
+  let certPem: string;
+  let keyPem: string;
+  let api: ApiServer;
+  let port: number;
+  // The server side's view: streams it holds open, and their abort signals.
+  const live = new Set<AbortSignal>();
+  const emitters: Array<(msg: unknown) => void> = [];
+
+  const ticker: JsonStreamEndpoint = {
+    path: '/tick',
+    handle(body, _meta, emit, signal) {
+      const b = body as { refuse?: boolean; crash?: boolean; count?: number };
+      if (b.refuse === true) throw new ApiError(400, 'NO_TICKS', 'not today');
+      for (let i = 0; i < (b.count ?? 1); i++) emit({ n: i });
+      live.add(signal);
+      emitters.push(emit);
+      signal.addEventListener('abort', () => live.delete(signal));
+    },
+  };
+
+  const start = async (p: number): Promise<ApiServer> => {
+    const server = createApiServer({ certPem, keyPem, ready: () => true, endpoints: [], streams: [ticker] });
+    port = (await server.listen('127.0.0.1', p)).port;
+    return server;
+  };
+
+  before(async () => {
+    const anchor = await createTrustAnchor();
+    const issuer = await loadSigner(await createIssuer(anchor));
+    const csr = await createCsr(NAME);
+    const leaf = await issueLeaf({ issuer, csr: csr.der, identity: NAME });
+    anchorPem = anchor.certPem;
+    certPem = leaf.chainPem;
+    keyPem = tlsKeyPem(csr.privateKey);
+    api = await start(0);
+  });
+  after(() => api.close());
+
+  const client = (o: { serverName?: string; url?: string } = {}) =>
+    new JsonStreamClient({ url: o.url ?? `https://127.0.0.1:${port}`, trustAnchorPem: anchorPem, serverName: o.serverName ?? NAME, connectTimeoutMs: 2000 });
+
+  it('delivers every line in order, later ones as they are emitted, on one session for many streams', async () => {
+    const c = client();
+    const a = recorder();
+    const b = recorder();
+    const before = live.size;
+    const sa = c.open('/tick', { count: 3 }, a);
+    c.open('/tick', { count: 1 }, b);
+    await eventually(() => a.messages.length === 3 && b.messages.length === 1, { what: 'first lines' });
+    assert.deepEqual(a.messages, [{ n: 0 }, { n: 1 }, { n: 2 }]);
+    await eventually(() => live.size === before + 2, { what: 'both streams held by the server' });
+    emitters.at(-2)!({ later: true });
+    await eventually(() => a.messages.length === 4);
+    assert.deepEqual(a.messages[3], { later: true });
+    assert.equal(b.messages.length, 1);
+
+    // Closing one stream aborts it on the server and tells only its own handler.
+    sa.close();
+    assert.deepEqual(a.ended, [undefined]);
+    await eventually(() => live.size === before + 1, { what: 'server saw the client go' });
+    assert.deepEqual(b.ended, []);
+    c.close();
+    assert.deepEqual(b.ended, [undefined]);
+    await eventually(() => live.size === before, { what: 'server saw the session go' });
+  });
+
+  it('a refusal before the first line is MESH_API_REFUSED with the server code', async () => {
+    const c = client();
+    const r = recorder();
+    c.open('/tick', { refuse: true }, r);
+    await eventually(() => r.ended.length === 1);
+    const e = r.ended[0];
+    assert.ok(e instanceof ApiClientError && e.code === 'MESH_API_REFUSED' && e.serverCode === 'NO_TICKS' && e.status === 400, String(e));
+    const n = recorder();
+    c.open('/nowhere', {}, n);
+    await eventually(() => n.ended.length === 1);
+    assert.equal(n.ended[0]?.serverCode, 'MESH_API_NOT_FOUND');
+    c.close();
+  });
+
+  it('nobody listening is MESH_API_UNREACHABLE; the wrong name is MESH_API_SERVER_UNTRUSTED', async () => {
+    const net = await import('node:net');
+    const probe = net.createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const closedPort = (probe.address() as { port: number }).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const c = client({ url: `https://127.0.0.1:${closedPort}` });
+    const r = recorder();
+    c.open('/tick', {}, r);
+    await eventually(() => r.ended.length === 1);
+    assert.equal(r.ended[0]?.code, 'MESH_API_UNREACHABLE');
+    c.close();
+
+    const u = client({ serverName: 'someone.else.serviceaccount.identity.cluster.local' });
+    const ur = recorder();
+    u.open('/tick', {}, ur);
+    await eventually(() => ur.ended.length === 1);
+    assert.equal(ur.ended[0]?.code, 'MESH_API_SERVER_UNTRUSTED', String(ur.ended[0]));
+    u.close();
+  });
+
+  it('server close() ends open streams at once (UNREACHABLE); the same client then reaches a new server', async () => {
+    const c = client();
+    const r = recorder();
+    c.open('/tick', {}, r);
+    await eventually(() => r.messages.length === 1);
+    const t0 = Date.now();
+    await api.close();
+    // The grace period for stuck connections is 5 s: streams must not hold shutdown that long.
+    assert.ok(Date.now() - t0 < 2000, `close took ${Date.now() - t0} ms`);
+    await eventually(() => r.ended.length === 1);
+    assert.equal(r.ended[0]?.code, 'MESH_API_UNREACHABLE');
+
+    api = await start(port);
+    const again = recorder();
+    c.open('/tick', { count: 2 }, again);
+    await eventually(() => again.messages.length === 2, { what: 'a new stream on a new session' });
+    c.close();
+  });
+
+  describe('against a server that breaks the protocol', () => {
+    let raw: http2.Http2SecureServer;
+    let rawPort: number;
+    before(async () => {
+      raw = http2.createSecureServer({ cert: certPem, key: keyPem });
+      raw.on('stream', (stream, headers) => {
+        stream.resume();
+        const path = headers[':path'];
+        if (path === '/html') {
+          stream.respond({ ':status': 200, 'content-type': 'text/html' });
+          stream.end('<html>');
+          return;
+        }
+        stream.respond({ ':status': 200, 'content-type': NDJSON_TYPE });
+        if (path === '/garbage') stream.write('{"ok":1}\n{not json\n');
+        if (path === '/endless') stream.write(Buffer.alloc(5 * 1024 * 1024, 'a'));
+      });
+      await new Promise<void>((resolve) => raw.listen(0, '127.0.0.1', resolve));
+      rawPort = (raw.address() as { port: number }).port;
+    });
+    after(() => new Promise<void>((resolve) => { raw.close(() => resolve()); }));
+
+    for (const [path, expectMessages, pattern] of [
+      ['/garbage', 1, /not JSON/],
+      ['/endless', 0, /longer than/],
+      ['/html', 0, /text\/html/],
+    ] as const) {
+      it(`${path}: MESH_API_BAD_RESPONSE`, async () => {
+        const c = client({ url: `https://127.0.0.1:${rawPort}` });
+        const r = recorder();
+        c.open(path, {}, r);
+        await eventually(() => r.ended.length === 1);
+        assert.equal(r.ended[0]?.code, 'MESH_API_BAD_RESPONSE');
+        assert.match(r.ended[0]!.message, pattern);
+        assert.equal(r.messages.length, expectMessages);
+        c.close();
+        assert.equal(r.ended.length, 1, 'onEnd once');
+      });
+    }
+  });
+});
