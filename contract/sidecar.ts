@@ -57,7 +57,18 @@ export const PROXY_ENV = {
   identityTokenFile: 'MESH_PROXY_IDENTITY_TOKEN_FILE',
   identityTrustAnchors: 'MESH_PROXY_IDENTITY_TRUST_ANCHORS',
   identityServerName: 'MESH_PROXY_IDENTITY_SERVER_NAME',
+  /** Override: destinations whose proxy is reached over mTLS as given, without asking discovery (hosts without a control plane). */
   meshedDestinations: 'MESH_PROXY_MESHED_DESTINATIONS',
+  /** The destination service (`https://host:8086`); unset: no discovery, requests go to their original destination. */
+  destinationUrl: 'MESH_PROXY_DESTINATION_URL',
+  /** The name its certificate carries (default mesh-destination.mesh.serviceaccount.identity.<trust domain>). */
+  destinationServerName: 'MESH_PROXY_DESTINATION_SERVER_NAME',
+  /** The pod's namespace: completes short names ("web:8080") when asking discovery. */
+  namespace: 'MESH_PROXY_NAMESPACE',
+  /** How long the first request for a new authority waits for discovery's answer before going to its original destination. */
+  discoveryWait: 'MESH_PROXY_DISCOVERY_WAIT',
+  /** An authority unused this long is forgotten (its stream to the destination service closed). */
+  discoveryIdle: 'MESH_PROXY_DISCOVERY_IDLE',
   requireIdentityPorts: 'MESH_PROXY_REQUIRE_IDENTITY_PORTS',
   controlPort: 'MESH_PROXY_CONTROL_PORT',
   /** The one identity allowed to tap this proxy; default the tap service's in the control plane's namespace. */
@@ -92,6 +103,8 @@ export const PROXY_DEFAULTS = {
   /** Keep-alive client connections with no request in flight close after this. */
   idleTimeoutMs: 60_000,
   logLevel: 'info' as ProxyLogLevel,
+  discoveryWaitMs: 1000,
+  discoveryIdleMs: 5 * 60_000,
 } as const;
 
 /** mesh-init's flags, as the injector writes them into the init container. */

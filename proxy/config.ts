@@ -6,6 +6,8 @@ import { loadIdentityConfig, type IdentityConfig } from './identity/config.js';
 import { DEFAULT_OPAQUE_PORTS, defaultTapIdentity, PROXY_DEFAULTS as D, PROXY_ENV as E, PROXY_LOG_LEVELS, INTERCEPTION_MODES, PROXY_PORTS } from '../contract/sidecar.js';
 import type { LogLevel } from './log.js';
 import { MeshedDestinations, MeshedDestinationsError, parseMeshedDestinations } from './transport/destinations.js';
+import { destinationServerName } from '../controller/destination/names.js';
+import { parseIdentityName } from '../ca/identity.js';
 
 export type InboundMode = 'redirect' | 'tproxy';
 
@@ -44,6 +46,18 @@ export interface ProxyConfig {
   meshedDestinations: MeshedDestinations;
   /** Inbound ports that accept only mTLS from a mesh proxy; plaintext is refused. */
   requireIdentityPorts: ReadonlySet<number>;
+  /** Discovery through the destination service; undefined when MESH_PROXY_DESTINATION_URL is unset. */
+  discovery: DiscoveryConfig | undefined;
+}
+
+export interface DiscoveryConfig {
+  url: string;
+  serverName: string;
+  /** Verifies the destination service's certificate: the identity trust anchors. */
+  trustAnchorsPem: string;
+  namespace: string | undefined;
+  waitMs: number;
+  idleMs: number;
 }
 
 /** Server-speaks-first or preamble-less protocols (the contract's list). */
@@ -153,6 +167,31 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
     identity,
     meshedDestinations,
     requireIdentityPorts,
+    discovery: discoveryConfig(env, identity),
+  };
+}
+
+function discoveryConfig(env: Env, identity: IdentityConfig | undefined): DiscoveryConfig | undefined {
+  const url = env[E.destinationUrl]?.trim() ?? '';
+  if (url === '') return undefined;
+  // The destination service is verified against the same trust anchors as the mesh's peers.
+  if (identity === undefined) throw new ConfigError(E.destinationUrl, 'needs identity (its trust anchors verify the destination service): set MESH_PROXY_IDENTITY_URL and the other MESH_PROXY_IDENTITY_* variables');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(E.destinationUrl, `"${url}" is not a URL (https://host:port)`);
+  }
+  if (parsed.protocol !== 'https:') throw new ConfigError(E.destinationUrl, `"${url}" is not an https:// URL`);
+  const namespace = env[E.namespace]?.trim();
+  if (namespace !== undefined && namespace !== '' && !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(namespace)) throw new ConfigError(E.namespace, `"${namespace}" is not a namespace name`);
+  return {
+    url,
+    serverName: env[E.destinationServerName]?.trim() || destinationServerName(parseIdentityName(identity.name).trustDomain),
+    trustAnchorsPem: identity.trustAnchorsPem,
+    namespace: namespace === '' ? undefined : namespace,
+    waitMs: duration(env, E.discoveryWait, D.discoveryWaitMs),
+    idleMs: duration(env, E.discoveryIdle, D.discoveryIdleMs),
   };
 }
 

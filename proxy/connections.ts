@@ -158,11 +158,25 @@ export class Connections {
    * `socket` is the accepted TCP connection the accounting is about.
    */
   opaque(socket: Socket, client: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number): void {
-    const peer = ctx.peerIdentity;
-    const meshed = peer !== undefined ? { dial: () => this.o.dialMeshed(ctx.target, peer, 'opaque') } : {};
+    // Discovery knows the target: one of its endpoints, chosen per connection (P2C), spoken to as it is (mTLS when meshed).
+    const svc = ctx.service;
+    const ep = svc !== undefined && svc.usable ? svc.balancer.pick(performance.now()) : undefined;
+    const target = ep?.target ?? ctx.target;
+    const peer = ep !== undefined ? ep.identity : ctx.peerIdentity;
+    const meshed = peer !== undefined ? { dial: () => this.o.dialMeshed(target, peer, 'opaque') } : {};
     const tapped = this.o.tap?.openOpaque(ctx, protocol);
-    forwardOpaque(client, ctx.target, { connectTimeoutMs, ...meshed }).then((r) => {
-      if (r.error !== undefined) this.o.log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code: r.error, reason: r.detail });
+    if (ep?.ewma !== undefined) {
+      ep.ewma.pending++;
+      ep.accrual!.dispatched(performance.now());
+    }
+    forwardOpaque(client, target, { connectTimeoutMs, ...meshed }).then((r) => {
+      if (r.error !== undefined) this.o.log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, ...(ep ? { endpoint: ep.key } : {}), code: r.error, reason: r.detail });
+      if (ep?.ewma !== undefined) {
+        ep.ewma.pending--;
+        // Only a failed connect says something about the endpoint; how a stream ends is the application's business.
+        if (r.error?.startsWith('MESH_CONNECT') === true) ep.accrual!.failure(performance.now());
+        else ep.accrual!.success();
+      }
       if (tapped !== undefined) this.o.tap!.closeOpaque(tapped, socket.bytesRead, socket.bytesWritten, r.error);
       this.closed(socket, ctx, protocol, r.error);
     });

@@ -10,7 +10,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import { startAdmin } from './admin.js';
-import type { ProxyConfig } from './config.js';
+import { isIP } from 'node:net';
+import { RESILIENCE_DEFAULTS } from '../contract/destination.js';
+import { JsonStreamClient } from '../shared/api-stream.js';
+import { Endpoint } from './balance/endpoint.js';
+import type { DiscoveryConfig, ProxyConfig } from './config.js';
+import { formatAddr } from './context.js';
+import { Discovery } from './discovery/cache.js';
+import type { Sample } from './metrics-exposition.js';
 import { Connections } from './connections.js';
 import { Upstreams } from './connect/upstreams.js';
 import { FdBudget } from './fdlimit.js';
@@ -37,6 +44,46 @@ export interface RunningProxy {
   identity: IdentityManager | undefined;
   /** Stops accepting, lets open connections finish for up to graceMs, then resets the rest. */
   close(graceMs: number): Promise<void>;
+}
+
+/** The discovery cache on one stream client to the destination service, with its state in /metrics. */
+function startDiscovery(c: DiscoveryConfig, upstreams: Upstreams, log: Log, metrics: ProxyMetrics): Discovery {
+  const streams = new JsonStreamClient({ url: c.url, trustAnchorPem: c.trustAnchorsPem, serverName: c.serverName });
+  const R = RESILIENCE_DEFAULTS;
+  const stats = {
+    defaultRttMs: R.ewmaDefaultRttMs,
+    decayMs: R.ewmaDecayMs,
+    consecutive: R.failureAccrualConsecutive,
+    backoffMinMs: R.failureAccrualBackoffMinMs,
+    backoffMaxMs: R.failureAccrualBackoffMaxMs,
+    jitter: R.failureAccrualJitter,
+    random: Math.random,
+  };
+  const d = new Discovery({
+    streams,
+    log,
+    contextNamespace: c.namespace,
+    waitMs: c.waitMs,
+    idleMs: c.idleMs,
+    endpoint: (e) => {
+      const target = { address: e.address, port: e.port, family: (isIP(e.address) === 6 ? 6 : 4) as 4 | 6 };
+      return new Endpoint(target, formatAddr(target), e.identity, upstreams, stats, performance.now());
+    },
+  });
+  metrics.discovery({ up: () => d.up, endpoints: () => endpointStates(d) });
+  return d;
+}
+
+/** balancer_endpoints samples, made at scrape time. */
+function endpointStates(d: Discovery): Sample[] {
+  const out: Sample[] = [];
+  for (const s of d.services()) {
+    if (s.state !== 'ready') continue;
+    const n = { ready: 0, failed: 0, probing: 0 };
+    for (const e of s.balancer.endpoints) n[e.accrual?.state ?? 'ready']++;
+    for (const state of ['ready', 'failed', 'probing'] as const) out.push({ labels: { authority: s.authority, state }, value: n[state] });
+  }
+  return out;
 }
 
 export async function startProxy(config: ProxyConfig, log: Log, metrics = new ProxyMetrics()): Promise<RunningProxy> {
@@ -72,13 +119,22 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   const h1Pool = (dial: () => Promise<Socket>): H1Pool => new H1Pool({ dial, reset: resetAndDestroy });
   const upstreamsOut = new Upstreams({ connectTimeoutMs: config.connectTimeoutOutboundMs, log, h1Pool, ...(meshTls ? { tls: meshTls } : {}) });
   const upstreamsIn = new Upstreams({ connectTimeoutMs: config.connectTimeoutInboundMs, log, h1Pool });
+  // Discovery (outbound only): the destination service's answers, endpoints dialled through the outbound upstreams.
+  const discovery = config.discovery === undefined ? undefined : startDiscovery(config.discovery, upstreamsOut, log, metrics);
   // One forwarder; the HTTP stage of each direction hands it requests.
-  const forwarder = new Forwarder({ log, observers: [tap] });
-  const stage = (upstreams: Upstreams, connectTimeoutMs: number): HttpStage =>
-    new HttpStage({ log, metrics, forwarder, upstreams, connectTimeoutMs, headTimeoutMs: config.headTimeoutMs, idleTimeoutMs: config.idleTimeoutMs });
+  const forwarder = new Forwarder({ log, observers: [tap], metrics });
+  const stage = (upstreams: Upstreams, connectTimeoutMs: number, d?: Discovery): HttpStage =>
+    new HttpStage({ log, metrics, forwarder, upstreams, connectTimeoutMs, headTimeoutMs: config.headTimeoutMs, idleTimeoutMs: config.idleTimeoutMs, ...(d ? { discovery: d } : {}) });
   const conns = new Connections({ log, metrics, fds, inboundMode: config.inboundMode, dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p), tap });
 
-  const outbound = outboundStack({ config, log, conns, http: stage(upstreamsOut, config.connectTimeoutOutboundMs), identityOn: meshTls !== undefined });
+  const outbound = outboundStack({
+    config,
+    log,
+    conns,
+    http: stage(upstreamsOut, config.connectTimeoutOutboundMs, discovery),
+    identityOn: meshTls !== undefined,
+    ...(discovery ? { discovery } : {}),
+  });
   const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls });
   const servers = [
     ...(await listenAll(config.inbound, inbound, { name: 'inbound', transparent: config.inboundMode === 'tproxy' }, log)),
@@ -93,7 +149,8 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     const a = s.address();
     if (a && typeof a === 'object') log.info('listening', { addr: `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}` });
   }
-  if (config.meshedDestinations.size > 0) log.info('meshed destinations', { count: config.meshedDestinations.size });
+  if (config.meshedDestinations.size > 0) log.info('meshed destinations (override)', { count: config.meshedDestinations.size });
+  if (config.discovery) log.info('discovery', { destination: config.discovery.url, server_name: config.discovery.serverName, namespace: config.discovery.namespace ?? '' });
   ready = true;
 
   return {
@@ -105,6 +162,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     async close(graceMs: number): Promise<void> {
       ready = false;
       identity?.stop();
+      discovery?.close();
       upstreamsOut.drain();
       upstreamsIn.drain();
       await Promise.all([...servers.map((s) => new Promise<void>((r) => s.close(() => r()))), conns.drain(graceMs)]);

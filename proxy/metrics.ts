@@ -213,7 +213,6 @@ export class ProxyMetrics {
     exposeCounter(r, 'tcp_write_bytes_total', 'Total count of bytes written to peers.', () => s.written);
     exposeCounter(r, 'tcp_close_total', 'Total count of closed connections.', () => s.closed);
     exposeCounter(r, 'tcp_accept_refused_total', 'Total count of connections refused at accept, by reason (descriptors running out).', () => s.acceptRefused.values());
-    exposeCounter(r, 'retry_skipped_total', 'Total count of failed requests not retried, by reason (budget, limit, body, ...).', () => s.retrySkipped);
     exposeCounter(r, 'http_protocol_errors_total', 'Total count of HTTP protocol errors from clients, by error code.', () => s.protocolErrors.values());
     if (withProcessMetrics) collectDefaultMetrics({ register: r });
   }
@@ -265,6 +264,11 @@ export class ProxyMetrics {
 
   /** A retry_skipped_total series (the caller keeps it and counts on it). */
   retrySkipped(direction: Direction, authority: string, reason: string): Sample {
+    // Registered on first use: /metrics of a proxy without discovery stays as it was.
+    if (this.#store.retrySkipped.length === 0) {
+      const s = this.#store;
+      exposeCounter(this.registry, 'retry_skipped_total', 'Total count of failed requests not retried, by reason (budget, limit, body, ...).', () => s.retrySkipped);
+    }
     return sample(this.#store.retrySkipped, { direction, authority, reason });
   }
 
