@@ -6,6 +6,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DESTINATION_PORT } from '../contract/destination.js';
+import { PROXY_ENV } from '../contract/sidecar.js';
 import { destinationServerName } from '../controller/destination/names.js';
 import { controllerBin, type MeshIdentity } from './identity.js';
 import type { Pod } from './pod.js';
@@ -56,4 +57,13 @@ export async function startDestination(pod: Pod, identity: MeshIdentity, o: Star
   };
   if (servicesFile !== undefined) result.servicesFile = servicesFile;
   return result;
+}
+
+/** The variables that point a proxy at `d` (its discovery), asking in `namespace`. */
+export function discoveryEnv(d: LabDestination, namespace?: string): Record<string, string> {
+  return {
+    [PROXY_ENV.destinationUrl]: d.url,
+    [PROXY_ENV.destinationServerName]: d.serverName,
+    ...(namespace ? { [PROXY_ENV.namespace]: namespace } : {}),
+  };
 }

@@ -10,6 +10,7 @@ import type { Out } from '../cli/command.js';
 import { runIdentityInit } from '../cli/identity-init.js';
 import { runIdentityToken } from '../cli/identity-token.js';
 import { PROXY_ENV } from '../contract/sidecar.js';
+import { discoveryEnv, startDestination, type LabDestination } from './destination.js';
 import type { Pod } from './pod.js';
 import type { PodProcess } from './pod-process.js';
 
@@ -81,10 +82,21 @@ export class MeshIdentity {
   }
 
   /**
-   * Variables for a client proxy (workload NS/clientSa) that knows `server`'s
-   * addresses as meshed under NS/serverSa, and for the server's proxy.
+   * Variables for a client proxy (workload NS/clientSa) that learns from
+   * discovery that `server`'s addresses are meshed under NS/serverSa (a
+   * destination service in `servicePod`, its file declaring the server pod),
+   * and for the server's proxy. No per-proxy list of meshed destinations.
    */
   async meshedPair(servicePod: Pod, namespace: string, clientSa: string, server: Pod, serverSa: string): Promise<{ client: Record<string, string>; server: Record<string, string> }> {
+    const destination = await this.#destination(servicePod, podServicesFile(server, namespace, serverSa));
+    return {
+      client: { ...(await this.proxyEnv(servicePod, namespace, clientSa)), ...discoveryEnv(destination, namespace) },
+      server: await this.proxyEnv(servicePod, namespace, serverSa),
+    };
+  }
+
+  /** As meshedPair did before discovery: the client told by MESH_PROXY_MESHED_DESTINATIONS (the override, for hosts without a control plane). */
+  async meshedPairByList(servicePod: Pod, namespace: string, clientSa: string, server: Pod, serverSa: string): Promise<{ client: Record<string, string>; server: Record<string, string> }> {
     const serverId = this.name(namespace, serverSa);
     return {
       client: { ...(await this.proxyEnv(servicePod, namespace, clientSa)), [PROXY_ENV.meshedDestinations]: `${server.ipv4}=${serverId},${server.ipv6}=${serverId}` },
@@ -92,7 +104,39 @@ export class MeshIdentity {
     };
   }
 
+  readonly #destinations = new Map<Pod, LabDestination>();
+
+  /** One destination service per control pod, started on first need. */
+  async #destination(pod: Pod, file: string): Promise<LabDestination> {
+    let d = this.#destinations.get(pod);
+    if (d === undefined) this.#destinations.set(pod, (d = await startDestination(pod, this, { file })));
+    return d;
+  }
+
   async destroy(): Promise<void> {
+    for (const d of this.#destinations.values()) await d.stop().catch(() => {});
+    this.#destinations.clear();
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Ports a lab server pod is declared to serve (the file source answers a pod's
+ * address only for its ports): those the end-to-end suites dial, the default
+ * opaque ports, and 8000-8099.
+ */
+const LAB_POD_PORTS = [9, 25, 80, 443, 587, 3306, 4444, 5432, 6379, 7000, 7001, 8443, 9300, 9443, 9999, 11211, ...Array.from({ length: 100 }, (_, i) => 8000 + i)];
+
+/** A services file declaring `pod` (both its addresses) as a workload proving NS/SA. */
+export function podServicesFile(pod: Pod, namespace: string, serviceAccount: string): string {
+  return [
+    'services:',
+    `  - name: ${pod.name}-pod`,
+    `    namespace: ${namespace}`,
+    `    ports: [${LAB_POD_PORTS.join(', ')}]`,
+    '    endpoints:',
+    `      - { address: ${pod.ipv4}, serviceAccount: ${serviceAccount}, name: ${pod.name} }`,
+    `      - { address: "${pod.ipv6}", serviceAccount: ${serviceAccount}, name: ${pod.name} }`,
+    '',
+  ].join('\n');
 }

@@ -126,8 +126,19 @@ function fireTimeout(x: Exchange): void {
   x.timedOut();
 }
 
+/**
+ * Failures before any byte of the request left: no connection, a refused
+ * stream, or an mTLS handshake that did not complete (a peer proxy just
+ * restarted and not yet certified, a wrong identity at that address).
+ */
 const connectClass = (code: string): boolean =>
-  code === 'MESH_CONNECT_REFUSED' || code === 'MESH_CONNECT_FAILED' || code === 'MESH_CONNECT_TIMEOUT' || code === 'MESH_H2_REFUSED';
+  code === 'MESH_CONNECT_REFUSED' ||
+  code === 'MESH_CONNECT_FAILED' ||
+  code === 'MESH_CONNECT_TIMEOUT' ||
+  code === 'MESH_H2_REFUSED' ||
+  code === 'MESH_TLS_HANDSHAKE' ||
+  code === 'MESH_PEER_CERT_INVALID' ||
+  code === 'MESH_PEER_IDENTITY_MISMATCH';
 
 const ignoreReset: StreamReset = { h2Code: H2_NO_ERROR, error: new ProxyError('MESH_CLIENT_RESET', 'response complete') };
 

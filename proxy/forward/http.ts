@@ -172,9 +172,13 @@ export class HttpStage {
     let text = `${head.method} ${head.target} HTTP/1.${head.version === 10 ? 0 : 1}\r\n`;
     for (let i = 0; i < head.headers.length; i += 2) text += `${head.headers[i]}: ${head.headers[i + 1]}\r\n`;
     const prefix = Buffer.from(`${text}\r\n`, 'latin1');
-    const peer = ctx.peerIdentity;
-    const dial = peer !== undefined ? { dial: () => this.o.upstreams.dialMeshed(ctx.target, peer, 'http1') } : {};
-    forwardOpaque(socket, ctx.target, { connectTimeoutMs: this.o.connectTimeoutMs, prefix, ...dial }).then((r) => {
+    // With discovery, the tunnel goes to an endpoint of the connection's target, as an opaque stream would.
+    const svc = ctx.peerIdentity === undefined ? ctx.service : undefined;
+    const ep = svc !== undefined && svc.usable ? svc.balancer.pick(performance.now()) : undefined;
+    const target = ep?.target ?? ctx.target;
+    const peer = ep !== undefined ? ep.identity : ctx.peerIdentity;
+    const dial = peer !== undefined ? { dial: () => this.o.upstreams.dialMeshed(target, peer, 'http1') } : {};
+    forwardOpaque(socket, target, { connectTimeoutMs: this.o.connectTimeoutMs, prefix, ...dial }).then((r) => {
       // The response status went by as raw bytes; 101 is what a completed upgrade means.
       route.responseEnd(r.error === undefined ? 101 : 502, undefined, r.error);
     });
