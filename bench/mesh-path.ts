@@ -2,12 +2,15 @@
 // 2102 at log level info). The client still dials nginx's own address; iptables does the rest.
 //
 // With identity (the `mesh` path), the proxies are certified by `mesh-controller identity` in
-// the control pod and the client side is told that nginx's pod is meshed, so the hop between
-// the proxies is mTLS. Without it (`mesh-plain`), that hop is plaintext: the two side by side
-// are what mTLS costs the mesh. Brought down with mesh-init --cleanup, so the other paths run
+// the control pod, and the client side learns from `mesh-controller destination` (file source,
+// same pod) that nginx's pod is meshed and whom to expect there: discovery and balancing on, as
+// the mesh runs. `mesh-static` is the same hop with the peer given by the override list
+// (MESH_PROXY_MESHED_DESTINATIONS, no discovery): the two side by side are what discovery and
+// balancing cost. Without identity (`mesh-plain`) the hop is plaintext: what mTLS costs. Brought down with mesh-init --cleanup, so the other paths run
 // over unmeshed pods.
 import { PROXY_ENV, PROXY_PORTS } from '../contract/sidecar.js';
 import { eventually, type Pod, type PodProcess } from '../lab/index.js';
+import { discoveryEnv, startDestination, type LabDestination } from '../lab/destination.js';
 import { MeshIdentity } from '../lab/identity.js';
 import { meshInit, startProxy } from '../test/mesh.js';
 import { BENCH_NAMESPACE, BENCH_TRUST_DOMAIN } from './certs.js';
@@ -21,13 +24,28 @@ const ADMIN = `http://127.0.0.1:${PROXY_PORTS.admin}`;
 /** Certifying is a key, a CSR and one round trip, after Node starts; generous for a busy machine. */
 const READY_TIMEOUT_MS = 30_000;
 
-export async function upMesh(t: Topology, name: PathName, o: { identity: boolean }): Promise<RunningPath> {
+/** The services file for the bench: nginx's pod, both its ports, proving the bench's `server` identity. */
+function benchServices(t: Topology): string {
+  return [
+    'services:',
+    '  - name: nginx',
+    `    namespace: ${BENCH_NAMESPACE}`,
+    `    ports: [${NGINX_H1_PORT}, ${NGINX_H2_PORT}]`,
+    '    endpoints:',
+    `      - { address: ${t.server.ipv4}, serviceAccount: server, name: nginx }`,
+    '',
+  ].join('\n');
+}
+
+export async function upMesh(t: Topology, name: PathName, o: { identity: boolean; discovery: boolean }): Promise<RunningPath> {
   const proxies: ProxyProcess[] = [];
   let identity: MeshIdentity | undefined;
   let service: PodProcess | undefined;
+  let destination: LabDestination | undefined;
   const down = async (): Promise<void> => {
     await Promise.allSettled(proxies.map((p) => p.process.stop()));
     await service?.stop();
+    await destination?.stop();
     for (const pod of [t.client, t.server]) await meshInit(pod, ['--cleanup']);
     await identity?.destroy();
   };
@@ -38,14 +56,20 @@ export async function upMesh(t: Topology, name: PathName, o: { identity: boolean
       // Busy only while certifying, before any load: on the load CPU it cannot take time from
       // the proxies, nor be scheduled beside them if a renewal ever fell inside a run.
       pinProcess(t.pin, 'load', service.child.pid!);
+      if (o.discovery) {
+        destination = await startDestination(t.control, identity, { file: benchServices(t) });
+        // Busy only when the client proxy first asks (and on file changes): beside the load, as the identity service.
+        pinProcess(t.pin, 'load', destination.process.child.pid!);
+      }
     }
     for (const [side, pod] of [['client', t.client], ['server', t.server]] as const) {
       await meshInit(pod);
       const env: Record<string, string> = { [PROXY_ENV.logLevel]: 'info' };
       if (identity) {
         Object.assign(env, await identity.proxyEnv(t.control, BENCH_NAMESPACE, side));
-        // The client side learns that nginx's pod is meshed, and whom to expect there.
-        if (side === 'client') env[PROXY_ENV.meshedDestinations] = `${t.server.ipv4}=${identity.name(BENCH_NAMESPACE, 'server')}`;
+        // The client side learns that nginx's pod is meshed, and whom to expect there: from discovery, or from the override list.
+        if (side === 'client' && destination) Object.assign(env, discoveryEnv(destination, BENCH_NAMESPACE));
+        else if (side === 'client') env[PROXY_ENV.meshedDestinations] = `${t.server.ipv4}=${identity.name(BENCH_NAMESPACE, 'server')}`;
       }
       const proc = await startProxy(pod, env);
       const pid = proc.child.pid!;
@@ -61,8 +85,10 @@ export async function upMesh(t: Topology, name: PathName, o: { identity: boolean
   const client = identity?.name(BENCH_NAMESPACE, 'client');
   return {
     name,
-    description: identity
-      ? 'client pod → mesh-proxy outbound (iptables REDIRECT) → mTLS → mesh-proxy inbound (REDIRECT) → nginx; identity service in a third pod'
+    description: destination
+      ? 'client pod → mesh-proxy outbound (iptables REDIRECT; discovery + P2C balancing) → mTLS → mesh-proxy inbound (REDIRECT) → nginx; identity and destination services in a third pod'
+      : identity
+      ? 'client pod → mesh-proxy outbound (iptables REDIRECT; peer from the override list) → mTLS → mesh-proxy inbound (REDIRECT) → nginx; identity service in a third pod'
       : 'client pod → mesh-proxy outbound (iptables REDIRECT) → plaintext → mesh-proxy inbound (REDIRECT) → nginx',
     h1: { host: t.server.ipv4, port: NGINX_H1_PORT },
     h2: { host: t.server.ipv4, port: NGINX_H2_PORT },

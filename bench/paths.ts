@@ -11,6 +11,7 @@ import { answers, type Endpoint, type Topology } from './topology.js';
 export const PATH_NAMES = [
   'direct',
   'mesh',
+  'mesh-static',
   'mesh-plain',
   'haproxy-mtls',
   'haproxy-mtls-h1',
@@ -24,7 +25,7 @@ export type PathName = (typeof PATH_NAMES)[number];
  * What `npm run bench` measures unless told otherwise: the mesh as it runs (mTLS between the
  * proxies), HAProxy doing the same, and the plaintext HAProxy paths earlier runs reported.
  */
-export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'mesh', 'haproxy-mtls', 'haproxy', 'haproxy-tcp'];
+export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'mesh', 'mesh-static', 'haproxy-mtls', 'haproxy', 'haproxy-tcp'];
 
 export interface ProxyProcess {
   /** Which side of the path: 'client' (beside the load) or 'server' (beside nginx). */
@@ -56,8 +57,9 @@ const paths: Record<PathName, (t: Topology) => Promise<RunningPath>> = {
     proxies: [],
     down: async () => {},
   }),
-  mesh: (t) => upMesh(t, 'mesh', { identity: true }),
-  'mesh-plain': (t) => upMesh(t, 'mesh-plain', { identity: false }),
+  mesh: (t) => upMesh(t, 'mesh', { identity: true, discovery: true }),
+  'mesh-static': (t) => upMesh(t, 'mesh-static', { identity: true, discovery: false }),
+  'mesh-plain': (t) => upMesh(t, 'mesh-plain', { identity: false, discovery: false }),
   'haproxy-mtls': (t) => upHaproxy(t, 'haproxy-mtls', { mode: 'http', between: 'mtls', h1As: 'h2', ports: { h1: 10100, h2: 10101 } }),
   'haproxy-mtls-h1': (t) => upHaproxy(t, 'haproxy-mtls-h1', { mode: 'http', between: 'mtls', h1As: 'http/1.1', ports: { h1: 10110, h2: 10111 } }),
   'haproxy-tcp-mtls': (t) => upHaproxy(t, 'haproxy-tcp-mtls', { mode: 'tcp', between: 'mtls', ports: { h1: 10120, h2: 10121 } }),

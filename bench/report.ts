@@ -52,6 +52,8 @@ const PAIRS: [PathName, PathName][] = [
   ['mesh', 'haproxy-tcp-mtls'],
   ['mesh', 'haproxy'],
   ['mesh', 'haproxy-tcp'],
+  // What discovery and balancing cost (the same mTLS path, the peer given by the override list).
+  ['mesh', 'mesh-static'],
   // What mTLS costs the mesh, and what it costs HAProxy.
   ['mesh', 'mesh-plain'],
   ['haproxy-mtls', 'haproxy'],

@@ -1,7 +1,7 @@
 // The bench's lab: two pods on a private bridge, `client` (where the load comes from) and
 // `server` (nginx). Every path below runs over these same two pods and the same nginx, one
 // path at a time, so the paths differ only in what sits between the client and nginx. A third
-// pod, `control`, holds the mesh's control plane (the identity service) when a path needs it:
+// pod, `control`, holds the mesh's control plane (the identity and destination services) when a path needs it:
 // off the measured pods, so its traffic never crosses the proxies being measured.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';

@@ -222,8 +222,9 @@ class Exchange implements ResponseListener, ExchangeView {
     const svc = b.service.usable ? b.service : b.alternate?.usable ? b.alternate : undefined;
     this.#svc = svc;
     if (svc !== undefined) {
-      svc.budget.deposit(this.f.now());
       const p = svc.policy;
+      // The budget only matters where there are retries to pay for.
+      if (p.retryLimit > 0) svc.budget.deposit(this.f.now());
       if (p.timeoutMs > 0) this.#timer = setTimeout(fireTimeout, Math.max(1, p.timeoutMs - (performance.now() - this.startedAt)), this);
       // Nothing will ever replay the body: stop copying it once the first attempt has it.
       if (p.retryLimit === 0 && svc.balancer.endpoints.length <= 1) this.#keepBody = false;
@@ -233,23 +234,33 @@ class Exchange implements ResponseListener, ExchangeView {
 
   /** Whether the body is still copied for a possible retry (the first attempt always gets the copy). */
   #keepBody = true;
+  /** Attempts sent: a nested attempt (a synchronous failure retried) makes the outer one stale. */
+  #sends = 0;
 
   #send(): void {
     const b = this.#b!;
     const svc = this.#svc;
-    const now = this.f.now();
-    const ep = svc === undefined ? b.origin : svc.balancer.pick(now, this.#failedOn)!;
-    this.#ep = ep;
-    this.#sentAt = now;
-    if (ep.ewma !== undefined) {
-      ep.ewma.pending++;
+    const eps = svc?.balancer.endpoints;
+    // Latency and health are kept only where there is a choice to make: with one endpoint there
+    // is nothing to balance or take out, and the request costs what it did without discovery.
+    const many = eps !== undefined && eps.length > 1;
+    let ep: Endpoint;
+    if (many) {
+      const now = this.f.now();
+      ep = svc!.balancer.pick(now, this.#failedOn)!;
+      this.#ep = ep;
+      this.#sentAt = now;
+      ep.ewma!.pending++;
       ep.accrual!.dispatched(now);
-    }
+    } else ep = eps === undefined ? b.origin : eps[0]!;
     this.conversion = ep.conversion(b.protocol);
-    const att = new Attempt(this);
+    // A discarded attempt (retry, timeout) must not reach the exchange again: it gets a listener
+    // of its own that is cut loose. Where neither can happen, the exchange listens itself.
+    const att = many || (svc !== undefined && (svc.policy.retryLimit > 0 || svc.policy.timeoutMs > 0)) ? new Attempt(this) : undefined;
     this.#attempt = att;
-    const up = ep.dispatcher(b.protocol).request(this.#upstreamHead(), this.down.bodyless, att);
-    if (att.x === undefined) return; // failed at once, and already moved on (retried or answered)
+    const n = ++this.#sends;
+    const up = ep.dispatcher(b.protocol).request(this.#upstreamHead(), this.down.bodyless, att ?? this);
+    if (n !== this.#sends || this.#state === S_DONE || (att !== undefined && att.x === undefined)) return; // failed at once, and already moved on
     this.up = up;
     let writable = true;
     const body = this.#body;
@@ -273,8 +284,7 @@ class Exchange implements ResponseListener, ExchangeView {
 
   /** Drops the current attempt (its late events go nowhere) and sends another. */
   #again(reason: 'connect' | 'status' | 'grpc', upReset: boolean): void {
-    const att = this.#attempt!;
-    att.x = undefined;
+    if (this.#attempt !== undefined) this.#attempt.x = undefined;
     if (upReset) this.up?.reset(ignoreReset);
     this.up = undefined;
     this.route.retry();
@@ -391,10 +401,10 @@ class Exchange implements ResponseListener, ExchangeView {
 
   onResponse(head: ResponseHead, endStream: boolean): void {
     if (this.#state !== S_REQUEST) return;
-    const ep = this.#ep;
-    if (ep !== undefined && ep.ewma !== undefined) {
-      const now = this.f.now();
-      ep.ewma.observe(now - this.#sentAt, now);
+    if (this.#b !== undefined) {
+      const ep = this.#ep;
+      const now = ep !== undefined ? this.f.now() : 0;
+      if (ep !== undefined) ep.ewma!.observe(now - this.#sentAt, now);
       if (this.#svc !== undefined && this.#svc.policy.retryLimit > 0 && this.#retryable(head, endStream)) {
         const why = this.#cannotRetry();
         if (why === undefined) {
@@ -405,8 +415,10 @@ class Exchange implements ResponseListener, ExchangeView {
         }
         this.#skipped(why);
       }
-      if (head.status >= 500) ep.accrual!.failure(now);
-      else ep.accrual!.success();
+      if (ep !== undefined) {
+        if (head.status >= 500) ep.accrual!.failure(now);
+        else ep.accrual!.success();
+      }
     }
     this.#state = S_RESPONSE;
     this.status = head.status;
