@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { eventually, Lab, patienceMs, type Pod, type PodProcess } from './harness/index.js';
 import { MeshIdentity } from './identity-lab.js';
-import { fixture, meshInit, node, proxiesReady, startProxy } from './mesh.js';
+import { fixture, meshInit, node, proxiesReady, startEcho, startProxy, tcpClient } from './mesh.js';
 import { discoveryEnv, startDestination, type LabDestination } from '../lab/destination.js';
 
 const VIP = '198.18.0.210';
@@ -31,7 +31,7 @@ function servicesFile(pods: Record<string, Pod>, apiServers: readonly string[] =
     'services:',
     '  - name: api',
     `    addresses: [${VIP}]`,
-    '    ports: [8080]',
+    '    ports: [8080, 4444]',
     '    endpoints:',
     ...apiServers.map((n) => ep(n)),
     '  - name: tilt',
@@ -110,6 +110,8 @@ describe('discovery, balancing and resilience through the proxy', () => {
       await meshInit(pods[n]!);
       proxies[n] = await startProxy(pods[n]!, serverEnv);
       await startApps(n);
+      // 4444 is an opaque port by default: TCP, balanced per connection.
+      await startEcho(pods[n]!, ['0.0.0.0:4444']);
     }
     // The client: its identity and the destination service; no MESH_PROXY_MESHED_DESTINATIONS.
     proxyWeb = await startProxy(web, { ...(await identity.proxyEnv(control, 'default', 'web')), ...discoveryEnv(dest, 'default') });
@@ -138,6 +140,22 @@ describe('discovery, balancing and resilience through the proxy', () => {
     }
     assert.equal(sum(onWeb, 'destination_client_up'), 1);
     assert.equal(sum(onWeb, 'balancer_endpoints', 'authority="api:8080"', 'state="ready"'), 3);
+  });
+
+  it('balances opaque TCP per connection over the endpoints, over mTLS', async () => {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 24; i++) {
+      const r = await tcpClient(web, VIP, 4444, 1024);
+      assert.ok(r.ok, r.error);
+      const local = /local=(\S+):\d+/.exec(r.greeting ?? '')?.[1] ?? '';
+      const name = SERVERS.find((n) => pods[n]!.ipv4 === local) ?? local;
+      seen.set(name, (seen.get(name) ?? 0) + 1);
+    }
+    console.log('# opaque connections to VIP:4444:', JSON.stringify(Object.fromEntries(seen)));
+    assert.ok(seen.size >= 2, 'more than one endpoint served');
+    for (const k of seen.keys()) assert.ok((SERVERS as readonly string[]).includes(k), `served by ${k}`);
+    const onWeb = await scrape(web);
+    assert.ok(sum(onWeb, 'tcp_open_total', 'direction="outbound"', `target_addr="${VIP}:4444"`, 'tls="true"', `server_id="${identity.name('default', 'api')}"`) >= 24, onWeb);
   });
 
   it('an endpoint 50 ms slower than the others gets clearly less of the load', async () => {

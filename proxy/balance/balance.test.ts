@@ -152,6 +152,16 @@ describe('power of two choices', () => {
     assert.ok(counts.get(slow)! > 0, 'the slow one is tried again as its estimate decays');
   });
 
+  it('spreads unmeasured endpoints (opaque connections) evenly by what is open on each', () => {
+    const random = seeded(13);
+    const eps = [1, 2, 3].map((i) => new Endpoint({ address: `10.0.0.${i}`, port: 80, family: 4 }, `10.0.0.${i}:80`, undefined, noConnector, stats(random), i * 5));
+    const b = new P2cBalancer(random);
+    b.endpoints = eps;
+    const counts = eps.map(() => 0);
+    for (let i = 0; i < 3000; i++) counts[eps.indexOf(b.pick(10_000 + i)!)]!++;
+    for (const c of counts) assert.ok(c > 800 && c < 1200, counts.join(' '));
+  });
+
   it('spreads evenly over equal endpoints', () => {
     const random = seeded(11);
     const eps = [1, 2, 3].map((i) => endpoint(i, random));

@@ -7,6 +7,8 @@
 // rather than every request failed here).
 import type { Endpoint } from './endpoint.js';
 
+const TIE = 1.01;
+
 export class P2cBalancer {
   endpoints: readonly Endpoint[] = [];
 
@@ -36,7 +38,13 @@ export class P2cBalancer {
     const b = eps[j]!;
     const aOk = a.accrual!.available(now);
     const bOk = b.accrual!.available(now);
-    if (aOk && bOk) return a.ewma!.load(now) <= b.ewma!.load(now) ? a : b;
+    if (aOk && bOk) {
+      const la = a.ewma!.load(now);
+      const lb = b.ewma!.load(now);
+      // Within 1% is a tie, and `a` is the random one of the two: endpoints nobody has measured
+      // (opaque TCP, or new) differ only by when they were made, which must not decide.
+      return la < lb * TIE ? a : b;
+    }
     if (aOk) return a;
     if (bOk) return b;
     return this.#anyAvailable(now);
