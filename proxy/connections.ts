@@ -11,7 +11,7 @@ import type { FdBudget } from './fdlimit.js';
 import type { HttpStage } from './forward/http.js';
 import type { Log } from './log.js';
 import type { PendingConnMetrics, ProxyMetrics, TlsLabels } from './metrics.js';
-import { forwardOpaque } from './opaque.js';
+import { dialTcp, forwardOpaque } from './opaque.js';
 import { originalTarget, plainAddress, type Direction, type TargetError } from './target.js';
 import { resetAndDestroy } from './transport/tls.js';
 import type { SessionProtocol } from './transport/header.js';
@@ -154,13 +154,23 @@ export class Connections {
    * bytes are read from (the decrypted stream, once mTLS is terminated);
    * `socket` is the accepted TCP connection the accounting is about.
    */
-  opaque(socket: Socket, client: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number): void {
+  opaque(socket: Socket, client: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number, upstream?: Promise<Socket>): void {
     const peer = ctx.peerIdentity;
-    const meshed = peer !== undefined ? { dial: () => this.o.dialMeshed(ctx.target, peer, 'opaque') } : {};
+    // An upstream opened while detecting (server-speaks-first window) is the one used.
+    const meshed = upstream !== undefined ? { dial: () => upstream } : peer !== undefined ? { dial: () => this.o.dialMeshed(ctx.target, peer, 'opaque') } : {};
     forwardOpaque(client, ctx.target, { connectTimeoutMs, ...meshed }).then((r) => {
       if (r.error !== undefined) this.o.log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, code: r.error, reason: r.detail });
       this.closed(socket, ctx, protocol, r.error);
     });
+  }
+
+  /**
+   * The upstream opened for a client still silent after the server-speaks-first
+   * window: to a meshed destination's proxy with the protocol not yet known
+   * (it races the app's first bytes in turn), else to the destination itself.
+   */
+  dialEarly(a: Accepted, connectTimeoutMs: number): Promise<Socket> {
+    return a.peer !== undefined ? this.o.dialMeshed(a.target, a.peer, 'unknown') : dialTcp(a.target, connectTimeoutMs);
   }
 
   /** Hands a stream (plain, or decrypted) to the HTTP stage for its protocol. */
