@@ -62,7 +62,15 @@ export class Connections {
    * Admits a new socket and finds its target; undefined when it was refused
    * (no descriptor to spare, or no original destination).
    */
-  accept(socket: Socket, direction: Direction, ownPort: number, provisional: TlsLabels, peerOf: (t: SocketAddress) => string | undefined): Accepted | undefined {
+  accept(
+    socket: Socket,
+    direction: Direction,
+    ownPort: number,
+    provisional: TlsLabels,
+    peerOf: (t: SocketAddress) => string | undefined,
+    /** A client that dialled the proxy itself (no redirect): served this way instead of refused (explicit proxy mode). */
+    onDirect?: (socket: Socket, src: string) => void,
+  ): Accepted | undefined {
     const { log, metrics, fds } = this.o;
     // Errors surface as 'close'; an 'error' without a listener would crash the process.
     socket.on('error', ignore);
@@ -89,10 +97,18 @@ export class Connections {
       target = originalTarget(socket, direction, this.o.inboundMode, ownPort);
     } catch (err) {
       const e = err as TargetError;
+      // Addressed to our own port (conntrack saw no rewrite), or not tracked at all (no interception in this pod).
+      if (onDirect !== undefined && (e.code === 'MESH_TARGET_IS_PROXY' || e.code === 'MESH_NO_ORIGINAL_DST')) return void onDirect(socket, src);
       log.warn('connection refused: no target', { direction, src, code: e.code, reason: e.message });
       resetAndDestroy(socket);
       return undefined;
     }
+    return this.adopt(socket, direction, target, src, provisional, peerOf);
+  }
+
+  /** An admitted socket whose target is known some other way (the request of an explicit proxy client). */
+  adopt(socket: Socket, direction: Direction, target: SocketAddress, src: string, provisional: TlsLabels, peerOf: (t: SocketAddress) => string | undefined): Accepted {
+    const { log, metrics } = this.o;
     const targetAddr = formatAddr(target);
     const peer = peerOf(target);
     if (log.enabled('debug')) {
@@ -170,7 +186,12 @@ export class Connections {
    * (it races the app's first bytes in turn), else to the destination itself.
    */
   dialEarly(a: Accepted, connectTimeoutMs: number): Promise<Socket> {
-    return a.peer !== undefined ? this.o.dialMeshed(a.target, a.peer, 'unknown') : dialTcp(a.target, connectTimeoutMs);
+    return this.dial(a.target, a.peer, 'unknown', connectTimeoutMs);
+  }
+
+  /** `target` itself, or (meshed: `peer` set) its proxy over mTLS announcing `protocol`. */
+  dial(target: SocketAddress, peer: string | undefined, protocol: SessionProtocol, connectTimeoutMs: number): Promise<Socket> {
+    return peer !== undefined ? this.o.dialMeshed(target, peer, protocol) : dialTcp(target, connectTimeoutMs);
   }
 
   /** Hands a stream (plain, or decrypted) to the HTTP stage for its protocol. */

@@ -73,7 +73,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
       metrics,
       log,
     });
-  const outbound = outboundStack({ config, log, conns, http: stage(upstreamsOut, config.connectTimeoutOutboundMs), identityOn: meshTls !== undefined, detector: detector('outbound') });
+  const outbound = outboundStack({ config, log, conns, http: stage(upstreamsOut, config.connectTimeoutOutboundMs), identityOn: meshTls !== undefined, detector: detector('outbound'), metrics });
   const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls, detector: detector('inbound') });
   const servers = [
     ...(await listenAll(config.inbound, inbound, { name: 'inbound', transparent: config.inboundMode === 'tproxy' }, log)),

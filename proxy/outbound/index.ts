@@ -14,7 +14,8 @@ import type { Detected } from '../detect/index.js';
 import type { ServerFirstDetector } from '../detect/server-first.js';
 import type { HttpStage } from '../forward/http.js';
 import type { Log } from '../log.js';
-import type { TlsLabels } from '../metrics.js';
+import type { ProxyMetrics, TlsLabels } from '../metrics.js';
+import { explicitProxy } from './explicit.js';
 
 export interface OutboundDeps {
   config: ProxyConfig;
@@ -25,10 +26,11 @@ export interface OutboundDeps {
   identityOn: boolean;
   /** Detection with the server-speaks-first window, for this direction. */
   detector: ServerFirstDetector;
+  metrics: ProxyMetrics;
 }
 
 /** How an outbound connection is secured, in the labels Linkerd uses. */
-function tlsLabels(d: Detected | undefined, identityOn: boolean, peer: string | undefined): TlsLabels {
+export function tlsLabels(d: Detected | undefined, identityOn: boolean, peer: string | undefined): TlsLabels {
   if (peer !== undefined) return { tls: 'true', server_id: peer };
   if (d?.kind === 'tls') return { tls: 'opaque', ...(d.sni === undefined ? {} : { sni: d.sni }) };
   if (!identityOn) return { tls: 'no_identity', no_tls_reason: 'disabled' };
@@ -40,9 +42,15 @@ export function outboundStack(d: OutboundDeps): (socket: Socket) => void {
   const ownPort = config.outbound[0]?.port ?? 0;
   const timeout = config.connectTimeoutOutboundMs;
   const peerOf = config.meshedDestinations.identityOf.bind(config.meshedDestinations);
+  // Apps that dial this listener themselves (HTTP_PROXY / HTTPS_PROXY, no interception).
+  const explicit = explicitProxy({
+    log, metrics: d.metrics, conns, http, peerOf,
+    tlsLabels: (peer) => tlsLabels(undefined, identityOn, peer),
+    headTimeoutMs: config.headTimeoutMs, maxHeadBytes: config.detectMaxBytes, connectTimeoutMs: timeout,
+  });
 
   return (socket: Socket): void => {
-    const a = conns.accept(socket, 'outbound', ownPort, tlsLabels(undefined, identityOn, undefined), peerOf);
+    const a = conns.accept(socket, 'outbound', ownPort, tlsLabels(undefined, identityOn, undefined), peerOf, explicit);
     if (a === undefined) return;
     // Databases and other server-first protocols: no waiting for a first byte.
     if (config.opaquePorts.has(a.target.port)) {
