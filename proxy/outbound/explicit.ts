@@ -16,6 +16,7 @@ import { isIP, type Socket } from 'node:net';
 import type { SocketAddress } from '../../native/index.js';
 import type { Connections } from '../connections.js';
 import type { ProxyErrorCode } from '../errors.js';
+import { matchRequestLine } from '../detect/http.js';
 import type { HttpStage } from '../forward/http.js';
 import type { Log } from '../log.js';
 import type { ProxyMetrics, TlsLabels } from '../metrics.js';
@@ -31,6 +32,8 @@ export interface ExplicitDeps {
   tlsLabels(peer: string | undefined): TlsLabels;
   headTimeoutMs: number;
   maxHeadBytes: number;
+  /** The outbound listener's port: a request naming it on loopback would loop through this proxy. */
+  ownPort: number;
   connectTimeoutMs: number;
 }
 
@@ -86,6 +89,8 @@ function readHead(socket: Socket, maxBytes: number, timeoutMs: number): Promise<
     };
     const onData = (chunk: Buffer): void => {
       held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
+      // Not the start of a request line (raw bytes, TLS): refused now, not at the head timeout.
+      if (matchRequestLine(held) === 'no') return finish(undefined);
       const end = held.indexOf(HEAD_END);
       if (end >= 0) return finish({ bytes: held, headLength: end + HEAD_END.length });
       if (held.length >= maxBytes) finish(undefined);
@@ -108,7 +113,7 @@ export function explicitProxy(d: ExplicitDeps): (socket: Socket, src: string) =>
   return (socket: Socket, src: string): void => {
     readHead(socket, d.maxHeadBytes, d.headTimeoutMs).then(async (got) => {
       if (got === undefined) {
-        if (!socket.destroyed) refuse(socket, src, 400, 'MESH_EXPLICIT_BAD_REQUEST', 'no complete request head in time');
+        if (!socket.destroyed) refuse(socket, src, 400, 'MESH_EXPLICIT_BAD_REQUEST', 'no HTTP/1 request head (in time, within the size limit)');
         return;
       }
       const req = explicitRequest(got.bytes.toString('latin1', 0, got.headLength));
@@ -121,6 +126,9 @@ export function explicitProxy(d: ExplicitDeps): (socket: Socket, src: string) =>
         return answer(socket, 502, 'MESH_EXPLICIT_RESOLVE', `${req.host}: ${(e as Error).message}`);
       }
       if (socket.destroyed) return;
+      if (target.port === d.ownPort && (target.address === '::1' || target.address.startsWith('127.'))) {
+        return refuse(socket, src, 400, 'MESH_EXPLICIT_BAD_REQUEST', 'the destination is this proxy itself');
+      }
       const a = conns.adopt(socket, 'outbound', target, src, d.tlsLabels(undefined), d.peerOf);
       const ctx = conns.begin(a, d.tlsLabels(a.peer));
       if (log.enabled('debug')) log.debug('explicit proxy', { src, dst: a.targetAddr, method: req.kind, ...(a.peer ? { server_id: a.peer } : {}) });

@@ -46,7 +46,7 @@ export function outboundStack(d: OutboundDeps): (socket: Socket) => void {
   const explicit = explicitProxy({
     log, metrics: d.metrics, conns, http, peerOf,
     tlsLabels: (peer) => tlsLabels(undefined, identityOn, peer),
-    headTimeoutMs: config.headTimeoutMs, maxHeadBytes: config.detectMaxBytes, connectTimeoutMs: timeout,
+    headTimeoutMs: config.headTimeoutMs, maxHeadBytes: config.detectMaxBytes, connectTimeoutMs: timeout, ownPort,
   });
 
   return (socket: Socket): void => {
