@@ -14,6 +14,10 @@ export type ProxyErrorCode =
   | 'MESH_H2_REFUSED' // the peer refused the stream or went away before processing it: safe to retry
   | 'MESH_H2_ABUSE' // reset flood, settings flood or similar from one client: that connection is closed
   | 'MESH_FD_EXHAUSTED' // no descriptor to spare: a new connection refused at once
+  // Explicit proxy mode (outbound/explicit.ts): a client that dialled the outbound listener itself
+  | 'MESH_EXPLICIT_BAD_REQUEST' // not an absolute-form request or CONNECT, or no head in time (400)
+  | 'MESH_EXPLICIT_METHOD' // a scheme the proxy does not originate (https:// absolute-form: use CONNECT) (405)
+  | 'MESH_EXPLICIT_RESOLVE' // the request's host name did not resolve (502)
   // Mutual TLS between proxies (transport/tls.ts)
   | 'MESH_IDENTITY_NOT_READY'
   | 'MESH_PEER_IDENTITY_MISMATCH'

@@ -13,6 +13,8 @@ import { startAdmin } from './admin.js';
 import type { ProxyConfig } from './config.js';
 import { Connections } from './connections.js';
 import { Upstreams } from './connect/upstreams.js';
+import { ServerFirstMemory } from './detect/learned.js';
+import { ServerFirstDetector } from './detect/server-first.js';
 import { FdBudget } from './fdlimit.js';
 import { Forwarder } from './forward/forwarder.js';
 import { HttpStage } from './forward/http.js';
@@ -78,8 +80,18 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     new HttpStage({ log, metrics, forwarder, upstreams, connectTimeoutMs, headTimeoutMs: config.headTimeoutMs, idleTimeoutMs: config.idleTimeoutMs });
   const conns = new Connections({ log, metrics, fds, inboundMode: config.inboundMode, dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p), tap });
 
-  const outbound = outboundStack({ config, log, conns, http: stage(upstreamsOut, config.connectTimeoutOutboundMs), identityOn: meshTls !== undefined });
-  const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls });
+  // Protocol detection with the server-speaks-first window; each direction learns its own destinations.
+  const detector = (direction: 'inbound' | 'outbound'): ServerFirstDetector =>
+    new ServerFirstDetector({
+      direction,
+      detect: { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes, httpTimeoutMs: config.headTimeoutMs },
+      windowMs: config.serverFirstWindowMs,
+      memory: new ServerFirstMemory(config.serverFirstMemory, config.serverFirstTtlMs),
+      metrics,
+      log,
+    });
+  const outbound = outboundStack({ config, log, conns, http: stage(upstreamsOut, config.connectTimeoutOutboundMs), identityOn: meshTls !== undefined, detector: detector('outbound'), metrics });
+  const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls, detector: detector('inbound') });
   const servers = [
     ...(await listenAll(config.inbound, inbound, { name: 'inbound', transparent: config.inboundMode === 'tproxy' }, log)),
     ...(await listenAll(config.outbound, outbound, { name: 'outbound', transparent: false }, log)),
