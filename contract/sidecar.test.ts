@@ -30,7 +30,7 @@ describe('sidecar contract', () => {
     // A bad value for each non-identity variable must be refused naming it: proof the proxy reads that name.
     const probes: Array<[string, string]> = [
       [PROXY_ENV.inboundPort, '0'], [PROXY_ENV.outboundPort, 'x'], [PROXY_ENV.adminPort, '70000'], [PROXY_ENV.inboundMode, 'nat'],
-      [PROXY_ENV.opaquePorts, 'x'], [PROXY_ENV.detectTimeout, 'soon'], [PROXY_ENV.logLevel, 'loud'], [PROXY_ENV.inboundAddresses, 'nope'],
+      [PROXY_ENV.opaquePorts, 'x'], [PROXY_ENV.detectTimeout, 'soon'], [PROXY_ENV.serverFirstWindow, 'soon'], [PROXY_ENV.serverFirstMemory, '-1'], [PROXY_ENV.serverFirstTtl, 'never'], [PROXY_ENV.logLevel, 'loud'], [PROXY_ENV.inboundAddresses, 'nope'],
       [PROXY_ENV.identityUrl, 'http://x'],
     ];
     for (const [name, value] of probes) assert.throws(() => loadConfig({ [name]: value, [PROXY_ENV.identityName]: 'a.b.serviceaccount.identity.c' }), (e: Error) => e.message.startsWith(`${name}:`), name);

@@ -33,6 +33,12 @@ export interface ProxyConfig {
   detectTimeoutMs: number;
   /** At most this many bytes are read while detecting. */
   detectMaxBytes: number;
+  /** A client silent this long has its upstream opened, to hear a server that speaks first; 0: off. */
+  serverFirstWindowMs: number;
+  /** At most this many destinations are remembered as server-speaks-first ... */
+  serverFirstMemory: number;
+  /** ... each for this long after it was last seen speaking first. */
+  serverFirstTtlMs: number;
   connectTimeoutOutboundMs: number;
   connectTimeoutInboundMs: number;
   /** A request head must arrive within this (HAProxy's `timeout http-request`). */
@@ -158,6 +164,9 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
     opaquePorts: ports(env, E.opaquePorts, defaultOpaquePorts),
     detectTimeoutMs: duration(env, E.detectTimeout, D.detectTimeoutMs),
     detectMaxBytes: integer(env, E.detectMaxBytes, D.detectMaxBytes, 64, 65536),
+    serverFirstWindowMs: duration(env, E.serverFirstWindow, D.serverFirstWindowMs),
+    serverFirstMemory: integer(env, E.serverFirstMemory, D.serverFirstMemory, 0, 1_000_000),
+    serverFirstTtlMs: duration(env, E.serverFirstTtl, D.serverFirstTtlMs),
     inboundMode: choice(env, E.inboundMode, INTERCEPTION_MODES, D.inboundMode),
     connectTimeoutOutboundMs: duration(env, E.outboundConnectTimeout, D.outboundConnectTimeoutMs),
     connectTimeoutInboundMs: duration(env, E.inboundConnectTimeout, D.inboundConnectTimeoutMs),

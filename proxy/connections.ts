@@ -11,7 +11,7 @@ import type { FdBudget } from './fdlimit.js';
 import type { HttpStage } from './forward/http.js';
 import type { Log } from './log.js';
 import type { PendingConnMetrics, ProxyMetrics, TlsLabels } from './metrics.js';
-import { forwardOpaque } from './opaque.js';
+import { dialTcp, forwardOpaque } from './opaque.js';
 import type { TapHub } from './tap/hub.js';
 import { originalTarget, plainAddress, type Direction, type TargetError } from './target.js';
 import { resetAndDestroy } from './transport/tls.js';
@@ -65,7 +65,15 @@ export class Connections {
    * Admits a new socket and finds its target; undefined when it was refused
    * (no descriptor to spare, or no original destination).
    */
-  accept(socket: Socket, direction: Direction, ownPort: number, provisional: TlsLabels, peerOf: (t: SocketAddress) => string | undefined): Accepted | undefined {
+  accept(
+    socket: Socket,
+    direction: Direction,
+    ownPort: number,
+    provisional: TlsLabels,
+    peerOf: (t: SocketAddress) => string | undefined,
+    /** A client that dialled the proxy itself (no redirect): served this way instead of refused (explicit proxy mode). */
+    onDirect?: (socket: Socket, src: string) => void,
+  ): Accepted | undefined {
     const { log, metrics, fds } = this.o;
     // Errors surface as 'close'; an 'error' without a listener would crash the process.
     socket.on('error', ignore);
@@ -92,10 +100,18 @@ export class Connections {
       target = originalTarget(socket, direction, this.o.inboundMode, ownPort);
     } catch (err) {
       const e = err as TargetError;
+      // Addressed to our own port (conntrack saw no rewrite), or not tracked at all (no interception in this pod).
+      if (onDirect !== undefined && (e.code === 'MESH_TARGET_IS_PROXY' || e.code === 'MESH_NO_ORIGINAL_DST')) return void onDirect(socket, src);
       log.warn('connection refused: no target', { direction, src, code: e.code, reason: e.message });
       resetAndDestroy(socket);
       return undefined;
     }
+    return this.adopt(socket, direction, target, src, provisional, peerOf);
+  }
+
+  /** An admitted socket whose target is known some other way (the request of an explicit proxy client). */
+  adopt(socket: Socket, direction: Direction, target: SocketAddress, src: string, provisional: TlsLabels, peerOf: (t: SocketAddress) => string | undefined): Accepted {
+    const { log, metrics } = this.o;
     const targetAddr = formatAddr(target);
     const peer = peerOf(target);
     if (log.enabled('debug')) {
@@ -157,13 +173,14 @@ export class Connections {
    * bytes are read from (the decrypted stream, once mTLS is terminated);
    * `socket` is the accepted TCP connection the accounting is about.
    */
-  opaque(socket: Socket, client: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number): void {
+  opaque(socket: Socket, client: Socket, ctx: ConnContext, protocol: string, connectTimeoutMs: number, upstream?: Promise<Socket>): void {
     // Discovery knows the target: one of its endpoints, chosen per connection (P2C), spoken to as it is (mTLS when meshed).
+    // An upstream opened while detecting (server-speaks-first window) was chosen then, and is the one used.
     const svc = ctx.service;
-    const ep = svc !== undefined && svc.usable ? svc.balancer.pick(performance.now()) : undefined;
+    const ep = upstream === undefined && svc !== undefined && svc.usable ? svc.balancer.pick(performance.now()) : undefined;
     const target = ep?.target ?? ctx.target;
     const peer = ep !== undefined ? ep.identity : ctx.peerIdentity;
-    const meshed = peer !== undefined ? { dial: () => this.o.dialMeshed(target, peer, 'opaque') } : {};
+    const meshed = upstream !== undefined ? { dial: () => upstream } : peer !== undefined ? { dial: () => this.o.dialMeshed(target, peer, 'opaque') } : {};
     const tapped = this.o.tap?.openOpaque(ctx, protocol);
     if (ep?.ewma !== undefined) {
       ep.ewma.pending++;
@@ -180,6 +197,20 @@ export class Connections {
       if (tapped !== undefined) this.o.tap!.closeOpaque(tapped, socket.bytesRead, socket.bytesWritten, r.error);
       this.closed(socket, ctx, protocol, r.error);
     });
+  }
+
+  /**
+   * The upstream opened for a client still silent after the server-speaks-first
+   * window: to a meshed destination's proxy with the protocol not yet known
+   * (it races the app's first bytes in turn), else to the destination itself.
+   */
+  dialEarly(a: Accepted, connectTimeoutMs: number): Promise<Socket> {
+    return this.dial(a.target, a.peer, 'unknown', connectTimeoutMs);
+  }
+
+  /** `target` itself, or (meshed: `peer` set) its proxy over mTLS announcing `protocol`. */
+  dial(target: SocketAddress, peer: string | undefined, protocol: SessionProtocol, connectTimeoutMs: number): Promise<Socket> {
+    return peer !== undefined ? this.o.dialMeshed(target, peer, protocol) : dialTcp(target, connectTimeoutMs);
   }
 
   /** Hands a stream (plain, or decrypted) to the HTTP stage for its protocol. */

@@ -16,6 +16,10 @@ export type ProxyErrorCode =
   | 'MESH_FD_EXHAUSTED' // no descriptor to spare: a new connection refused at once
   // Discovery and resilience (discovery/, balance/, forward/retry.ts)
   | 'MESH_REQUEST_TIMEOUT' // the authority's config.mesh.io/timeout passed before the response was complete: 504
+  // Explicit proxy mode (outbound/explicit.ts): a client that dialled the outbound listener itself
+  | 'MESH_EXPLICIT_BAD_REQUEST' // not an absolute-form request or CONNECT, or no head in time (400)
+  | 'MESH_EXPLICIT_METHOD' // a scheme the proxy does not originate (https:// absolute-form: use CONNECT) (405)
+  | 'MESH_EXPLICIT_RESOLVE' // the request's host name did not resolve (502)
   // Mutual TLS between proxies (transport/tls.ts)
   | 'MESH_IDENTITY_NOT_READY'
   | 'MESH_PEER_IDENTITY_MISMATCH'

@@ -20,6 +20,8 @@ import { Discovery } from './discovery/cache.js';
 import type { Sample } from './metrics-exposition.js';
 import { Connections } from './connections.js';
 import { Upstreams } from './connect/upstreams.js';
+import { ServerFirstMemory } from './detect/learned.js';
+import { ServerFirstDetector } from './detect/server-first.js';
 import { FdBudget } from './fdlimit.js';
 import { Forwarder } from './forward/forwarder.js';
 import { HttpStage } from './forward/http.js';
@@ -127,15 +129,27 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     new HttpStage({ log, metrics, forwarder, upstreams, connectTimeoutMs, headTimeoutMs: config.headTimeoutMs, idleTimeoutMs: config.idleTimeoutMs, ...(d ? { discovery: d } : {}) });
   const conns = new Connections({ log, metrics, fds, inboundMode: config.inboundMode, dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p), tap });
 
+  // Protocol detection with the server-speaks-first window; each direction learns its own destinations.
+  const detector = (direction: 'inbound' | 'outbound'): ServerFirstDetector =>
+    new ServerFirstDetector({
+      direction,
+      detect: { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes, httpTimeoutMs: config.headTimeoutMs },
+      windowMs: config.serverFirstWindowMs,
+      memory: new ServerFirstMemory(config.serverFirstMemory, config.serverFirstTtlMs),
+      metrics,
+      log,
+    });
   const outbound = outboundStack({
     config,
     log,
     conns,
     http: stage(upstreamsOut, config.connectTimeoutOutboundMs, discovery),
     identityOn: meshTls !== undefined,
+    detector: detector('outbound'),
+    metrics,
     ...(discovery ? { discovery } : {}),
   });
-  const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls });
+  const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls, detector: detector('inbound') });
   const servers = [
     ...(await listenAll(config.inbound, inbound, { name: 'inbound', transparent: config.inboundMode === 'tproxy' }, log)),
     ...(await listenAll(config.outbound, outbound, { name: 'outbound', transparent: false }, log)),

@@ -198,11 +198,14 @@ function script<C extends Conn>(m: Api<C>): void {
   m.connection({ direction: 'inbound', target_addr: '10.0.0.7:8080', tls: 'no_identity', no_tls_reason: 'disabled' }); // still open
 }
 
+/** Families added since the oracle: descriptor refusals, protocol errors, protocol detection (issue 12). */
+const NEW_FAMILIES = 'tcp_accept_refused_total|http_protocol_errors_total|protocol_detect_duration_seconds|protocol_detect_total|protocol_detect_early_upstream_total|server_first_learned_total';
+
 /** The new metric blocks (absent from the oracle), cut out of the text and returned. */
 function withoutNewMetrics(text: string): { rest: string; added: string[] } {
   // The Registry joins families with a blank line and ends with one newline.
   const blocks = text.slice(0, -1).split('\n\n');
-  const isNew = (b: string) => /^# HELP (tcp_accept_refused_total|http_protocol_errors_total) /.test(b);
+  const isNew = (b: string) => new RegExp(`^# HELP (${NEW_FAMILIES}) `).test(b);
   return { rest: `${blocks.filter((b) => !isNew(b)).join('\n\n')}\n`, added: blocks.filter(isNew) };
 }
 
@@ -218,6 +221,10 @@ describe('proxy metrics', () => {
     assert.deepEqual(added, [
       '# HELP tcp_accept_refused_total Total count of connections refused at accept, by reason (descriptors running out).\n# TYPE tcp_accept_refused_total counter',
       '# HELP http_protocol_errors_total Total count of HTTP protocol errors from clients, by error code.\n# TYPE http_protocol_errors_total counter',
+      '# HELP protocol_detect_duration_seconds Time from accept to a protocol decision, by direction and outcome.\n# TYPE protocol_detect_duration_seconds histogram',
+      '# HELP protocol_detect_total Total count of protocol decisions on accepted connections (and on mTLS sessions whose protocol the client proxy did not know), by outcome.\n# TYPE protocol_detect_total counter',
+      '# HELP protocol_detect_early_upstream_total Total count of upstream connections opened for a client still silent after the server-speaks-first window, by what became of them.\n# TYPE protocol_detect_early_upstream_total counter',
+      '# HELP server_first_learned_total Total count of destinations newly learned as server-speaks-first (their next connections skip the window).\n# TYPE server_first_learned_total counter',
     ]);
     assert.match(want, /le="50000",direction="inbound".*authority="api:8080",status_code="200"\} 12/);
   });
@@ -226,7 +233,7 @@ describe('proxy metrics', () => {
     const families = async (r: Registry) => (await r.metrics()).split('\n').filter((l) => l.startsWith('# '));
     const want = await families(new OldProxyMetrics(true).registry);
     const got = await families(new ProxyMetrics(true).registry);
-    assert.deepEqual(got.filter((l) => !/tcp_accept_refused_total|http_protocol_errors_total/.test(l)), want);
+    assert.deepEqual(got.filter((l) => !new RegExp(NEW_FAMILIES).test(l)), want);
   });
 
   it('put a value exactly on a bound in that bucket (le is inclusive)', async () => {

@@ -21,6 +21,13 @@ export interface ConnLabels extends TlsLabels {
   target_addr: string;
 }
 
+/** How detection ended (protocol_detect_total's `outcome`). */
+export type DetectOutcome = 'http1' | 'h2' | 'tls' | 'opaque' | 'opaque-by-port' | 'server-first' | 'timeout' | 'closed' | 'upstream-failed';
+/** What became of an upstream opened while detecting (server-speaks-first window). */
+export type EarlyUpstreamResult = 'used' | 'closed' | 'failed';
+
+/** Detection time: sub-millisecond for clients that speak at once, the window for server-first, up to the detect timeout. */
+const detectBucketsSeconds = Float64Array.from([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
 const latencyBucketsMs = Float64Array.from([1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500, 1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000]);
 const connLabelNames = ['direction', 'target_addr', 'tls', 'no_tls_reason', 'sni', 'client_id', 'server_id'] as const;
 const routeLabelNames = [...connLabelNames, 'authority'] as const;
@@ -64,6 +71,10 @@ class Store {
   readonly acceptRefused = new Map<string, Sample>();
   readonly retrySkipped: Sample[] = [];
   readonly protocolErrors = new Map<string, Sample>();
+  readonly detectOutcomes = new Map<string, Sample>();
+  readonly detectDuration = new Map<string, Buckets>();
+  readonly serverFirstLearned = new Map<string, Sample>();
+  readonly earlyUpstreams = new Map<string, Sample>();
 }
 
 export class RouteMetrics {
@@ -214,6 +225,10 @@ export class ProxyMetrics {
     exposeCounter(r, 'tcp_close_total', 'Total count of closed connections.', () => s.closed);
     exposeCounter(r, 'tcp_accept_refused_total', 'Total count of connections refused at accept, by reason (descriptors running out).', () => s.acceptRefused.values());
     exposeCounter(r, 'http_protocol_errors_total', 'Total count of HTTP protocol errors from clients, by error code.', () => s.protocolErrors.values());
+    exposeHistogram(r, 'protocol_detect_duration_seconds', 'Time from accept to a protocol decision, by direction and outcome.', () => s.detectDuration.values());
+    exposeCounter(r, 'protocol_detect_total', 'Total count of protocol decisions on accepted connections (and on mTLS sessions whose protocol the client proxy did not know), by outcome.', () => s.detectOutcomes.values());
+    exposeCounter(r, 'protocol_detect_early_upstream_total', 'Total count of upstream connections opened for a client still silent after the server-speaks-first window, by what became of them.', () => s.earlyUpstreams.values());
+    exposeCounter(r, 'server_first_learned_total', 'Total count of destinations newly learned as server-speaks-first (their next connections skip the window).', () => s.serverFirstLearned.values());
     if (withProcessMetrics) collectDefaultMetrics({ register: r });
   }
 
@@ -283,6 +298,27 @@ export class ProxyMetrics {
       return up;
     });
     exposeGauge(this.registry, 'balancer_endpoints', 'Endpoints of each discovered authority, by failure-accrual state.', () => source.endpoints());
+  }
+
+  /** Detection decided `outcome` after `seconds` (0 for an opaque port: nothing was waited for). */
+  detected(direction: Direction, outcome: DetectOutcome, seconds: number): void {
+    const key = `${direction}\0${outcome}`;
+    const store = this.#store;
+    let h = store.detectDuration.get(key);
+    if (h === undefined) store.detectDuration.set(key, (h = new Buckets({ direction, outcome }, detectBucketsSeconds)));
+    h.observe(seconds);
+    let c = store.detectOutcomes.get(key);
+    if (c === undefined) store.detectOutcomes.set(key, (c = { labels: { direction, outcome }, value: 0 }));
+    c.value++;
+  }
+
+  /** A destination newly known as server-speaks-first. */
+  serverFirstLearned(direction: Direction): void {
+    bump(this.#store.serverFirstLearned, { direction });
+  }
+
+  earlyUpstream(direction: Direction, result: EarlyUpstreamResult): void {
+    bump(this.#store.earlyUpstreams, { direction, result });
   }
 
   /** A client broke HTTP: `code` is the ProxyError code the codec raised (MESH_CLIENT_PROTOCOL, MESH_HEADERS_TOO_LARGE, ...). */

@@ -191,13 +191,15 @@ for (const mode of ['plain', 'mtls'] as const) describe(`real databases through 
   });
 });
 
-describe('databases on ports that are not opaque (detection timeout 500 ms)', () => {
+describe('databases on ports that are not opaque, server-first window off (detection timeout 500 ms)', () => {
   let lab: Lab;
   let mesh: Mesh;
 
   before(async () => {
     lab = await Lab.create();
-    mesh = await Mesh.create(lab, { MESH_PROXY_DETECT_TIMEOUT: '500ms' });
+    // The window off: the stall as it was (and still is for MESH_PROXY_SERVER_FIRST_WINDOW=0);
+    // test/server-first.test.ts shows the same server on 3307 answering in milliseconds.
+    mesh = await Mesh.create(lab, { MESH_PROXY_DETECT_TIMEOUT: '500ms', MESH_PROXY_SERVER_FIRST_WINDOW: '0' });
     await Promise.all([startMariadb(mesh.b, 3307), startRedis(mesh.b, 6380)]);
   });
   after(() => lab?.destroy());

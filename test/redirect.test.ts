@@ -80,10 +80,13 @@ describe('REDIRECT mode', () => {
     assert.doesNotMatch(lines, /dst=127\.0\.0\.1:8080/);
   });
 
-  it('refuses a connection made straight to the proxy port instead of looping', async () => {
+  it('serves a connection made straight to the proxy port as an explicit HTTP proxy: raw bytes refused at once, the proxy itself never dialled', async () => {
     const r = await tcpClient(a, '127.0.0.1', 4140, 16, 1000);
     assert.equal(r.ok, false);
-    await proxy.waitForLine(/connection refused: no target direction=outbound .*code=MESH_TARGET_IS_PROXY/);
+    await proxy.waitForLine(/explicit proxy request refused src=127\.0\.0\.1:\d+ status=400 code=MESH_EXPLICIT_BAD_REQUEST/);
+    const loop = await a.exec('curl', ['-sS', '--max-time', '5', '-D', '-', '-o', '/dev/null', '-x', 'http://127.0.0.1:4140', 'http://127.0.0.1:4140/'], { uid: 1000 });
+    assert.match(loop.stdout, /^HTTP\/1\.1 400 [^]*mesh-proxy-error: MESH_EXPLICIT_BAD_REQUEST/);
+    await proxy.waitForLine(/explicit proxy request refused .*reason="the destination is this proxy itself"/);
   });
 });
 

@@ -9,6 +9,7 @@ import { parseClientHello, RECORD_HANDSHAKE } from './tls.js';
 import { H2, HTTP1, NEED_MORE, TOO_LARGE, UNKNOWN_PROTOCOL, type Detected, type Verdict } from './verdict.js';
 
 export type { Detected, OpaqueReason, Verdict } from './verdict.js';
+export type { Peek } from './peek.js';
 export { parseClientHello, type ClientHello } from './tls.js';
 
 export interface DetectOptions {
@@ -65,4 +66,15 @@ function judge(buf: Buffer): Verdict {
  */
 export function detect(socket: Socket, opts: DetectOptions): Promise<Detected> {
   return new Promise((resolve) => new Peek(socket, opts.timeoutMs, byteLimit(opts.maxBytes), classify, resolve, opts.httpTimeoutMs).start());
+}
+
+/**
+ * detect(), with a handle: `onQuiet` runs once if the client sent nothing for
+ * `quietMs`, and abort() ends detection early with a verdict of the caller's
+ * (detect/server-first.ts: the server spoke first). `resolve` gets the verdict.
+ */
+export function startDetect(socket: Socket, opts: DetectOptions, resolve: (d: Detected) => void, quiet?: { ms: number; onQuiet: () => void }): Peek {
+  const peek = new Peek(socket, opts.timeoutMs, byteLimit(opts.maxBytes), classify, resolve, opts.httpTimeoutMs, quiet);
+  peek.start();
+  return peek;
 }

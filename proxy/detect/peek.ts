@@ -29,6 +29,8 @@ export class Peek {
   private startedAt = 0;
   /** The HTTP/1 deadline is armed (once, on the first bytes that begin a request line). */
   private httpArmed = false;
+  /** The timer runs for the quiet window, not yet for the detect timeout. */
+  private quietPhase = false;
 
   constructor(
     private readonly socket: Socket,
@@ -38,7 +40,23 @@ export class Peek {
     private readonly resolve: (d: Detected) => void,
     /** A stream that began as an HTTP/1 request line gets this long in all (a request head's timeout). */
     private readonly httpTimeoutMs = Infinity,
+    /**
+     * Called once if the client has sent nothing this long after start (the
+     * server-speaks-first window). Shares the one timer with the detect
+     * timeout, so a client that speaks in time costs no second timer.
+     */
+    private readonly quiet?: { ms: number; onQuiet: () => void },
   ) {}
+
+  /** Bytes read so far. */
+  get received(): number {
+    return this.length;
+  }
+
+  /** Ends detection now with `result` (every byte read is put back, as for any verdict). */
+  abort(result: Detected): void {
+    this.finish(result);
+  }
 
   start(): void {
     const s = this.socket;
@@ -49,7 +67,10 @@ export class Peek {
     s.on('error', this.onError);
     s.on('close', this.onError);
     this.startedAt = performance.now();
-    this.arm(this.timeoutMs);
+    if (this.quiet !== undefined && this.quiet.ms < this.timeoutMs) {
+      this.quietPhase = true;
+      this.arm(this.quiet.ms);
+    } else this.arm(this.timeoutMs);
   }
 
   private arm(timeoutMs: number): void {
@@ -76,6 +97,7 @@ export class Peek {
       // after which it would go on as opaque TCP with no timeout at all.
       if (!this.httpArmed && this.httpTimeoutMs <= this.timeoutMs && matchRequestLine(prefix) === 'need-more') {
         this.httpArmed = true;
+        this.quietPhase = false;
         clearTimeout(this.timer);
         this.arm(this.startedAt + this.httpTimeoutMs - performance.now());
       }
@@ -91,6 +113,12 @@ export class Peek {
 
   expire(): void {
     this.timer = undefined;
+    if (this.quietPhase) {
+      this.quietPhase = false;
+      this.arm(this.startedAt + this.timeoutMs - performance.now());
+      if (this.length === 0) this.quiet!.onQuiet();
+      return;
+    }
     // Held to the head timeout and still the beginning of a request line:
     // HTTP/1, whose server answers the late head (408).
     if (this.httpArmed && matchRequestLine(this.prefix()) === 'need-more') return this.finish(HTTP1);

@@ -1,7 +1,12 @@
 // What detection decides about a connection's first bytes. The proxy switches on
 // `kind`; an opaque connection is still served (forwarded as bytes), `reason` says why.
 
-export type OpaqueReason = 'unknown-protocol' | 'timeout' | 'too-large' | 'eof' | 'error';
+/**
+ * 'server-first': the upstream opened during detection spoke (or closed) before the
+ * client did; 'upstream-failed': that upstream could not be reached (or reset)
+ * while the client was silent. Both are decided by detect/server-first.ts.
+ */
+export type OpaqueReason = 'unknown-protocol' | 'timeout' | 'too-large' | 'eof' | 'error' | 'server-first' | 'upstream-failed';
 
 export type Detected =
   | { kind: 'http1' }
@@ -22,3 +27,5 @@ export const TIMEOUT = opaque('timeout');
 export const TOO_LARGE = opaque('too-large');
 export const EOF = opaque('eof');
 export const ERROR = opaque('error');
+export const SERVER_FIRST = opaque('server-first');
+export const UPSTREAM_FAILED = opaque('upstream-failed');

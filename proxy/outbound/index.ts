@@ -7,19 +7,23 @@
 //       waits a bounded time for the answer)
 //     → opaque port (configured, or the service's): TCP at once, to an
 //       endpoint chosen per connection (inside mTLS when it is meshed)
-//     → detect on the first bytes → HTTP/1 | h2: the HTTP stage (each request
-//       balanced over its authority's endpoints, each endpoint spoken to as it
-//       is: mTLS h2 to a meshed one's proxy, plain otherwise)
-//       | TLS or unknown: opaque TCP, as above
+//     → detect on the first bytes (a client quiet for the server-first window
+//       gets its upstream opened; a server speaking first makes it opaque at once)
+//       → HTTP/1 | h2: the HTTP stage (each request balanced over its
+//         authority's endpoints, each spoken to as it is: mTLS h2 to a meshed
+//         one's proxy, plain otherwise)
+//       | TLS, unknown or server-first: opaque TCP, as above (on the upstream opened early, if any)
 import type { Socket } from 'node:net';
 import type { ProxyConfig } from '../config.js';
 import type { Accepted, Connections } from '../connections.js';
 import type { ConnContext } from '../context.js';
-import { detect, type Detected } from '../detect/index.js';
+import type { Detected } from '../detect/index.js';
+import type { ServerFirstDetector } from '../detect/server-first.js';
 import type { Service } from '../discovery/service.js';
 import type { DiscoveryLookup, HttpStage } from '../forward/http.js';
 import type { Log } from '../log.js';
-import type { TlsLabels } from '../metrics.js';
+import type { ProxyMetrics, TlsLabels } from '../metrics.js';
+import { explicitProxy } from './explicit.js';
 
 export interface OutboundDeps {
   config: ProxyConfig;
@@ -28,12 +32,15 @@ export interface OutboundDeps {
   http: HttpStage;
   /** Identity is on: this proxy holds (or is getting) a workload certificate. */
   identityOn: boolean;
+  /** Detection with the server-speaks-first window, for this direction. */
+  detector: ServerFirstDetector;
+  metrics: ProxyMetrics;
   /** The destination service's answers; undefined without MESH_PROXY_DESTINATION_URL. */
   discovery?: DiscoveryLookup;
 }
 
 /** How an outbound connection is secured, in the labels Linkerd uses. */
-function tlsLabels(d: Detected | undefined, identityOn: boolean, peer: string | undefined): TlsLabels {
+export function tlsLabels(d: Detected | undefined, identityOn: boolean, peer: string | undefined): TlsLabels {
   if (peer !== undefined) return { tls: 'true', server_id: peer };
   if (d?.kind === 'tls') return { tls: 'opaque', ...(d.sni === undefined ? {} : { sni: d.sni }) };
   if (!identityOn) return { tls: 'no_identity', no_tls_reason: 'disabled' };
@@ -41,10 +48,16 @@ function tlsLabels(d: Detected | undefined, identityOn: boolean, peer: string | 
 }
 
 export function outboundStack(d: OutboundDeps): (socket: Socket) => void {
-  const { config, log, conns, http, identityOn, discovery } = d;
+  const { config, log, conns, http, identityOn, detector, discovery } = d;
   const ownPort = config.outbound[0]?.port ?? 0;
   const timeout = config.connectTimeoutOutboundMs;
   const peerOf = config.meshedDestinations.identityOf.bind(config.meshedDestinations);
+  // Apps that dial this listener themselves (HTTP_PROXY / HTTPS_PROXY, no interception).
+  const explicit = explicitProxy({
+    log, metrics: d.metrics, conns, http, peerOf,
+    tlsLabels: (peer) => tlsLabels(undefined, identityOn, peer),
+    headTimeoutMs: config.headTimeoutMs, maxHeadBytes: config.detectMaxBytes, connectTimeoutMs: timeout, ownPort,
+  });
 
   /** The connection's target is known to discovery (or not): decide how it is carried. */
   const proceed = (socket: Socket, a: Accepted, svc: Service | undefined): void => {
@@ -58,10 +71,17 @@ export function outboundStack(d: OutboundDeps): (socket: Socket) => void {
     if (socket.destroyed) return conns.closed(socket, begin(undefined), 'unknown', 'MESH_CLIENT_CLOSED');
     // Databases and other server-first protocols: no waiting for a first byte.
     if (config.opaquePorts.has(a.target.port) || svc?.settings?.opaque === true) {
+      detector.byPort();
       return conns.opaque(socket, socket, begin(undefined), 'opaque', timeout);
     }
-    detect(socket, { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes, httpTimeoutMs: config.headTimeoutMs }).then((det) => {
-      if (log.enabled('debug')) log.debug('detected', { direction: 'outbound', src: a.src, dst: a.targetAddr, protocol: det.kind, ...(det.kind === 'opaque' ? { reason: det.reason } : {}) });
+    // An upstream opened early (the client is quiet) goes where an opaque stream would: an endpoint of the target's service.
+    const early = (): Promise<Socket> => {
+      const ep = svc?.usable ? svc.balancer.pick(performance.now()) : undefined;
+      return ep === undefined ? conns.dialEarly(a, timeout) : conns.dial(ep.target, ep.identity, 'unknown', timeout);
+    };
+    detector.run(socket, a.at, a.targetAddr, early).then((fb) => {
+      const det = fb.det;
+      if (log.enabled('debug')) log.debug('detected', { direction: 'outbound', src: a.src, dst: a.targetAddr, protocol: det.kind, ...(det.kind === 'opaque' ? { reason: det.reason } : {}), ...(fb.early ? { upstream: 'early' } : {}) });
       const ctx = begin(det);
       switch (det.kind) {
         case 'http1':
@@ -69,13 +89,13 @@ export function outboundStack(d: OutboundDeps): (socket: Socket) => void {
           return conns.serve(socket, socket, ctx, det.kind, http, a.at);
         case 'tls':
         case 'opaque':
-          return conns.opaque(socket, socket, ctx, det.kind, timeout);
+          return conns.opaque(socket, socket, ctx, det.kind, timeout, fb.use());
       }
     });
   };
 
   return (socket: Socket): void => {
-    const a = conns.accept(socket, 'outbound', ownPort, tlsLabels(undefined, identityOn, undefined), peerOf);
+    const a = conns.accept(socket, 'outbound', ownPort, tlsLabels(undefined, identityOn, undefined), peerOf, explicit);
     if (a === undefined) return;
     // The override names this destination's proxy: no discovery for it.
     if (discovery === undefined || a.peer !== undefined) return proceed(socket, a, undefined);

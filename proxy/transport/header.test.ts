@@ -97,7 +97,7 @@ describe('encodeHeader / parseHeader', () => {
   });
 
   it('refuses an unknown protocol byte', () => {
-    for (const b of [3, 0x80, 255]) {
+    for (const b of [4, 0x80, 255]) {
       const buf = Buffer.from(H2_8080);
       buf[7] = b;
       invalid(buf, new RegExp(`unknown session protocol ${b}`));

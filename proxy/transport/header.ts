@@ -8,7 +8,12 @@
 // none. Fixed binary fields keep encoding and parsing free of JSON and copies.
 import type { Socket } from 'node:net';
 
-export type SessionProtocol = 'opaque' | 'http1' | 'h2';
+/**
+ * 'unknown': the client proxy opened this session before its client spoke
+ * (server-speaks-first detection); the server proxy detects on what comes,
+ * racing the app's first bytes. Appended, so the older values keep their bytes.
+ */
+export type SessionProtocol = 'opaque' | 'http1' | 'h2' | 'unknown';
 
 export interface TransportHeader {
   protocol: SessionProtocol;
@@ -22,7 +27,7 @@ const VERSION = 1;
 const FIXED = MAGIC.length + 1 + 2; // magic, version, length
 const BODY_MIN = 1 + 2 + 1;
 export const HEADER_MAX_BYTES = FIXED + BODY_MIN + 255;
-const protocols: readonly SessionProtocol[] = ['opaque', 'http1', 'h2'];
+const protocols: readonly SessionProtocol[] = ['opaque', 'http1', 'h2', 'unknown'];
 
 export function encodeHeader(h: TransportHeader): Buffer {
   const name = Buffer.from(h.name ?? '', 'latin1');

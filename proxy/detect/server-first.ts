@@ -1,0 +1,173 @@
+// Server-speaks-first detection: detection on the client's first bytes, with
+// the upstream opened early when the client is quiet, so that a server that
+// speaks first (MySQL's greeting, an SMTP banner, NATS's INFO) is heard in
+// milliseconds instead of after the detect timeout (Linkerd's 10 s stall).
+//
+//   client speaks within the window → detection as always; nothing opened early
+//   client quiet for the window     → open the upstream, wait on both sides:
+//     server bytes (or its FIN) first → 'server-first': opaque at once, on that upstream
+//     client bytes first → detection goes on; the upstream is handed to an
+//       opaque/TLS verdict, closed for HTTP (the HTTP stage dials its own)
+//     upstream unreachable → 'upstream-failed': forwarded as opaque, which fails with its code
+//   destination learned as server-first → the upstream opens at accept
+//
+// No byte is read from the upstream here: its 'readable' only tells that
+// something came, and what came stays in its buffer for the forwarder.
+import type { Socket } from 'node:net';
+import { ProxyError } from '../errors.js';
+import type { Log } from '../log.js';
+import type { DetectOutcome, ProxyMetrics } from '../metrics.js';
+import type { Direction } from '../target.js';
+import { startDetect, type DetectOptions } from './index.js';
+import type { ServerFirstMemory } from './learned.js';
+import type { Peek } from './peek.js';
+import { SERVER_FIRST, UPSTREAM_FAILED, type Detected } from './verdict.js';
+
+const ignore = (): void => {};
+
+export interface ServerFirstOptions {
+  direction: Direction;
+  detect: DetectOptions;
+  /** Quiet this long after accept: the upstream is opened. 0: never (detection alone, as before). */
+  windowMs: number;
+  memory: ServerFirstMemory;
+  metrics: ProxyMetrics;
+  log: Log;
+}
+
+/** When to open the upstream early: after the quiet window, at once, or never. */
+export type EarlyMode = 'window' | 'at-once' | 'never';
+
+export function outcomeOf(d: Detected): DetectOutcome {
+  if (d.kind !== 'opaque') return d.kind;
+  switch (d.reason) {
+    case 'unknown-protocol':
+    case 'too-large':
+      return 'opaque';
+    case 'timeout':
+      return 'timeout';
+    case 'eof':
+    case 'error':
+      return 'closed';
+    case 'server-first':
+      return 'server-first';
+    case 'upstream-failed':
+      return 'upstream-failed';
+  }
+}
+
+/** The verdict, and the upstream opened while detecting (if any), which the caller uses or drops. */
+export class FirstBytes {
+  #upstream: Promise<Socket> | undefined;
+
+  constructor(
+    readonly det: Detected,
+    upstream: Promise<Socket> | undefined,
+    private readonly direction: Direction,
+    private readonly metrics: ProxyMetrics,
+  ) {
+    this.#upstream = upstream;
+  }
+
+  /** An upstream was opened early. */
+  get early(): boolean {
+    return this.#upstream !== undefined;
+  }
+
+  /** The upstream to forward on (its buffered bytes included); undefined when none was opened. */
+  use(): Promise<Socket> | undefined {
+    const u = this.#upstream;
+    this.#upstream = undefined;
+    if (u === undefined) return undefined;
+    this.metrics.earlyUpstream(this.direction, this.det === UPSTREAM_FAILED ? 'failed' : 'used');
+    // Reset while we waited: its 'close' is gone, and a forwarder waiting for it would wait forever.
+    return u.then((s) => (s.destroyed ? Promise.reject(new ProxyError('MESH_UPSTREAM_RESET', 'upstream reset before forwarding began')) : s));
+  }
+
+  /** The protocol found cannot use the upstream (HTTP dials its own; a peer proxy's mTLS is terminated): close it. */
+  drop(): void {
+    const u = this.#upstream;
+    if (u === undefined) return;
+    this.#upstream = undefined;
+    this.metrics.earlyUpstream(this.direction, 'closed');
+    u.then((s) => s.destroy(), ignore);
+  }
+}
+
+export class ServerFirstDetector {
+  constructor(readonly o: ServerFirstOptions) {}
+
+  /** A port configured opaque: decided without waiting, counted as such. */
+  byPort(): void {
+    this.o.metrics.detected(this.o.direction, 'opaque-by-port', 0);
+  }
+
+  /**
+   * Detects on `client`; `key` is the destination as learned ("10.0.0.7:3306"),
+   * `dial` opens its upstream. Never rejects. An HTTP verdict has the early
+   * upstream closed already; any other leaves it to the caller (use or drop).
+   */
+  run(client: Socket, startedAt: number, key: string, dial: () => Promise<Socket>, mode: EarlyMode = 'window'): Promise<FirstBytes> {
+    const { o } = this;
+    const learned = mode !== 'never' && o.memory.has(key);
+    const early = learned ? 'at-once' : mode === 'window' && !(o.windowMs > 0) ? 'never' : mode;
+    return new Promise((resolve) => {
+      let upstream: Promise<Socket> | undefined;
+      let watched: Socket | undefined;
+      let decided = false;
+      let serverSpoke = false;
+      // Assigned before any callback below can run: they all come from I/O or timers.
+      let peek: Peek | undefined;
+
+      const onServer = (): void => {
+        if (decided) return;
+        serverSpoke = watched !== undefined && watched.readableLength > 0;
+        peek?.abort(SERVER_FIRST);
+      };
+      const onGone = (): void => {
+        if (!decided) peek?.abort(UPSTREAM_FAILED);
+      };
+      const open = (): void => {
+        upstream = dial().then(
+          (s) => {
+            s.on('error', ignore);
+            if (decided) return s;
+            watched = s;
+            s.on('readable', onServer);
+            s.once('close', onGone);
+            return s;
+          },
+          (e: unknown) => {
+            onGone();
+            throw e;
+          },
+        );
+        // Rejections are seen by whoever uses it; one that is dropped must not be unhandled.
+        upstream.catch(ignore);
+      };
+      const decide = (det: Detected): void => {
+        decided = true;
+        if (watched !== undefined) {
+          watched.removeListener('readable', onServer);
+          watched.removeListener('close', onGone);
+        }
+        o.metrics.detected(o.direction, outcomeOf(det), (performance.now() - startedAt) / 1000);
+        if (det === SERVER_FIRST && serverSpoke) {
+          if (o.memory.learn(key)) {
+            o.metrics.serverFirstLearned(o.direction);
+            o.log.info('server speaks first', { direction: o.direction, dst: key, learned: o.memory.size });
+          }
+        } else if (learned && (peek?.received ?? 0) > 0 && det !== SERVER_FIRST && det !== UPSTREAM_FAILED) {
+          // Known as server-first, yet the client spoke while the server stayed silent: it changed.
+          if (o.memory.forget(key)) o.log.info('server no longer speaks first', { direction: o.direction, dst: key, protocol: outcomeOf(det) });
+        }
+        const fb = new FirstBytes(det, upstream, o.direction, o.metrics);
+        if (det.kind === 'http1' || det.kind === 'h2') fb.drop();
+        resolve(fb);
+      };
+
+      peek = startDetect(client, o.detect, decide, early === 'window' ? { ms: o.windowMs, onQuiet: open } : undefined);
+      if (early === 'at-once') open();
+    });
+  }
+}
