@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { certificatesFromPem, issueServingCert } from '../ca/index.js';
 import { loadIssuer } from '../controller/identity/files.js';
-import { apiNamespaces, identityServiceUrl, startInjector, staticNamespaces, type InjectorConfig, type NamespaceSource } from '../injector/index.js';
+import { apiNamespaces, destinationServiceUrl, identityServiceUrl, startInjector, staticNamespaces, type InjectorConfig, type NamespaceSource } from '../injector/index.js';
 import { createKubeClient } from '../shared/kubernetes/client.js';
 import { findKubernetesCredentials } from '../shared/kubernetes/credentials.js';
 import { Log, type LogLevel } from '../shared/log.js';
@@ -83,6 +83,7 @@ export async function runControllerInjector(f: Flags, out: Out): Promise<number>
       trustDomain: f.trustDomain,
       trustAnchorsPem,
       identityUrl: identityServiceUrl(f.namespace),
+      destinationUrl: destinationServiceUrl(f.namespace),
       nativeSidecar: f.nativeSidecar === 'true',
       injectedBy: 'webhook',
     };

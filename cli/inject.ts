@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { isSeq, parseAllDocuments, type Document } from 'yaml';
 import { certificatesFromPem } from '../ca/index.js';
 import { INJECT } from '../contract/annotations.js';
-import { describeProblems, identityServiceUrl, inject, type InjectorConfig } from '../injector/index.js';
+import { describeProblems, destinationServiceUrl, identityServiceUrl, inject, type InjectorConfig } from '../injector/index.js';
 import { processOut, reportFailure, UsageError, type Out } from './command.js';
 import { meshImage, meshVersion } from './version.js';
 import { applyPatchToYaml } from './yaml-patch.js';
@@ -138,6 +138,7 @@ async function configFor(o: InjectOptions, version: string): Promise<InjectorCon
     trustDomain: o.trustDomain,
     trustAnchorsPem,
     identityUrl: identityServiceUrl(o.namespace),
+    destinationUrl: destinationServiceUrl(o.namespace),
     nativeSidecar: o.nativeSidecar,
     injectedBy: 'cli',
   };

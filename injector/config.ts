@@ -1,3 +1,4 @@
+import { DESTINATION_PORT } from '../contract/destination.js';
 // What the injector needs to know about the control plane it injects for,
 // beyond the pod itself: one typed shape, filled from flags (mesh-controller
 // injector) or from `mesh inject --manual`'s flags.
@@ -14,6 +15,8 @@ export interface InjectorConfig {
   trustAnchorsPem: string;
   /** `https://host:port` of the identity service, as pods reach it. */
   identityUrl: string;
+  /** `https://host:port` of the destination service (discovery); absent: proxies go to original destinations. */
+  destinationUrl?: string;
   /** Native sidecars (an init container with restartPolicy Always) unless a pod says otherwise. */
   nativeSidecar: boolean;
   /** Who injects: recorded in mesh.io/injected-by. */
@@ -25,4 +28,9 @@ export const IDENTITY_PORT = 8080;
 /** The identity service as pods reach it: its Service's cluster DNS name. */
 export function identityServiceUrl(namespace: string, clusterDomain = 'cluster.local'): string {
   return `https://mesh-identity.${namespace}.svc.${clusterDomain}:${IDENTITY_PORT}`;
+}
+
+/** The destination service as pods reach it: its Service's cluster DNS name (Linkerd's port). */
+export function destinationServiceUrl(namespace: string, clusterDomain = 'cluster.local'): string {
+  return `https://mesh-destination.${namespace}.svc.${clusterDomain}:${DESTINATION_PORT}`;
 }

@@ -9,7 +9,7 @@ import { admit, type NamespaceSource } from './admission.js';
 import type { InjectorConfig } from './config.js';
 
 export { admit, ADMISSION_API_VERSION, type AdmissionReviewOut, type NamespaceSource } from './admission.js';
-export { identityServiceUrl, type InjectorConfig } from './config.js';
+export { destinationServiceUrl, identityServiceUrl, type InjectorConfig } from './config.js';
 export { decide, alreadyInjected, type Decision, type NamespaceInfo } from './decide.js';
 export { inject, describeProblems, type InjectResult } from './inject.js';
 export { applyPatch, pointer, type PatchOperation } from './patch.js';

@@ -87,6 +87,13 @@ function env(s: SidecarSettings, c: InjectorConfig): IEnvVar[] {
     { name: PROXY_ENV.identityName, value: `$(MESH_POD_SERVICE_ACCOUNT).$(MESH_POD_NAMESPACE).serviceaccount.identity.${c.trustDomain}` },
     { name: PROXY_ENV.identityTokenFile, value: identityTokenPath },
     { name: PROXY_ENV.identityTrustAnchors, value: trustAnchorsPath },
+    // Discovery: the destination service, asked in the pod's namespace (short names complete there).
+    ...(c.destinationUrl === undefined
+      ? []
+      : [
+          { name: PROXY_ENV.destinationUrl, value: c.destinationUrl },
+          { name: PROXY_ENV.namespace, value: '$(MESH_POD_NAMESPACE)' },
+        ]),
   ];
 }
 

@@ -28,6 +28,27 @@ describe('MESH_PROXY_IDENTITY_* variables', () => {
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
+  it('reads the discovery variables: destination URL (needs identity, for its anchors), server name, namespace, wait, idle', () => {
+    assert.equal(loadConfig(env).discovery, undefined, 'no URL: no discovery');
+    const c = loadConfig({ ...env, MESH_PROXY_DESTINATION_URL: 'https://mesh-destination.mesh.svc:8086', MESH_PROXY_NAMESPACE: 'emojivoto', MESH_PROXY_DISCOVERY_WAIT: '250ms' });
+    assert.deepEqual(c.discovery, {
+      url: 'https://mesh-destination.mesh.svc:8086',
+      serverName: 'mesh-destination.mesh.serviceaccount.identity.cluster.local',
+      trustAnchorsPem: c.identity!.trustAnchorsPem,
+      namespace: 'emojivoto',
+      waitMs: 250,
+      idleMs: 300_000,
+    });
+    assert.equal(loadConfig({ ...env, MESH_PROXY_DESTINATION_URL: 'https://d:8086', MESH_PROXY_DESTINATION_SERVER_NAME: 'other.name' }).discovery?.serverName, 'other.name');
+    const bad: Array<[Record<string, string>, RegExp]> = [
+      [{ MESH_PROXY_DESTINATION_URL: 'https://d:8086' }, /^MESH_PROXY_DESTINATION_URL: needs identity/],
+      [{ ...env, MESH_PROXY_DESTINATION_URL: 'http://d:8086' }, /^MESH_PROXY_DESTINATION_URL: "http:\/\/d:8086" is not an https:\/\/ URL/],
+      [{ ...env, MESH_PROXY_DESTINATION_URL: 'https://d:8086', MESH_PROXY_NAMESPACE: 'Not_A_NS' }, /^MESH_PROXY_NAMESPACE: /],
+      [{ ...env, MESH_PROXY_DESTINATION_URL: 'https://d:8086', MESH_PROXY_DISCOVERY_WAIT: 'soon' }, /^MESH_PROXY_DISCOVERY_WAIT: /],
+    ];
+    for (const [e, re] of bad) assert.throws(() => loadConfig(e), (err: unknown) => err instanceof ConfigError && re.test(err.message));
+  });
+
   it('reads the meshed destinations and identity-required ports, which need identity', () => {
     const c = loadConfig({ ...env, MESH_PROXY_MESHED_DESTINATIONS: `10.0.0.7=${NAME}, 10.1.0.0/16=${NAME}`, MESH_PROXY_REQUIRE_IDENTITY_PORTS: '8080,9000-9001' });
     assert.equal(c.meshedDestinations.identityOf({ address: '10.1.2.3', port: 80, family: 4 }), NAME);
