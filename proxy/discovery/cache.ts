@@ -39,6 +39,12 @@ const BUDGET = {
   minPerSecond: RESILIENCE_DEFAULTS.retryBudgetMinPerSecond,
   windowMs: RESILIENCE_DEFAULTS.retryBudgetWindowMs,
 };
+/**
+ * Authorities followed at once. The app chooses Host headers: past this many,
+ * new ones are not looked up (they go to their original destination) rather
+ * than each opening a stream, until idle ones are dropped.
+ */
+const MAX_AUTHORITIES = 10_000;
 /** Idle sweeps per idle period: an authority goes between idleMs and 1.25 × idleMs after its last use. */
 const SWEEPS_PER_IDLE = 4;
 
@@ -86,9 +92,24 @@ export class Discovery {
   /** The service for `authority` ("host:port", lower case), opening its stream on first use. */
   service(authority: string): Service {
     let s = this.#services.get(authority);
-    if (s === undefined) s = this.#add(authority);
+    if (s === undefined) {
+      if (this.#services.size >= MAX_AUTHORITIES) return this.#full(authority);
+      s = this.#add(authority);
+    }
     s.used = this.#epoch;
     return s;
+  }
+
+  #overflow: Service | undefined;
+
+  /** Too many authorities: one shared answer, "not known", said once in the log. */
+  #full(authority: string): Service {
+    if (this.#overflow === undefined) {
+      this.o.log.warn('too many authorities followed: new ones go to their original destination', { limit: MAX_AUTHORITIES, authority });
+      this.#overflow = new Service('overflow', this.#random, BUDGET, this.#now());
+      this.#overflow.notFound();
+    }
+    return this.#overflow;
   }
 
   close(): void {

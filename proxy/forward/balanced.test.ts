@@ -241,3 +241,57 @@ describe('balanced requests (discovery on, outbound HTTP/1)', () => {
     assert.equal(backends[0]!.hits, 30);
   });
 });
+
+describe('balanced gRPC (h2 from the app)', () => {
+  it('retries a trailers-only grpc-status the authority names (retry-grpc), and nothing of it reaches the client', async () => {
+    const http2 = await import('node:http2');
+    let n = 0;
+    const server = http2.createServer();
+    server.on('stream', (stream) => {
+      stream.resume();
+      stream.on('end', () => {
+        n++;
+        // First attempt: UNAVAILABLE as a trailers-only response; the retry succeeds with a body and trailers.
+        if (n === 1) return stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '14', 'grpc-message': 'try again' }, { endStream: true });
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(Buffer.from([0, 0, 0, 0, 0]));
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const disco = new TestDiscovery();
+    const proxy = await startProxy({
+      direction: 'outbound',
+      protocol: 'h2',
+      target: addr(port),
+      h1Pool: () => {
+        throw new Error('no HTTP/1 here');
+      },
+      discovery: (c) => {
+        disco.connector = c;
+        return disco;
+      },
+    });
+    disco.answer('grpc:80', [port], { retryGrpc: ['unavailable'] });
+    const session = http2.connect(`http://127.0.0.1:${proxy.port}`);
+    try {
+      const req = session.request({ ':method': 'POST', ':path': '/svc/Method', ':authority': 'grpc:80', 'content-type': 'application/grpc', te: 'trailers' });
+      let headers: Record<string, unknown> = {};
+      let trailers: Record<string, unknown> = {};
+      req.on('response', (h) => (headers = h));
+      req.on('trailers', (t) => (trailers = t));
+      req.end(Buffer.from([0, 0, 0, 0, 0]));
+      req.resume();
+      await once(req, 'end');
+      assert.equal(headers['grpc-status'], undefined, 'the trailers-only failure was not relayed');
+      assert.equal(trailers['grpc-status'], '0');
+      assert.equal(n, 2);
+    } finally {
+      session.destroy();
+      await proxy.close();
+      server.close();
+    }
+  });
+});
