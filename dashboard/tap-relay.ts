@@ -12,7 +12,8 @@ import type { JsonStreamClient } from '../shared/api-stream.js';
 const HEARTBEAT_MS = 15_000;
 
 export interface TapRelayOptions {
-  client: JsonStreamClient;
+  /** Where the tap service's streams are opened (one shared session; a fake in tests). */
+  client: Pick<JsonStreamClient, 'open'>;
   /** Per tab; the proxies sample beyond it. */
   maxRps: number;
 }
