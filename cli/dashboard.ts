@@ -68,7 +68,7 @@ interface Flags {
   port: string;
   open?: boolean;
   namespace: string;
-  window: string;
+  timeWindow: string;
   tapUrl: string;
   trustAnchors?: string;
   trustDomain: string;
@@ -80,7 +80,7 @@ export function dashboardCommand(out: Out = processOut): Command {
     .option('--port <port>', 'port on 127.0.0.1 (0: any free one)', String(DASHBOARD_PORT))
     .option('--open', 'open it in the default browser (xdg-open)')
     .option('-n, --namespace <ns>', 'namespace shown first (the page can switch)', 'default')
-    .option('-t, --window <duration>', 'how far back the rates and percentiles look', '30s')
+    .option('-t, --time-window <duration>', 'how far back the rates and percentiles look (as mesh stat\'s)', '30s')
     .option('--tap-url <url>', 'the tap service, which knows the pods and streams their requests', process.env.MESH_TAP_URL ?? `https://127.0.0.1:${TAP_SERVICE_PORT}`)
     .option('--trust-anchors <file>', 'PEM the tap service\'s certificate must chain to (default: $MESH_TRUST_ANCHORS)')
     .option('--trust-domain <domain>', 'the mesh\'s trust domain', process.env.MESH_TRUST_DOMAIN ?? 'cluster.local')
@@ -91,9 +91,9 @@ export function dashboardCommand(out: Out = processOut): Command {
         if (anchors === undefined) throw new UsageError('--trust-anchors (or MESH_TRUST_ANCHORS) is required: the tap service is verified against it');
         const port = Number(f.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: "${f.port}" is not a port`);
-        const windowMs = parseDuration('--window', f.window);
+        const windowMs = parseDuration('--time-window', f.timeWindow);
         // Two readings at least: a window shorter than the reading interval has nothing to subtract.
-        if (windowMs < 2 * SCRAPE_INTERVAL_MS) throw new UsageError(`--window: at least ${(2 * SCRAPE_INTERVAL_MS) / 1000}s (the proxies are read every ${SCRAPE_INTERVAL_MS / 1000}s)`);
+        if (windowMs < 2 * SCRAPE_INTERVAL_MS) throw new UsageError(`--time-window: at least ${(2 * SCRAPE_INTERVAL_MS) / 1000}s (the proxies are read every ${SCRAPE_INTERVAL_MS / 1000}s)`);
         let origin: string;
         try {
           origin = new URL(f.tapUrl).origin;

@@ -91,7 +91,7 @@ describe('mesh dashboard in a headless Chromium', () => {
     const tap = dash.spawn(node, [cli('mesh-controller'), 'tap', '--dir', pair.identity!.dir, '--source', `file:${services}`, '--listen', '127.0.0.1:8088']);
     await tap.waitForLine(/listening/);
     // A window longer than the test: every request it sends stays counted, so the numbers are exact, not rates at an edge.
-    dashboard = dash.spawn(node, [cli('mesh'), 'dashboard', '--port', String(PORT), '--window', '10m', '--tap-url', 'https://127.0.0.1:8088', '--trust-anchors', join(pair.identity!.dir, 'ca.crt')]);
+    dashboard = dash.spawn(node, [cli('mesh'), 'dashboard', '--port', String(PORT), '--time-window', '10m', '--tap-url', 'https://127.0.0.1:8088', '--trust-anchors', join(pair.identity!.dir, 'ca.crt')]);
     await dashboard.waitForLine(new RegExp(`available at http://127\\.0\\.0\\.1:${PORT}/`));
     const proc = dash.spawn(node, [fixture('browser.js')]);
     await proc.waitForLine(/^\{"ready":true/, 30_000);
