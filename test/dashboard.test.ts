@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { totalsOf, windowOf, type Totals } from '../cli/stat.js';
-import { eventually, type Pod, type PodProcess } from './harness/index.js';
+import { eventually, patienceMs, type Pod, type PodProcess } from './harness/index.js';
 import { fixture, node } from './mesh.js';
 import { meshedPodPair, type PodPair } from './pod-pair.js';
 
@@ -94,7 +94,8 @@ describe('mesh dashboard in a headless Chromium', () => {
     dashboard = dash.spawn(node, [cli('mesh'), 'dashboard', '--port', String(PORT), '--time-window', '10m', '--tap-url', 'https://127.0.0.1:8088', '--trust-anchors', join(pair.identity!.dir, 'ca.crt')]);
     await dashboard.waitForLine(new RegExp(`available at http://127\\.0\\.0\\.1:${PORT}/`));
     const proc = dash.spawn(node, [fixture('browser.js')]);
-    await proc.waitForLine(/^\{"ready":true/, 30_000);
+    // A browser's first start reads a lot from disk: more patience than a server's.
+    await proc.waitForLine(/^\{"ready":true/, patienceMs() * 3);
     browser = new Browser(proc);
     mkdirSync(ARTIFACTS, { recursive: true });
   });
