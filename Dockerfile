@@ -32,6 +32,7 @@ COPY ca ./ca
 COPY init ./init
 COPY proxy ./proxy
 COPY controller ./controller
+COPY dashboard ./dashboard
 COPY injector ./injector
 COPY cli ./cli
 COPY lab ./lab
@@ -53,6 +54,8 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/build/Release/mesh_net.node ./build/Release/
 COPY --from=build /src/dist ./dist
+# The dashboard's page is served from the source tree (plain files, no build step): dist/dashboard finds it at ../../dashboard/web.
+COPY --from=build /src/dashboard/web ./dashboard/web
 # mesh-proxy gets the Node flags of proxy/runtime.ts (smaller young generation, single-threaded GC).
 # mesh-proxy-tproxy runs a copy of node that holds CAP_NET_ADMIN as a file capability:
 # a non-root process gets it only that way, and only a container that adds NET_ADMIN

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { checkCommand } from './check.js';
+import { dashboardCommand } from './dashboard.js';
 import { demoCommand } from './demo/index.js';
 import { endpointsCommand } from './endpoints.js';
 import { identityCommand } from './identity.js';
@@ -18,6 +19,7 @@ const program = new Command('mesh')
   .version(pkg.version)
   .exitOverride()
   .addCommand(checkCommand())
+  .addCommand(dashboardCommand())
   .addCommand(demoCommand())
   .addCommand(endpointsCommand())
   .addCommand(identityCommand())

@@ -28,7 +28,7 @@ export interface Selector {
 
 export const INBOUND: Selector = { direction: 'inbound' };
 
-function hostOf(addr: string): string {
+export function hostOf(addr: string): string {
   if (addr.startsWith('[')) return addr.slice(1, addr.indexOf(']'));
   const i = addr.lastIndexOf(':');
   return i < 0 ? addr : addr.slice(0, i);
@@ -55,12 +55,17 @@ export function emptyTotals(): Totals {
 }
 
 export function totalsOf(metricsText: string, sel: Selector = INBOUND): Totals {
+  return totalsOfSamples(parseMetrics(metricsText), sel);
+}
+
+/** The same from samples already parsed (the dashboard parses a reading once and asks it many selectors). */
+export function totalsOfSamples(samples: readonly Sample[], sel: Selector = INBOUND): Totals {
   const t = emptyTotals();
-  addSamples(t, parseMetrics(metricsText), sel);
+  addSamples(t, samples, sel);
   return t;
 }
 
-function addSamples(t: Totals, samples: Sample[], sel: Selector): void {
+function addSamples(t: Totals, samples: readonly Sample[], sel: Selector): void {
   for (const s of samples) {
     if (!selects(sel, s.labels)) continue;
     switch (s.name) {

@@ -10,7 +10,8 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # Debian package → a file it installs, to tell whether it is there (a glob where
 # the path carries a version). The database servers are for test/opaque-db.test.ts,
 # which runs its own instances inside pods: any the packages start on the host are
-# neither used nor in the way.
+# neither used nor in the way. Chromium is the real browser test/dashboard.test.ts
+# drives (through playwright-core, which brings no browser of its own).
 declare -A wanted=(
   [iptables]=/usr/sbin/iptables-nft-restore
   [iproute2]=/usr/sbin/ip
@@ -26,6 +27,7 @@ declare -A wanted=(
   [prometheus]=/usr/bin/prometheus
   [openssl]=/usr/bin/openssl
   [tcpdump]=/usr/bin/tcpdump
+  [chromium]=/usr/bin/chromium
 )
 missing=()
 for pkg in "${!wanted[@]}"; do
