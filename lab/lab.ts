@@ -103,6 +103,8 @@ export class Lab {
    * The host side is a veth whose peer lives in the switch namespace, so it
    * disappears with the lab, however the lab ends. One lab at a time may do this.
    */
+  #hostIf: string | undefined;
+
   attachHost(): { ifname: string; ipv4: string; ipv6: string } {
     if (this.#destroyed) throw new Error(`lab ${this.prefix} is destroyed`);
     const ifname = `mesh-${this.prefix.slice(-4)}`;
@@ -113,6 +115,7 @@ export class Lab {
     ip('addr', 'add', '198.18.0.1/24', 'dev', ifname);
     ip('addr', 'add', 'fd6d:6573:6800::1/64', 'dev', ifname, 'nodad');
     ip('link', 'set', ifname, 'up');
+    this.#hostIf = ifname;
     return { ifname, ipv4: '198.18.0.1', ipv6: 'fd6d:6573:6800::1' };
   }
 
@@ -142,6 +145,16 @@ export class Lab {
     const failures: unknown[] = [];
     for (const child of this.#children) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+    // The host's link first, by name: a deleted namespace takes its veth peers with it only when the
+    // kernel gets round to it (sockets still closing keep it), and the next demo checks for the link.
+    if (this.#hostIf !== undefined) {
+      try {
+        ip('link', 'del', this.#hostIf);
+      } catch {
+        // Already gone with the switch.
+      }
+      this.#hostIf = undefined;
     }
     // Pods before the switch, newest first: the reverse of creation.
     for (const ns of [...this.#namespaces].reverse()) {

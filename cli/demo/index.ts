@@ -19,7 +19,7 @@ import { parseMetrics } from '../prom-text.js';
 import { computeStat, liveDeps, type StatOptions } from '../stat-command.js';
 import { statCells, statHeaders, type StatRow } from '../stat.js';
 import { runTap, type TapOptions } from '../tap.js';
-import { buildWorld, NAMESPACE, trafficTotals, type TrafficTotals, type World } from './world.js';
+import { buildWorld, NAMESPACE, trafficTotals, VIPS, type TrafficTotals, type World } from './world.js';
 
 const stateDir = (): string => process.env.MESH_DEMO_STATE_DIR ?? (existsSync('/run') ? '/run/mesh-demo' : join(tmpdir(), 'mesh-demo'));
 const stateFile = (): string => join(stateDir(), 'state.json');
@@ -65,7 +65,9 @@ const say = (line: string): void => void process.stderr.write(`${line}\n`);
 async function edgesOf(tapUrl: string, anchors: string, trustDomain: string): Promise<Edge[]> {
   const deps = liveDeps({ tapUrl, trustAnchorsPem: readFileSync(anchors, 'utf8'), trustDomain });
   const pods = await deps.pods(`ns/${NAMESPACE}`, NAMESPACE);
-  const byHost = new Map(pods.map((p) => [p.address, p.deployment]));
+  // A connection is counted where the app sent it: a pod's address, or a service's virtual address
+  // (discovery then chose the endpoints, and labels the connection with the identity they share).
+  const byHost = new Map<string, string>([...pods.map((p) => [p.address, p.deployment] as [string, string]), ...Object.entries(VIPS).map(([name, vip]) => [vip, name] as [string, string])]);
   const edges: Edge[] = [];
   for (const p of pods.filter((x) => x.identity !== undefined)) {
     for (const s of parseMetrics(await deps.scrape(p.address))) {

@@ -27,8 +27,10 @@ export interface ExplicitDeps {
   metrics: ProxyMetrics;
   conns: Connections;
   http: HttpStage;
-  /** The identity a destination's proxy must prove: the outbound stack's own lookup. */
+  /** The identity a destination's proxy must prove: the outbound stack's own lookup (the override list). */
   peerOf(target: SocketAddress): string | undefined;
+  /** With discovery: the identity of the one meshed endpoint at exactly `target` (a pod), after a bounded wait. */
+  discoveredPeer?(target: SocketAddress): Promise<string | undefined>;
   tlsLabels(peer: string | undefined): TlsLabels;
   headTimeoutMs: number;
   maxHeadBytes: number;
@@ -129,7 +131,9 @@ export function explicitProxy(d: ExplicitDeps): (socket: Socket, src: string) =>
       if (target.port === d.ownPort && (target.address === '::1' || target.address.startsWith('127.'))) {
         return refuse(socket, src, 400, 'MESH_EXPLICIT_BAD_REQUEST', 'the destination is this proxy itself');
       }
-      const a = conns.adopt(socket, 'outbound', target, src, d.tlsLabels(undefined), d.peerOf);
+      const discovered = d.peerOf(target) === undefined && d.discoveredPeer !== undefined ? await d.discoveredPeer(target) : undefined;
+      if (socket.destroyed) return;
+      const a = conns.adopt(socket, 'outbound', target, src, d.tlsLabels(undefined), discovered === undefined ? d.peerOf : () => discovered);
       const ctx = conns.begin(a, d.tlsLabels(a.peer));
       if (log.enabled('debug')) log.debug('explicit proxy', { src, dst: a.targetAddr, method: req.kind, ...(a.peer ? { server_id: a.peer } : {}) });
       if (req.kind === 'forward') {

@@ -14,6 +14,8 @@
 //         one's proxy, plain otherwise)
 //       | TLS, unknown or server-first: opaque TCP, as above (on the upstream opened early, if any)
 import type { Socket } from 'node:net';
+import type { SocketAddress } from '../../native/index.js';
+import { formatAddr } from '../context.js';
 import type { ProxyConfig } from '../config.js';
 import type { Accepted, Connections } from '../connections.js';
 import type { ConnContext } from '../context.js';
@@ -39,6 +41,26 @@ export interface OutboundDeps {
   discovery?: DiscoveryLookup;
 }
 
+/**
+ * For the explicit proxy, which dials its target itself: the identity of the
+ * one endpoint discovery has at exactly that address (a pod). A service's
+ * virtual address is reached as it is, in plaintext (its endpoints are
+ * balanced only for intercepted connections).
+ */
+function podIdentity(discovery: DiscoveryLookup, key: string, t: SocketAddress): Promise<string | undefined> {
+  const svc = discovery.service(key);
+  svc.used = discovery.epoch;
+  return new Promise((resolve) =>
+    svc.wait({
+      resolved: () => {
+        const eps = svc.usable ? svc.balancer.endpoints : [];
+        const only = eps.length === 1 ? eps[0]! : undefined;
+        resolve(only !== undefined && only.target.address === t.address && only.target.port === t.port ? only.identity : undefined);
+      },
+    }),
+  );
+}
+
 /** How an outbound connection is secured, in the labels Linkerd uses. */
 export function tlsLabels(d: Detected | undefined, identityOn: boolean, peer: string | undefined): TlsLabels {
   if (peer !== undefined) return { tls: 'true', server_id: peer };
@@ -57,6 +79,7 @@ export function outboundStack(d: OutboundDeps): (socket: Socket) => void {
     log, metrics: d.metrics, conns, http, peerOf,
     tlsLabels: (peer) => tlsLabels(undefined, identityOn, peer),
     headTimeoutMs: config.headTimeoutMs, maxHeadBytes: config.detectMaxBytes, connectTimeoutMs: timeout, ownPort,
+    ...(discovery ? { discoveredPeer: (t: SocketAddress) => podIdentity(discovery, formatAddr(t), t) } : {}),
   });
 
   /** The connection's target is known to discovery (or not): decide how it is carried. */
