@@ -95,15 +95,6 @@ export class MeshIdentity {
     };
   }
 
-  /** As meshedPair did before discovery: the client told by MESH_PROXY_MESHED_DESTINATIONS (the override, for hosts without a control plane). */
-  async meshedPairByList(servicePod: Pod, namespace: string, clientSa: string, server: Pod, serverSa: string): Promise<{ client: Record<string, string>; server: Record<string, string> }> {
-    const serverId = this.name(namespace, serverSa);
-    return {
-      client: { ...(await this.proxyEnv(servicePod, namespace, clientSa)), [PROXY_ENV.meshedDestinations]: `${server.ipv4}=${serverId},${server.ipv6}=${serverId}` },
-      server: await this.proxyEnv(servicePod, namespace, serverSa),
-    };
-  }
-
   readonly #destinations = new Map<Pod, LabDestination>();
 
   /** One destination service per control pod, started on first need. */
