@@ -141,7 +141,12 @@ users:
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  // Every change, so that a watch from resourceVersion N sees what happened
+  // after N even if it started later (as the API server's watch cache does).
+  private readonly history: Array<{ path: string; rv: number; type: string; object: Obj }> = [];
+
   private notify(path: string, type: string, object: Obj): void {
+    this.history.push({ path, rv: Number(object.metadata.resourceVersion), type, object });
     for (const w of this.watchers) if (w.path === path) this.write(w, { type, object });
   }
 
@@ -180,6 +185,7 @@ users:
       res.end();
       return;
     }
+    for (const h of this.history) if (h.path === u.pathname && h.rv > from) this.write(w, { type: h.type, object: h.object });
     this.watchers.add(w);
     res.once('close', () => this.watchers.delete(w));
   }

@@ -44,16 +44,19 @@ describe('kubernetes source (test API server)', () => {
     await api.close();
   });
 
-  it('answers a Service from its slices and pods: identity of meshed pods, zone, settings from annotations; lists then watches with bookmarks', () => {
+  it('answers a Service from its slices and pods: identity of meshed pods, zone, settings from annotations; lists then watches with bookmarks', async () => {
     assert.deepEqual(endpoints(), [`10.244.1.5:8080 ${WEB_ID} web-1 europe-west1-b`]);
     const u = last();
     assert.ok(u.kind === 'snapshot');
     assert.deepEqual(u.settings, { service: { name: 'web-svc', namespace: 'emojivoto' }, opaque: false, timeoutMs: 2000, retryHttp: '5xx' });
     assert.deepEqual(u.endpoints[0]!.labels, { app: 'web-svc', 'pod-template-hash': '5d9c8b7f6' });
-    for (const path of Object.values(RESOURCES)) {
-      assert.ok(api.requests.includes(path), `listed ${path}`);
-      assert.ok(api.requests.some((r) => r.startsWith(`${path}?watch=1&resourceVersion=`) && r.includes('allowWatchBookmarks=true')), `watched ${path}`);
-    }
+    // Each watch starts once its list is in: the first snapshot can come before the last of them.
+    await eventually(() => {
+      for (const path of Object.values(RESOURCES)) {
+        assert.ok(api.requests.includes(path), `listed ${path}`);
+        assert.ok(api.requests.some((r) => r.startsWith(`${path}?watch=1&resourceVersion=`) && r.includes('allowWatchBookmarks=true')), `watched ${path}`);
+      }
+    });
     // By ClusterIP and by a pod's own address.
     const byVip = resolver.resolve(parseAuthority('10.96.14.20:80'));
     assert.ok(byVip.kind === 'snapshot' && byVip.endpoints.length === 1);
