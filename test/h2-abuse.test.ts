@@ -164,14 +164,6 @@ for (const mode of ['plain', 'mtls'] as const) describe(`h2 abuse from one clien
     assert.equal(h.goaway, null);
   });
 
-  // Observed in both modes: while the hostile client holds 100 unread
-  // streams, the well-behaved client's h2 requests (same destination, same
-  // shared connection) get no response head within 5 s; its HTTP/1 requests
-  // (another upstream) are fine. One client's streams fill what the shared
-  // upstream allows (100 concurrent streams: B's app-profile limit in plain
-  // mode, the 100 B's client assumes of node's h2 server that names no
-  // limit) and/or its held data exhausts the connection window; either way
-  // per-client fairness on the shared connection is missing. Not local.
   it('zero window: 100 streams of 10 MB never read cost the client its own streams only', async () => {
     // Not abuse to cut off (a slow reader looks the same): it must simply cost
     // nothing beyond its windows, and nobody else's requests.

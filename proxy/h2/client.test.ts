@@ -33,8 +33,8 @@ function echo(s: http2.ServerHttp2Stream, h: http2.IncomingHttpHeaders): void {
   s.pipe(s);
 }
 
-async function client(port: number): Promise<H2ClientConnection> {
-  const c = await ourClient(port);
+async function client(port: number, options: Parameters<typeof ourClient>[1] = {}): Promise<H2ClientConnection> {
+  const c = await ourClient(port, options);
   closers.push(() => c.destroy());
   return c;
 }
@@ -155,6 +155,60 @@ test('client: RST_STREAM(NO_ERROR) after a complete response that is still queue
   c.request(get('/early'), true, again);
   await again.done;
   assert.equal(again.head!.status, 200);
+});
+
+test('client: resets beyond our budget wait for it, and meanwhile the stream is starved, not drained', async () => {
+  // Three 4 MB responses cancelled at once with a budget of one reset: the first
+  // goes now, the other two when the budget refills (10/s here). Until then
+  // their windows stay shut: the server sends them nothing beyond what was in
+  // flight (it would otherwise push 4 MB each at a body nobody reads), and a
+  // fourth stream on the same connection is served meanwhile.
+  const closed = new Map<string, number>();
+  const sent = new Map<string, number>();
+  const { port } = await nodeServer((s, h) => {
+    const path = String(h[':path']);
+    s.on('close', () => closed.set(path, s.rstCode ?? -1));
+    if (path === '/small') return void s.respond({ ':status': 200 }, { endStream: false }), void s.end('ok');
+    // A head that arrives after the stream was starved (its reset still waiting for the budget).
+    if (path === '/late') return void setTimeout(() => !s.destroyed && s.respond({ ':status': 200 }, { endStream: true }), 50);
+    s.respond({ ':status': 200 });
+    const chunk = Buffer.alloc(16 * 1024, 7);
+    let left = 4 << 20;
+    const pump = (): void => {
+      while (left > 0) {
+        left -= chunk.length;
+        sent.set(path, (sent.get(path) ?? 0) + chunk.length);
+        if (!s.write(chunk)) return void s.once('drain', pump);
+      }
+      s.end();
+    };
+    pump();
+  });
+  const c = await client(port, { limits: { ourResetBurst: 1, ourResetRate: 10 } });
+  const rs = ['/big/1', '/big/2', '/big/3'].map((p) => {
+    const r = new Recorder();
+    r.stall = true;
+    return { p, r, s: c.request(get(p), true, r) };
+  });
+  await eventually(() => rs.every((x) => x.r.bytes > 0));
+  const t0 = performance.now();
+  for (const x of rs) x.s.reset({ h2Code: 0x8, error: undefined as never });
+  await eventually(() => closed.get('/big/1') === 0x8);
+  const small = new Recorder();
+  c.request(get('/small'), true, small);
+  await small.done;
+  assert.equal(small.head!.status, 200, 'the connection serves others meanwhile');
+  const late = new Recorder();
+  c.request(get('/late'), true, late).reset({ h2Code: 0x8, error: undefined as never });
+  await eventually(() => closed.get('/big/2') === 0x8 && closed.get('/big/3') === 0x8, 5000);
+  await eventually(() => closed.has('/late'), 5000);
+  const after = new Recorder();
+  c.request(get('/small'), true, after);
+  await after.done;
+  assert.equal(after.head!.status, 200, 'a late head on a starved stream is ignored; the connection lives');
+  assert.ok(performance.now() - t0 >= 90, 'the deferred resets waited for the budget');
+  // What node wrote into its stream buffers is bounded by our window and its own buffering, far below 4 MB.
+  for (const p of ['/big/2', '/big/3']) assert.ok((sent.get(p) ?? 0) < 1 << 20, `${p}: ${sent.get(p)} bytes pushed`);
 });
 
 test('client: GOAWAY lets in-flight streams finish; queued and new ones fail MESH_H2_REFUSED', async () => {

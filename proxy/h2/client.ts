@@ -73,8 +73,8 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
       return;
     }
     if (s.remoteEnded) return this.streamError(s, H2_STREAM_CLOSED, 'HEADERS after END_STREAM');
-    if (s.discard) {
-      // Abandoned without a reset (see H2Stream.reset): let it run out unseen.
+    if (s.discard || s.starved) {
+      // Nobody listens any more (see H2Stream.reset): its reset may still be on its way.
       if (endStream) s.remoteEnd(undefined);
       return;
     }

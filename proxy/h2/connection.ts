@@ -201,6 +201,41 @@ export abstract class H2Connection implements F.FrameSink {
     return this.#ourResets.take();
   }
 
+  // Streams whose reset waits for our budget (client role, a cancellation flood
+  // relayed from app clients). Meanwhile they are starved, not drained: their
+  // windows are never reopened, so each costs at most what was already in
+  // flight, and the peer does not spend the shared connection sending bodies
+  // nobody will read (a 10 MB response left to "run out" starved other
+  // streams on it, and nghttp2 servers then abort those early: seen in CI).
+  readonly #deferredResets: Array<{ s: H2Stream; code: number }> = [];
+  #deferredTimer: NodeJS.Timeout | undefined;
+
+  deferReset(s: H2Stream, code: number): void {
+    this.#deferredResets.push({ s, code });
+    this.#armDeferred();
+  }
+
+  #armDeferred(): void {
+    if (this.#deferredTimer !== undefined || this.#deferredResets.length === 0 || this.dead) return;
+    this.#deferredTimer = setTimeout(this.#flushDeferred, Math.max(1, Math.ceil(1000 / this.#limits.ourResetRate)));
+    this.#deferredTimer.unref();
+  }
+
+  readonly #flushDeferred = (): void => {
+    this.#deferredTimer = undefined;
+    const q = this.#deferredResets;
+    while (q.length > 0 && !this.dead) {
+      if (q[0]!.s.closed) {
+        q.shift();
+        continue;
+      }
+      if (!this.#ourResets.take()) break;
+      const { s, code } = q.shift()!;
+      this.resetStream(s, code);
+    }
+    this.#armDeferred();
+  };
+
   resetStream(s: H2Stream, code: number): void {
     if (s.id !== 0) {
       this.w.rst(s.id, code);
@@ -520,6 +555,8 @@ export abstract class H2Connection implements F.FrameSink {
 
   #teardown(r: StreamReset): void {
     this.dead = true;
+    clearTimeout(this.#deferredTimer);
+    this.#deferredResets.length = 0;
     this.#reader.stop();
     this.#contParts = [];
     const open = [...this.streams.values()];

@@ -37,6 +37,8 @@ export class H2Stream implements ServerStream, ClientStream {
   discard = false;
   /** The peer sent RST_STREAM(NO_ERROR) after its complete response (client role): we send nothing more. */
   peerReset = false;
+  /** Waiting for a reset our budget does not allow yet: its window stays shut (see starve()). */
+  starved = false;
 
   // Receive side.
   recvWindow: number;
@@ -134,7 +136,8 @@ export class H2Stream implements ServerStream, ClientStream {
     // hand the server a truncated body as complete.
     if (this.conn.role === 'client' && this.id !== 0 && this.localEnded && !this.conn.mayReset()) {
       this.l = null;
-      this.discardRest();
+      this.starve();
+      this.conn.deferReset(this, r.h2Code);
       return;
     }
     this.conn.resetStream(this, r.h2Code);
@@ -144,6 +147,11 @@ export class H2Stream implements ServerStream, ClientStream {
 
   /** DATA already charged to both windows. `flow` counts padding too. */
   onData(data: Buffer, flow: number, end: boolean): void {
+    if (this.starved) {
+      this.conn.creditConn(flow);
+      if (end && !this.closed) this.conn.streamDone(this);
+      return;
+    }
     if (flow > data.length) this.consumed(flow - data.length); // padding is consumed at once
     const n = data.length;
     if (this.discard) this.consumed(n);
@@ -165,7 +173,8 @@ export class H2Stream implements ServerStream, ClientStream {
   remoteEnd(trailers: HeaderList | undefined): void {
     this.remoteEnded = true;
     this.trailers = trailers;
-    if (this.discard) this.conn.streamDone(this);
+    // Both sides ended: a starved stream needs no reset any more.
+    if (this.discard || this.starved) this.conn.streamDone(this);
     else this.drainIn();
   }
 
@@ -225,6 +234,17 @@ export class H2Stream implements ServerStream, ClientStream {
     this.connOwed -= owed;
     this.conn.unhold(n, owed);
     this.#creditStream(n);
+  }
+
+  /**
+   * Nobody reads this stream any more and its reset must wait: what is held
+   * is dropped and the connection window credited, but the stream's own window
+   * is never reopened, so the peer stops sending on it.
+   */
+  starve(): void {
+    this.starved = true;
+    this.paused = false;
+    this.releaseHeld();
   }
 
   /** From now on the request body is read and dropped: what is held is consumed. */
