@@ -8,7 +8,12 @@
 // (MESH_PROXY_MESHED_DESTINATIONS, no discovery): the two side by side are what discovery and
 // balancing cost. Without identity (`mesh-plain`) the hop is plaintext: what mTLS costs. Brought down with mesh-init --cleanup, so the other paths run
 // over unmeshed pods.
-import { PROXY_ENV, PROXY_PORTS } from '../contract/sidecar.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createCsr, issueLeaf, loadSigner, tlsKeyPem } from '../ca/index.js';
+import { CONTROL_PLANE, PROXY_ENV, PROXY_PORTS } from '../contract/sidecar.js';
+import { TAP_MAX_RPS } from '../contract/tap.js';
 import { eventually, type Pod, type PodProcess } from '../lab/index.js';
 import { discoveryEnv, startDestination, type LabDestination } from '../lab/destination.js';
 import { MeshIdentity } from '../lab/identity.js';
@@ -21,6 +26,7 @@ import { pinProcess } from './pin.js';
 import type { Topology } from './topology.js';
 
 const ADMIN = `http://127.0.0.1:${PROXY_PORTS.admin}`;
+const tapWatcherBin = join(dirname(fileURLToPath(import.meta.url)), 'tap-watcher.js');
 /** Certifying is a key, a CSR and one round trip, after Node starts; generous for a busy machine. */
 const READY_TIMEOUT_MS = 30_000;
 
@@ -37,12 +43,26 @@ function benchServices(t: Topology): string {
   ].join('\n');
 }
 
-export async function upMesh(t: Topology, name: PathName, o: { identity: boolean; discovery: boolean }): Promise<RunningPath> {
+/** A leaf for the tap service's identity, from the bench CA's issuer, for the `mesh-tap` path's watcher. */
+async function tapLeaf(identity: MeshIdentity): Promise<{ cert: string; key: string }> {
+  const name = identity.name(CONTROL_PLANE.namespace, CONTROL_PLANE.tapServiceAccount);
+  const signer = await loadSigner({ certPem: await readFile(join(identity.dir, 'issuer.crt'), 'utf8'), keyPem: await readFile(join(identity.dir, 'issuer.key'), 'utf8') });
+  const csr = await createCsr(name);
+  const issued = await issueLeaf({ issuer: signer, csr: csr.pem, identity: name });
+  const [cert, key] = [join(identity.dir, 'tap.crt'), join(identity.dir, 'tap.key')];
+  await writeFile(cert, issued.chainPem, { mode: 0o644 });
+  await writeFile(key, tlsKeyPem(csr.privateKey), { mode: 0o644 });
+  return { cert, key };
+}
+
+export async function upMesh(t: Topology, name: PathName, o: { identity: boolean; discovery: boolean; tap?: boolean }): Promise<RunningPath> {
   const proxies: ProxyProcess[] = [];
   let identity: MeshIdentity | undefined;
   let service: PodProcess | undefined;
   let destination: LabDestination | undefined;
+  let watcher: PodProcess | undefined;
   const down = async (): Promise<void> => {
+    await watcher?.stop();
     await Promise.allSettled(proxies.map((p) => p.process.stop()));
     await service?.stop();
     await destination?.stop();
@@ -78,6 +98,15 @@ export async function upMesh(t: Topology, name: PathName, o: { identity: boolean
     }
     // Ready means certified: before that an mTLS hop cannot be set up.
     if (identity) await Promise.all(proxies.map((p) => ready(p.side === 'client' ? t.client : t.server, p)));
+    if (o.tap && identity) {
+      // The tap service's stand-in, asking the server-side proxy for every request (its maximum
+      // rate) and reading all of it; on the load CPU, so it costs the proxies nothing but the tap.
+      const leaf = await tapLeaf(identity);
+      const w = t.control.spawn(process.execPath, [tapWatcherBin, `https://${t.server.ipv4}:${PROXY_PORTS.control}`, identity.name(BENCH_NAMESPACE, 'server'), identity.anchors, leaf.cert, leaf.key, String(TAP_MAX_RPS)]);
+      watcher = w;
+      await w.waitForLine(/^\{"status":200\}/);
+      pinProcess(t.pin, 'load', w.child.pid!);
+    }
   } catch (err) {
     await down().catch(() => {});
     throw err;
@@ -85,7 +114,9 @@ export async function upMesh(t: Topology, name: PathName, o: { identity: boolean
   const client = identity?.name(BENCH_NAMESPACE, 'client');
   return {
     name,
-    description: destination
+    description: watcher
+      ? 'the mesh path, with a tap watcher on the server-side proxy asking for every request (10,000/s) and reading all of it'
+      : destination
       ? 'client pod → mesh-proxy outbound (iptables REDIRECT; discovery + P2C balancing) → mTLS → mesh-proxy inbound (REDIRECT) → nginx; identity and destination services in a third pod'
       : identity
       ? 'client pod → mesh-proxy outbound (iptables REDIRECT; peer from the override list) → mTLS → mesh-proxy inbound (REDIRECT) → nginx; identity service in a third pod'

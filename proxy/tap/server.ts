@@ -9,7 +9,7 @@ import { TAP_WATCH_PATH, type TapFilter, type WatchRequest } from '../../contrac
 import type { ListenAddress } from '../config.js';
 import type { Log } from '../log.js';
 import { identityOf, type WorkloadCredentials } from '../transport/tls.js';
-import type { TapHub } from './hub.js';
+import type { TapHub, TapSink, TapWatcher } from './hub.js';
 
 const MAX_BODY = 16 * 1024;
 const NDJSON = 'application/x-ndjson';
@@ -77,6 +77,43 @@ export function parseWatch(v: unknown): WatchRequest | Refusal {
   return out;
 }
 
+/** Lines gathered in one event-loop turn go out as one write (a write per line cost ~10 µs of proxy CPU per request at 10,000/s). */
+const MAX_BATCH_LINES = 4096;
+
+class BatchedSink implements TapSink {
+  watcher: TapWatcher | undefined;
+  #lines: string[] = [];
+  #scheduled = false;
+  /** The stream said it was full: wait for 'drain'. */
+  #blocked = false;
+
+  constructor(private readonly stream: http2.ServerHttp2Stream) {
+    stream.on('drain', () => {
+      this.#blocked = false;
+      this.watcher?.drained();
+    });
+  }
+
+  write(line: string): boolean {
+    this.#lines.push(line);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(this.#flush);
+    }
+    return !this.#blocked && this.#lines.length < MAX_BATCH_LINES;
+  }
+
+  readonly #flush = (): void => {
+    this.#scheduled = false;
+    const lines = this.#lines;
+    this.#lines = [];
+    if (lines.length === 0 || this.stream.destroyed || this.stream.closed) return;
+    if (!this.stream.write(`${lines.join('\n')}\n`)) this.#blocked = true;
+    // A watcher stopped by a full batch (not a full stream) may go on.
+    else this.watcher?.drained();
+  };
+}
+
 export function createTapServer(o: TapServerOptions): TapServer {
   let server: http2.Http2SecureServer | undefined;
   let creds: WorkloadCredentials | undefined;
@@ -111,10 +148,11 @@ export function createTapServer(o: TapServerOptions): TapServer {
       const req = parseWatch(body);
       if ('code' in req) return refuse(stream, req);
       stream.respond({ ':status': 200, 'content-type': NDJSON });
-      const w = o.hub.watch(req.filter ?? {}, req.maxRps, { write: (line) => stream.write(`${line}\n`) });
       stream.write('{"kind":"started"}\n');
+      const sink = new BatchedSink(stream);
+      const w = o.hub.watch(req.filter ?? {}, req.maxRps, sink);
+      sink.watcher = w;
       streams.add(stream);
-      stream.on('drain', () => w.drained());
       stream.once('close', () => {
         streams.delete(stream);
         o.hub.unwatch(w);
