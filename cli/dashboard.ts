@@ -3,16 +3,17 @@
 // edges, and a live tap. It reads the proxies itself (every 2 s, a rolling
 // window) and relays the tap service, with the flags `mesh stat` and `mesh tap` take.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import { Command } from 'commander';
-import { TAP_DEFAULT_MAX_RPS, TAP_SERVICE_PORT } from '../contract/tap.js';
+import { TAP_DEFAULT_MAX_RPS } from '../contract/tap.js';
 import { CONTROL_PLANE } from '../contract/sidecar.js';
 import { identityName } from '../ca/identity.js';
 import { JsonStreamClient } from '../shared/api-stream.js';
 import { startDashboard, type Dashboard, type DashboardDeps, type DashboardOptions } from '../dashboard/server.js';
 import { EXIT_FAILED, processOut, reportFailure, UsageError, type Out } from './command.js';
 import { parseDuration } from './flags.js';
+import { addTapAccessOptions, tapAccess, type TapAccessFlags } from './tap-access.js';
 import { liveDeps } from './stat-command.js';
 
 const COMMAND = 'mesh dashboard';
@@ -64,43 +65,30 @@ export async function runDashboard(o: DashboardCommandOptions, deps: DashboardDe
   return 0;
 }
 
-interface Flags {
+interface Flags extends TapAccessFlags {
   port: string;
   open?: boolean;
   namespace: string;
   timeWindow: string;
-  tapUrl: string;
-  trustAnchors?: string;
-  trustDomain: string;
 }
 
 export function dashboardCommand(out: Out = processOut): Command {
-  return new Command('dashboard')
+  return addTapAccessOptions(new Command('dashboard')
     .description('Serve the mesh\'s web dashboard on this machine: workloads, their edges and live requests')
     .option('--port <port>', 'port on 127.0.0.1 (0: any free one)', String(DASHBOARD_PORT))
     .option('--open', 'open it in the default browser (xdg-open)')
     .option('-n, --namespace <ns>', 'namespace shown first (the page can switch)', 'default')
-    .option('-t, --time-window <duration>', 'how far back the rates and percentiles look (as mesh stat\'s)', '30s')
-    .option('--tap-url <url>', 'the tap service, which knows the pods and streams their requests', process.env.MESH_TAP_URL ?? `https://127.0.0.1:${TAP_SERVICE_PORT}`)
-    .option('--trust-anchors <file>', 'PEM the tap service\'s certificate must chain to (default: $MESH_TRUST_ANCHORS)')
-    .option('--trust-domain <domain>', 'the mesh\'s trust domain', process.env.MESH_TRUST_DOMAIN ?? 'cluster.local')
+    .option('-t, --time-window <duration>', 'how far back the rates and percentiles look (as mesh stat\'s)', '30s'), 'the tap service, which knows the pods and streams their requests')
     .exitOverride()
     .action(async (f: Flags) => {
       try {
-        const anchors = f.trustAnchors ?? process.env.MESH_TRUST_ANCHORS;
-        if (anchors === undefined) throw new UsageError('--trust-anchors (or MESH_TRUST_ANCHORS) is required: the tap service is verified against it');
+        const { trustAnchorsPem } = tapAccess(f);
         const port = Number(f.port);
         if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port: "${f.port}" is not a port`);
         const windowMs = parseDuration('--time-window', f.timeWindow);
         // Two readings at least: a window shorter than the reading interval has nothing to subtract.
         if (windowMs < 2 * SCRAPE_INTERVAL_MS) throw new UsageError(`--time-window: at least ${(2 * SCRAPE_INTERVAL_MS) / 1000}s (the proxies are read every ${SCRAPE_INTERVAL_MS / 1000}s)`);
-        let origin: string;
-        try {
-          origin = new URL(f.tapUrl).origin;
-        } catch {
-          throw new UsageError(`--tap-url: "${f.tapUrl}" is not a URL`);
-        }
-        const trustAnchorsPem = readFileSync(anchors, 'utf8');
+        const origin = new URL(f.tapUrl).origin;
         const stat = liveDeps({ tapUrl: f.tapUrl, trustAnchorsPem, trustDomain: f.trustDomain });
         const deps: DashboardDeps = {
           pods: (ns) => stat.pods('deploy', ns),

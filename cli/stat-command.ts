@@ -4,15 +4,15 @@
 // The tap service says which pods a resource has (meshed or not); the numbers
 // come from a Prometheus server (--prometheus-url, PromQL over -t) or, without
 // one, from each proxy's /metrics read at the start and end of the window.
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { PROXY_PORTS } from '../contract/sidecar.js';
-import { TAP_PODS_PATH, TAP_SERVICE_PORT, type PodEntry } from '../contract/tap.js';
+import { TAP_PODS_PATH, type PodEntry } from '../contract/tap.js';
 import { identityName } from '../ca/identity.js';
 import { CONTROL_PLANE } from '../contract/sidecar.js';
 import { postJson } from '../shared/api.js';
 import { EXIT_FAILED, processOut, reportFailure, UsageError, type Out } from './command.js';
 import { parseDuration } from './flags.js';
+import { addTapAccessOptions, tapAccess, type TapAccessFlags } from './tap-access.js';
 import { formatTable } from './output.js';
 import { INBOUND, promMatchers, promQueries, rowOf, statCells, statHeaders, sumTotals, totalsOf, windowOf, type Selector, type StatRow, type Totals } from './stat.js';
 
@@ -180,20 +180,17 @@ export async function runStat(o: StatOptions, deps: StatDeps, out: Out): Promise
   return 0;
 }
 
-interface Flags {
+interface Flags extends TapAccessFlags {
   namespace: string;
   from?: string;
   to?: string;
   timeWindow?: string;
   output: string;
   prometheusUrl?: string;
-  tapUrl: string;
-  trustAnchors?: string;
-  trustDomain: string;
 }
 
 export function statCommand(out: Out = processOut): Command {
-  return new Command('stat')
+  return addTapAccessOptions(new Command('stat')
     .description('Success rate, request rate, latency and connections of meshed workloads (deploy, deploy/NAME, pod/NAME, svc/NAME, ns/NAME)')
     .argument('<resource>', 'deploy (all), deploy/web, pod/web-1, svc/api, ns/default')
     .option('-n, --namespace <ns>', 'namespace of the resource', 'default')
@@ -201,15 +198,11 @@ export function statCommand(out: Out = processOut): Command {
     .option('--to <resource>', 'only requests to this resource (outbound, by its addresses)')
     .option('-t, --time-window <duration>', 'window: 1m with --prometheus-url, else 10s of live reading')
     .addOption(new Option('-o, --output <format>', 'table or json').choices(['table', 'json']).default('table'))
-    .option('--prometheus-url <url>', 'read from this Prometheus (its targets labelled namespace and pod) instead of the proxies directly')
-    .option('--tap-url <url>', 'the tap service, which knows the pods', process.env.MESH_TAP_URL ?? `https://127.0.0.1:${TAP_SERVICE_PORT}`)
-    .option('--trust-anchors <file>', 'PEM the tap service\'s certificate must chain to (default: $MESH_TRUST_ANCHORS)')
-    .option('--trust-domain <domain>', 'the mesh\'s trust domain', process.env.MESH_TRUST_DOMAIN ?? 'cluster.local')
+    .option('--prometheus-url <url>', 'read from this Prometheus (its targets labelled namespace and pod) instead of the proxies directly'), 'the tap service, which knows the pods')
     .exitOverride()
     .action(async (resource: string, f: Flags) => {
       try {
-        const anchors = f.trustAnchors ?? process.env.MESH_TRUST_ANCHORS;
-        if (anchors === undefined) throw new UsageError('--trust-anchors (or MESH_TRUST_ANCHORS) is required: the tap service is verified against it');
+        const access = tapAccess(f);
         if (f.from !== undefined && f.to !== undefined) throw new UsageError('--from and --to: give one');
         const windowMs = parseDuration('--time-window', f.timeWindow ?? (f.prometheusUrl === undefined ? '10s' : '1m'));
         if (windowMs < 1000) throw new UsageError('--time-window: at least 1s');
@@ -218,9 +211,7 @@ export function statCommand(out: Out = processOut): Command {
           namespace: f.namespace,
           windowMs,
           output: f.output as StatOptions['output'],
-          tapUrl: f.tapUrl,
-          trustAnchorsPem: readFileSync(anchors, 'utf8'),
-          trustDomain: f.trustDomain,
+          ...access,
           ...(f.from === undefined ? {} : { from: f.from }),
           ...(f.to === undefined ? {} : { to: f.to }),
           ...(f.prometheusUrl === undefined ? {} : { prometheusUrl: f.prometheusUrl }),

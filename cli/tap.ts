@@ -4,14 +4,14 @@
 //   rsp id=… … :status=200 latency=812µs
 //   end id=… … duration=95µs response-length=1234B
 // `-o json` prints the events as they come, one object per line. Ctrl-C ends it (exit 0).
-import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { TAP_SERVICE_PATH, TAP_SERVICE_PORT, type TapEvent, type TapServiceEvent, type TapServiceRequest } from '../contract/tap.js';
+import { TAP_SERVICE_PATH, type TapEvent, type TapServiceEvent, type TapServiceRequest } from '../contract/tap.js';
 import { JsonStreamClient } from '../shared/api-stream.js';
 import type { ApiClientError } from '../shared/api.js';
 import { identityName } from '../ca/identity.js';
 import { CONTROL_PLANE } from '../contract/sidecar.js';
 import { EXIT_BAD_INPUT, EXIT_FAILED, processOut, reportFailure, UsageError, type Out } from './command.js';
+import { addTapAccessOptions, tapAccess, type TapAccessFlags } from './tap-access.js';
 
 export interface TapOptions {
   resource: string;
@@ -147,7 +147,7 @@ export function runTap(o: TapOptions, out: Out, stop: Promise<void>): Promise<nu
   });
 }
 
-interface Flags {
+interface Flags extends TapAccessFlags {
   namespace: string;
   to?: string;
   toNamespace?: string;
@@ -156,13 +156,10 @@ interface Flags {
   authority?: string;
   maxRps?: string;
   output: string;
-  tapUrl: string;
-  trustAnchors?: string;
-  trustDomain: string;
 }
 
 export function tapCommand(out: Out = processOut): Command {
-  return new Command('tap')
+  return addTapAccessOptions(new Command('tap')
     .description('Watch requests through the proxies of a resource as they happen (deploy/NAME, pod/NAME, ns/NAME, svc/NAME)')
     .argument('<resource>', 'deploy/web, pod/web-1, ns/default, svc/api, or a deployment name')
     .option('-n, --namespace <ns>', 'namespace of the resource', 'default')
@@ -172,32 +169,21 @@ export function tapCommand(out: Out = processOut): Command {
     .option('--path <prefix>', 'only requests whose path starts with this')
     .option('--authority <authority>', 'only requests to this :authority / Host')
     .option('--max-rps <n>', 'requests per second shown at most, per proxy (default 100)')
-    .addOption(new Option('-o, --output <format>', 'line (default), wide (adds pod and identities) or json').choices(['line', 'wide', 'json']).default('line'))
-    .option('--tap-url <url>', 'the tap service', process.env.MESH_TAP_URL ?? `https://127.0.0.1:${TAP_SERVICE_PORT}`)
-    .option('--trust-anchors <file>', 'PEM the tap service\'s certificate must chain to (default: $MESH_TRUST_ANCHORS)')
-    .option('--trust-domain <domain>', 'the mesh\'s trust domain', process.env.MESH_TRUST_DOMAIN ?? 'cluster.local')
+    .addOption(new Option('-o, --output <format>', 'line (default), wide (adds pod and identities) or json').choices(['line', 'wide', 'json']).default('line')))
     .exitOverride()
     .action(async (resource: string, f: Flags) => {
       try {
-        const anchors = f.trustAnchors ?? process.env.MESH_TRUST_ANCHORS;
-        if (anchors === undefined) throw new UsageError('--trust-anchors (or MESH_TRUST_ANCHORS) is required: the tap service is verified against it');
+        const access = tapAccess(f);
         let maxRps: number | undefined;
         if (f.maxRps !== undefined) {
           maxRps = Number(f.maxRps);
           if (!(maxRps > 0)) throw new UsageError(`--max-rps: "${f.maxRps}" is not a positive number`);
         }
-        try {
-          new URL(f.tapUrl);
-        } catch {
-          throw new UsageError(`--tap-url: "${f.tapUrl}" is not a URL`);
-        }
         const o: TapOptions = {
           resource,
           namespace: f.namespace,
           output: f.output as TapOptions['output'],
-          tapUrl: f.tapUrl,
-          trustAnchorsPem: readFileSync(anchors, 'utf8'),
-          trustDomain: f.trustDomain,
+          ...access,
           ...(f.to === undefined ? {} : { to: f.to }),
           ...(f.toNamespace === undefined ? {} : { toNamespace: f.toNamespace }),
           ...(f.method === undefined ? {} : { method: f.method }),

@@ -11,9 +11,8 @@ import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import { startAdmin } from './admin.js';
 import { isIP } from 'node:net';
-import { RESILIENCE_DEFAULTS } from '../contract/destination.js';
 import { JsonStreamClient } from '../shared/api-stream.js';
-import { Endpoint } from './balance/endpoint.js';
+import { defaultEndpointStats, Endpoint } from './balance/endpoint.js';
 import type { DiscoveryConfig, ProxyConfig } from './config.js';
 import { formatAddr } from './context.js';
 import { Discovery } from './discovery/cache.js';
@@ -51,16 +50,7 @@ export interface RunningProxy {
 /** The discovery cache on one stream client to the destination service, with its state in /metrics. */
 function startDiscovery(c: DiscoveryConfig, upstreams: Upstreams, log: Log, metrics: ProxyMetrics): Discovery {
   const streams = new JsonStreamClient({ url: c.url, trustAnchorPem: c.trustAnchorsPem, serverName: c.serverName });
-  const R = RESILIENCE_DEFAULTS;
-  const stats = {
-    defaultRttMs: R.ewmaDefaultRttMs,
-    decayMs: R.ewmaDecayMs,
-    consecutive: R.failureAccrualConsecutive,
-    backoffMinMs: R.failureAccrualBackoffMinMs,
-    backoffMaxMs: R.failureAccrualBackoffMaxMs,
-    jitter: R.failureAccrualJitter,
-    random: Math.random,
-  };
+  const stats = defaultEndpointStats();
   const d = new Discovery({
     streams,
     log,

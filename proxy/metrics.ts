@@ -24,7 +24,7 @@ export interface ConnLabels extends TlsLabels {
 /** How detection ended (protocol_detect_total's `outcome`). */
 export type DetectOutcome = 'http1' | 'h2' | 'tls' | 'opaque' | 'opaque-by-port' | 'server-first' | 'timeout' | 'closed' | 'upstream-failed';
 /** What became of an upstream opened while detecting (server-speaks-first window). */
-export type EarlyUpstreamResult = 'used' | 'closed' | 'failed';
+export type EarlyUpstreamResult = 'used' | 'closed' | 'failed' | 'skipped';
 
 /** Detection time: sub-millisecond for clients that speak at once, the window for server-first, up to the detect timeout. */
 const detectBucketsSeconds = Float64Array.from([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);

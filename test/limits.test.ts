@@ -285,6 +285,7 @@ async function slowHeads(t: TestContext, m: Mesh, o: { lineFirst: boolean; giveU
   const { a, b } = m;
   const { holder: normal } = await Holder.open(a, b.ipv4, 8080, 1);
   const errorsBefore = await counter(a, 'http_protocol_errors_total');
+  const earlyBefore = await counter(a, 'protocol_detect_early_upstream_total');
   const args = [fixture('slow-heads.js'), b.ipv4, '8080', '--count', '500', '--interval', '1000', '--give-up', String(o.giveUpMs), ...(o.lineFirst ? ['--line-first'] : [])];
   // The same requests alone first: on a machine shared with other work, this
   // tells a slow proxy from a busy machine when the bound below fails.
@@ -299,6 +300,8 @@ async function slowHeads(t: TestContext, m: Mesh, o: { lineFirst: boolean; giveU
   t.diagnostic(`normal client alone: p50 ${percentile(alone.ms, 50)} ms, p99 ${percentile(alone.ms, 99)} ms; slowest ${slowest(alone.ms, 15)}`);
   t.diagnostic(`normal client meanwhile: ${fresh.ok}/200 ok, p50 ${percentile(fresh.ms, 50)} ms, p99 ${p99} ms; slowest ${slowest(fresh.ms, 15)}`);
   t.diagnostic(`http_protocol_errors_total on proxy A: +${(await counter(a, 'http_protocol_errors_total')) - errorsBefore}`);
+  // Clients quiet past the server-first window get an upstream opened early: 500 at once would be a burst of work.
+  t.diagnostic(`protocol_detect_early_upstream_total on proxy A: +${(await counter(a, 'protocol_detect_early_upstream_total')) - earlyBefore}`);
   assert.equal(fresh.ok, 200, `normal requests: ${JSON.stringify(fresh.failed)}`);
   assert.ok(p99 < 50, `normal requests p99 ${p99} ms, bound 50`);
   return ends;

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { createApiServer } from '../../shared/api.js';
 import type { Log } from '../../shared/log.js';
 import { loadIssuer } from '../identity/files.js';
-import { issueServerCert, keepServerCertFresh } from '../identity/server-cert.js';
+import { ownServerCert } from '../identity/server-cert.js';
 import { DEFAULT_CLUSTER_DOMAIN } from './authority.js';
 import { getEndpoint } from './get.js';
 import { destinationServerName } from './names.js';
@@ -45,30 +45,19 @@ export async function startDestinationService(config: DestinationServiceConfig, 
   const { issuer } = await loadIssuer(config.dir, now());
   const serverName = destinationServerName(config.trustDomain);
   const lifetime = config.certLifetimeMs ?? 24 * 3_600_000;
-  const renew = () => issueServerCert(issuer, serverName, lifetime, now());
-  let cert = await renew();
+  const own = await ownServerCert({ issuer, serverName, lifetimeMs: lifetime, now, log });
 
   const sources = await openSources(config.sources, { trustDomain: config.trustDomain, log });
   const resolver = createResolver(sources);
   const api = createApiServer({
-    certPem: cert.chainPem,
-    keyPem: cert.keyPem,
+    certPem: own.current().chainPem,
+    keyPem: own.current().keyPem,
     endpoints: [],
     streams: [getEndpoint({ resolver, clusterDomain, log })],
     // Ready once every source has its first state and the certificate is current.
-    ready: () => resolver.ready() && now() < cert.notAfter,
+    ready: () => resolver.ready() && now() < own.current().notAfter,
   });
-  const renewal = keepServerCertFresh({
-    current: cert,
-    renew,
-    install: (fresh) => {
-      cert = fresh;
-      api.setCertificate(fresh.chainPem, fresh.keyPem);
-      log.info('server certificate renewed', { name: serverName, notAfter: fresh.notAfter.toISOString() });
-    },
-    failed: (e) => log.error('server certificate renewal failed', { error: (e as Error).message }),
-    now,
-  });
+  const renewal = own.renewInto(api);
   const shutdown = async (): Promise<void> => {
     renewal.stop();
     resolver.close();

@@ -9,7 +9,7 @@ import { createApiServer } from '../../shared/api.js';
 import { certifyEndpoint } from './certify.js';
 import { loadIssuer, trustDomainWarnings } from './files.js';
 import { createTokenReviewer, type TokenReviewerName } from './reviewers.js';
-import { identityServerName, issueServerCert, keepServerCertFresh } from './server-cert.js';
+import { identityServerName, ownServerCert } from './server-cert.js';
 
 export { CERTIFY_PATH, type CertifyRequestBody, type CertifyResponseBody } from './certify.js';
 export { identityFiles, IdentityFilesError } from './files.js';
@@ -46,26 +46,15 @@ export async function startIdentityService(config: IdentityServiceConfig, deps: 
   const reviewer = await createTokenReviewer(config.tokenReviewer, { dir: config.dir, kubeconfig: config.kubeconfig });
   const serverName = identityServerName(config.trustDomain);
 
-  const renew = () => issueServerCert(issuer, serverName, config.leafLifetimeMs, now());
-  let cert = await renew();
+  const own = await ownServerCert({ issuer, serverName, lifetimeMs: config.leafLifetimeMs, now, log });
   const api = createApiServer({
-    certPem: cert.chainPem,
-    keyPem: cert.keyPem,
+    certPem: own.current().chainPem,
+    keyPem: own.current().keyPem,
     endpoints: [certifyEndpoint({ issuer, trustDomain: config.trustDomain, reviewer, leafLifetimeMs: config.leafLifetimeMs, log, now })],
     // Ready while it can prove who it is and sign: both certificates current.
-    ready: () => now() < cert.notAfter && now() < issuer.notAfter,
+    ready: () => now() < own.current().notAfter && now() < issuer.notAfter,
   });
-  const renewal = keepServerCertFresh({
-    current: cert,
-    renew,
-    install: (fresh) => {
-      cert = fresh;
-      api.setCertificate(fresh.chainPem, fresh.keyPem);
-      log.info('server certificate renewed', { name: serverName, notAfter: fresh.notAfter.toISOString() });
-    },
-    failed: (e) => log.error('server certificate renewal failed', { error: (e as Error).message }),
-    now,
-  });
+  const renewal = own.renewInto(api);
 
   const address = await api.listen(config.host, config.port).catch((e: unknown) => {
     renewal.stop();

@@ -3,6 +3,7 @@
 // it against the trust anchor and this one name, which the service issues to
 // itself from the issuer at start-up and renews, like any workload's leaf.
 import { createCsr, issueLeaf, tlsKeyPem, type Signer } from '../../ca/index.js';
+import type { Log } from '../../shared/log.js';
 
 export { CONTROL_PLANE_NAMESPACE, IDENTITY_SERVICE_ACCOUNT, identityServerName } from './names.js';
 
@@ -63,5 +64,33 @@ export function keepServerCertFresh(options: {
       stopped = true;
       clearTimeout(timer);
     },
+  };
+}
+
+/** A control-plane service's own leaf, as every service keeps it: issued at start-up, renewed into its API server. */
+export interface OwnServerCert {
+  /** The current certificate (it changes at renewal). */
+  current(): ServerCert;
+  /** Installs each renewal into `api` (new connections get it); stop() ends the renewals. */
+  renewInto(api: { setCertificate(certPem: string, keyPem: string): void }): { stop(): void };
+}
+
+export async function ownServerCert(o: { issuer: Signer; serverName: string; lifetimeMs: number; now: () => Date; log: Log }): Promise<OwnServerCert> {
+  const renew = () => issueServerCert(o.issuer, o.serverName, o.lifetimeMs, o.now());
+  let cert = await renew();
+  return {
+    current: () => cert,
+    renewInto: (api) =>
+      keepServerCertFresh({
+        current: cert,
+        renew,
+        install: (fresh) => {
+          cert = fresh;
+          api.setCertificate(fresh.chainPem, fresh.keyPem);
+          o.log.info('server certificate renewed', { name: o.serverName, notAfter: fresh.notAfter.toISOString() });
+        },
+        failed: (e) => o.log.error('server certificate renewal failed', { error: (e as Error).message }),
+        now: o.now,
+      }),
   };
 }

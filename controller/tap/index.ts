@@ -14,7 +14,7 @@ import { JsonStreamClient } from '../../shared/api-stream.js';
 import type { Log } from '../../shared/log.js';
 import { identityName } from '../../ca/identity.js';
 import { loadIssuer, readIdentityFile } from '../identity/files.js';
-import { issueServerCert, keepServerCertFresh, type ServerCert } from '../identity/server-cert.js';
+import { ownServerCert, type ServerCert } from '../identity/server-cert.js';
 import { formatResource, parseResource, type TargetSource, type TapTarget } from './targets.js';
 
 export { parseResource, type TargetSource, type TapTarget, type Resource } from './targets.js';
@@ -159,14 +159,13 @@ export async function startTapService(config: TapServiceConfig, deps: { log: Log
   const { issuer } = await loadIssuer(config.dir, now());
   const anchorsPem = await readIdentityFile(config.dir, 'anchor');
   const serverName = tapServiceName(config.trustDomain);
-  const renew = () => issueServerCert(issuer, serverName, config.leafLifetimeMs, now());
-  let cert = await renew();
+  const own = await ownServerCert({ issuer, serverName, lifetimeMs: config.leafLifetimeMs, now, log });
   const endpoint: JsonStreamEndpoint = {
     path: TAP_SERVICE_PATH,
     async handle(body, meta, emit, signal) {
       const req = parseTapRequest(body);
       log.info('tap', { from: meta.remote, resource: req.resource, namespace: req.namespace ?? 'default', to: req.to ?? '' });
-      await mergeTaps(req, deps.targets, { cert: () => cert, anchorsPem, port: config.proxyTapPort ?? PROXY_PORTS.control, log }, emit, signal);
+      await mergeTaps(req, deps.targets, { cert: own.current, anchorsPem, port: config.proxyTapPort ?? PROXY_PORTS.control, log }, emit, signal);
     },
     failed: (e, meta) => log.info('tap refused', { from: meta.remote, code: e.code, reason: e.message }),
   };
@@ -179,18 +178,8 @@ export async function startTapService(config: TapServiceConfig, deps: { log: Log
       return { pods: await deps.targets.pods(parseResource(o.resource, o.namespace)) };
     },
   };
-  const api = createApiServer({ certPem: cert.chainPem, keyPem: cert.keyPem, endpoints: [pods], streams: [endpoint], ready: () => now() < cert.notAfter });
-  const renewal = keepServerCertFresh({
-    current: cert,
-    renew,
-    install: (fresh) => {
-      cert = fresh;
-      api.setCertificate(fresh.chainPem, fresh.keyPem);
-      log.info('server certificate renewed', { name: serverName, notAfter: fresh.notAfter.toISOString() });
-    },
-    failed: (e) => log.error('server certificate renewal failed', { error: (e as Error).message }),
-    now,
-  });
+  const api = createApiServer({ certPem: own.current().chainPem, keyPem: own.current().keyPem, endpoints: [pods], streams: [endpoint], ready: () => now() < own.current().notAfter });
+  const renewal = own.renewInto(api);
   const address = await api.listen(config.host, config.port).catch((e: unknown) => {
     renewal.stop();
     throw e;

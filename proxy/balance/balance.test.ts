@@ -6,31 +6,14 @@ import type { Connector } from '../connect/upstreams.js';
 import { FailureAccrual } from './accrual.js';
 import { RetryBudget } from './budget.js';
 import { PeakEwma } from './ewma.js';
-import { Endpoint } from './endpoint.js';
+import { defaultEndpointStats, Endpoint } from './endpoint.js';
+import { seededRandom } from '../fuzz-random.js';
 import { P2cBalancer } from './p2c.js';
 
-/** mulberry32: the same sequence for the same seed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const seeded = seededRandom;
 
 const noConnector = {} as Connector;
-const stats = (random: () => number) => ({
-  defaultRttMs: R.ewmaDefaultRttMs,
-  decayMs: R.ewmaDecayMs,
-  consecutive: R.failureAccrualConsecutive,
-  backoffMinMs: R.failureAccrualBackoffMinMs,
-  backoffMaxMs: R.failureAccrualBackoffMaxMs,
-  jitter: R.failureAccrualJitter,
-  random,
-});
+const stats = defaultEndpointStats;
 const endpoint = (i: number, random: () => number): Endpoint => new Endpoint({ address: `10.0.0.${i}`, port: 80, family: 4 }, `10.0.0.${i}:80`, undefined, noConnector, stats(random), 0);
 
 describe('peak EWMA', () => {

@@ -3,6 +3,7 @@
 // TCP), how loaded and how healthy it is. The same object lives across
 // discovery updates as long as the endpoint does, so its latency estimate and
 // failure count survive a snapshot.
+import { RESILIENCE_DEFAULTS } from '../../contract/destination.js';
 import type { SocketAddress } from '../../native/index.js';
 import type { Connector } from '../connect/upstreams.js';
 import type { Conversion } from '../forward/forwarder.js';
@@ -13,6 +14,20 @@ import { PeakEwma } from './ewma.js';
 export interface EndpointStatsOptions extends AccrualOptions {
   defaultRttMs: number;
   decayMs: number;
+}
+
+/** Linkerd's defaults (contract/destination.ts); `random` draws the accrual's jitter. */
+export function defaultEndpointStats(random: () => number = Math.random): EndpointStatsOptions {
+  const R = RESILIENCE_DEFAULTS;
+  return {
+    defaultRttMs: R.ewmaDefaultRttMs,
+    decayMs: R.ewmaDecayMs,
+    consecutive: R.failureAccrualConsecutive,
+    backoffMinMs: R.failureAccrualBackoffMinMs,
+    backoffMaxMs: R.failureAccrualBackoffMaxMs,
+    jitter: R.failureAccrualJitter,
+    random,
+  };
 }
 
 export class Endpoint {

@@ -105,6 +105,22 @@ describe('server-speaks-first detection', () => {
     assert.deepEqual(hist, ['protocol_detect_duration_seconds_count{direction="outbound",outcome="server-first"} 1']);
   });
 
+  it('a burst of quiet clients opens at most the early budget of upstreams; the rest wait for detection as before', async () => {
+    const t = setup();
+    onUpstream = (s) => s.resume();
+    // 80 clients quiet past the window at once, then each speaks HTTP: 64 (the burst) get an early upstream.
+    const runs = Array.from({ length: 80 }, () => t.run((c) => setTimeout(() => c.write('GET / HTTP/1.1\r\n\r\n'), WINDOW_MS + 40)));
+    const done = await Promise.all(runs);
+    for (const r of done) assert.equal(r.fb.det.kind, 'http1');
+    assert.ok(t.dials() >= 64 && t.dials() < 80, `${t.dials()} early upstreams for 80 quiet clients`);
+    const skipped = (await scrape(t.metrics, 'protocol_detect_early_upstream_total')).find((l) => l.includes('result="skipped"'));
+    assert.ok(skipped !== undefined && Number(skipped.split(' ').pop()) === 80 - t.dials(), String(skipped));
+    for (const r of done) {
+      r.client.destroy();
+      r.server.destroy();
+    }
+  });
+
   it('learned: the next connection dials at accept and skips the window', async () => {
     const t = setup();
     t.memory.learn(KEY);

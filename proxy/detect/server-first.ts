@@ -21,6 +21,7 @@ import type { Direction } from '../target.js';
 import { startDetect, type DetectOptions } from './index.js';
 import type { ServerFirstMemory } from './learned.js';
 import type { Peek } from './peek.js';
+import { Budget } from '../h2/limits.js';
 import { SERVER_FIRST, UPSTREAM_FAILED, type Detected } from './verdict.js';
 
 const ignore = (): void => {};
@@ -94,7 +95,18 @@ export class FirstBytes {
   }
 }
 
+// Early upstreams for quiet clients: a burst, then a rate. Beyond it a quiet
+// client waits for detection as before. Without it a burst of silent
+// connections (a slowloris, or 500 clients connecting at once) makes the
+// proxy open as many upstream connections: an amplifier, and a burst of
+// work that cost the other clients ~50-100 ms (test/limits.test.ts).
+// Destinations learned as server-first open at once and are not counted.
+const EARLY_BURST = 64;
+const EARLY_PER_SECOND = 200;
+
 export class ServerFirstDetector {
+  readonly #early = new Budget(EARLY_BURST, EARLY_PER_SECOND, () => performance.now());
+
   constructor(readonly o: ServerFirstOptions) {}
 
   /** A port configured opaque: decided without waiting, counted as such. */
@@ -166,7 +178,11 @@ export class ServerFirstDetector {
         resolve(fb);
       };
 
-      peek = startDetect(client, o.detect, decide, early === 'window' ? { ms: o.windowMs, onQuiet: open } : undefined);
+      const onQuiet = (): void => {
+        if (this.#early.take()) open();
+        else o.metrics.earlyUpstream(o.direction, 'skipped');
+      };
+      peek = startDetect(client, o.detect, decide, early === 'window' ? { ms: o.windowMs, onQuiet } : undefined);
       if (early === 'at-once') open();
     });
   }

@@ -9,7 +9,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { RESILIENCE_DEFAULTS as R, type AuthoritySettings } from '../../contract/destination.js';
-import { Endpoint } from '../balance/endpoint.js';
+import { defaultEndpointStats, Endpoint } from '../balance/endpoint.js';
 import type { Upstreams } from '../connect/upstreams.js';
 import { Service } from '../discovery/service.js';
 import { H1Pool } from '../h1/index.js';
@@ -19,15 +19,7 @@ import { addr, closedPort, samples, startProxy, type PoolFactory, type ProxyNode
 
 const pool: PoolFactory = (dial) => new H1Pool({ dial, reset: resetAndDestroy });
 const BUDGET = { ratio: R.retryBudgetRatio, minPerSecond: R.retryBudgetMinPerSecond, windowMs: R.retryBudgetWindowMs };
-const STATS = {
-  defaultRttMs: R.ewmaDefaultRttMs,
-  decayMs: R.ewmaDecayMs,
-  consecutive: R.failureAccrualConsecutive,
-  backoffMinMs: R.failureAccrualBackoffMinMs,
-  backoffMaxMs: R.failureAccrualBackoffMaxMs,
-  jitter: R.failureAccrualJitter,
-  random: Math.random,
-};
+const STATS = defaultEndpointStats();
 
 type Behaviour = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer, n: number) => void;
 
