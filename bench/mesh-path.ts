@@ -115,7 +115,7 @@ export async function upMesh(t: Topology, name: PathName, o: { identity: boolean
   return {
     name,
     description: watcher
-      ? 'the mesh path, with a tap watcher on the server-side proxy asking for every request (10,000/s) and reading all of it'
+      ? 'the mesh path, with a tap watcher on the server-side proxy asking for all it may have (1,000 requests a second) and reading all of it'
       : destination
       ? 'client pod → mesh-proxy outbound (iptables REDIRECT; discovery + P2C balancing) → mTLS → mesh-proxy inbound (REDIRECT) → nginx; identity and destination services in a third pod'
       : identity

@@ -54,7 +54,7 @@ const PAIRS: [PathName, PathName][] = [
   ['mesh', 'haproxy-tcp'],
   // What discovery and balancing cost (the same mTLS path, the peer given by the override list).
   ['mesh', 'mesh-static'],
-  // What a flooded tap consumer on the server-side proxy costs (10,000 requests a second asked for).
+  // What a flooded tap consumer on the server-side proxy costs (the most a watcher may ask: 1,000 requests a second).
   ['mesh-tap', 'mesh'],
   // What mTLS costs the mesh, and what it costs HAProxy.
   ['mesh', 'mesh-plain'],

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { TAP_SERVICE_PORT } from '../contract/tap.js';
 import { startTapService } from '../controller/tap/index.js';
 import { FileTargets } from '../controller/tap/file-targets.js';
+import { KubernetesTargets } from '../controller/tap/kubernetes-targets.js';
 import { Log, type LogLevel } from '../shared/log.js';
 import { processOut, reportFailure, UsageError, type Out } from './command.js';
 import { parseDuration, parseListenAddress } from './flags.js';
@@ -14,6 +15,7 @@ interface Flags {
   dir: string;
   listen: string;
   source: string;
+  kubeconfig?: string;
   trustDomain: string;
   leafLifetime: string;
   proxyTapPort: string;
@@ -31,7 +33,8 @@ export function controllerTapCommand(out: Out = processOut): Command {
   return new Command('tap')
     .description('Merge live requests from the proxies of a resource: POST /tap.mesh.io/v1/tap over HTTP/2 TLS, for mesh tap and the dashboard')
     .requiredOption('--dir <dir>', 'identity directory (mesh identity init): the tap service issues its own mesh-tap identity from its issuer')
-    .requiredOption('--source <file:PATH>', 'where pods are found: file:PATH, the destination service\'s services file')
+    .requiredOption('--source <file:PATH|kubernetes>', 'where pods are found: the Kubernetes API, or file:PATH (the destination service\'s services file)')
+    .option('--kubeconfig <path>', '--source kubernetes outside a cluster (default: KUBECONFIG, else the pod\'s service account)')
     .option('--listen <addr:port>', 'address to serve on', `0.0.0.0:${TAP_SERVICE_PORT}`)
     .option('--trust-domain <domain>', 'trust domain', 'cluster.local')
     .option('--leaf-lifetime <duration>', 'lifetime of the tap service\'s own certificate', '24h')
@@ -41,15 +44,15 @@ export function controllerTapCommand(out: Out = processOut): Command {
     .action(async (f: Flags) => {
       try {
         const m = /^file:(.+)$/.exec(f.source);
-        // Kubernetes resources (deployments, pods through the API) are not wired here yet: say so rather than pretend.
-        if (m === null) throw new UsageError(`--source: "${f.source}" is not file:PATH (the Kubernetes source for tap is not available in this version)`);
+        if (m === null && f.source !== 'kubernetes') throw new UsageError(`--source: "${f.source}" is neither kubernetes nor file:PATH`);
+        if (f.kubeconfig !== undefined && f.source !== 'kubernetes') throw new UsageError('--kubeconfig: only read by --source kubernetes');
         const port = Number(f.proxyTapPort);
         if (!(port >= 1 && port <= 65535)) throw new UsageError(`--proxy-tap-port: "${f.proxyTapPort}" is not a port`);
         const listen = parseListenAddress('--listen', f.listen);
         const log = new Log(f.logLevel as LogLevel);
         const service = await startTapService(
           { dir: f.dir, host: listen.host, port: listen.port, trustDomain: f.trustDomain, leafLifetimeMs: parseDuration('--leaf-lifetime', f.leafLifetime), proxyTapPort: port },
-          { log, targets: new FileTargets(m[1]!, f.trustDomain) },
+          { log, targets: m === null ? await KubernetesTargets.create({ trustDomain: f.trustDomain, ...(f.kubeconfig === undefined ? {} : { kubeconfig: f.kubeconfig }) }) : new FileTargets(m[1]!, f.trustDomain) },
         );
         await untilSignalled();
         log.info('stopping');

@@ -168,7 +168,7 @@ export function tapCommand(out: Out = processOut): Command {
     .option('--method <method>', 'only requests with this method')
     .option('--path <prefix>', 'only requests whose path starts with this')
     .option('--authority <authority>', 'only requests to this :authority / Host')
-    .option('--max-rps <n>', 'requests per second shown at most, per proxy (default 100)')
+    .option('--max-rps <n>', 'requests per second shown at most, per proxy (default 100, at most 1000: tap samples)')
     .addOption(new Option('-o, --output <format>', 'line (default), wide (adds pod and identities) or json').choices(['line', 'wide', 'json']).default('line')))
     .exitOverride()
     .action(async (resource: string, f: Flags) => {
