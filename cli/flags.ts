@@ -1,25 +1,14 @@
 // Flag values shared by the mesh commands, parsed into typed values or a UsageError naming the flag.
 import { isIP } from 'node:net';
+import { parseGoDuration } from '../shared/duration.js';
 import { UsageError } from './command.js';
-
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Go's duration syntax, as Linkerd's flags take it: "24h", "87600h", "1h30m", "500ms". */
 export function parseDuration(flag: string, raw: string): number {
-  const text = raw.trim();
-  const part = /(\d+(?:\.\d+)?)(ms|h|m|s)/y;
-  let ms = 0;
-  let at = 0;
-  while (at < text.length) {
-    part.lastIndex = at;
-    const m = part.exec(text);
-    if (m === null) break;
-    ms += Number(m[1]) * UNIT_MS[m[2]!]!;
-    at = part.lastIndex;
-  }
-  if (text === '' || at !== text.length) throw new UsageError(`${flag}: "${raw}" is not a duration (e.g. 24h, 8760h, 1h30m, 90s)`);
-  if (!(ms > 0)) throw new UsageError(`${flag}: must be longer than zero`);
-  return Math.round(ms);
+  const ms = parseGoDuration(raw);
+  if (ms === 'syntax') throw new UsageError(`${flag}: "${raw}" is not a duration (e.g. 24h, 8760h, 1h30m, 90s)`);
+  if (ms === 'zero') throw new UsageError(`${flag}: must be longer than zero`);
+  return ms;
 }
 
 export interface ListenAddress {

@@ -4,6 +4,7 @@
 // problem named with its key; the caller decides whether that refuses a file
 // (file source) or is logged and ignored (an annotation someone else wrote).
 import type { RetryHttpOn } from '../../contract/destination.js';
+import { parseGoDuration } from '../../shared/duration.js';
 
 export interface ServiceSettings {
   opaquePorts: readonly number[];
@@ -16,24 +17,12 @@ export interface ServiceSettings {
 export const SETTING_KEYS = ['opaque-ports', 'timeout', 'retry-http', 'retry-grpc', 'retry-limit'] as const;
 export type SettingKey = (typeof SETTING_KEYS)[number];
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
 /** Go's duration syntax, as the annotations take it: "2s", "500ms", "1m30s". */
 export function parseDurationMs(raw: string): number {
-  const text = raw.trim();
-  const part = /(\d+(?:\.\d+)?)(ms|h|m|s)/y;
-  let ms = 0;
-  let at = 0;
-  while (at < text.length) {
-    part.lastIndex = at;
-    const m = part.exec(text);
-    if (m === null) break;
-    ms += Number(m[1]) * UNIT_MS[m[2]!]!;
-    at = part.lastIndex;
-  }
-  if (text === '' || at !== text.length) throw new Error(`"${raw}" is not a duration (e.g. 2s, 500ms, 1m30s)`);
-  if (!(ms > 0)) throw new Error(`"${raw}" must be longer than zero`);
-  return Math.round(ms);
+  const ms = parseGoDuration(raw);
+  if (ms === 'syntax') throw new Error(`"${raw}" is not a duration (e.g. 2s, 500ms, 1m30s)`);
+  if (ms === 'zero') throw new Error(`"${raw}" must be longer than zero`);
+  return ms;
 }
 
 /**
