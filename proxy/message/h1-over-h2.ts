@@ -79,12 +79,55 @@ export function carriesH1(h2: RequestHead): boolean {
   return field(h2.headers, ORIG_PROTO) !== undefined;
 }
 
+/** `name` lower-cased equals `lower` (ASCII: field names are tokens), without making the lower-cased string. */
+function equalsLower(name: string, lower: string): boolean {
+  const n = name.length;
+  if (n !== lower.length) return false;
+  for (let k = 0; k < n; k++) {
+    let c = name.charCodeAt(k);
+    if (c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (c !== lower.charCodeAt(k)) return false;
+  }
+  return true;
+}
+
 /**
  * Rebuilds [name, value, ...] in the order and case `list` names. The h2 list
- * was made in that same order, so the two are walked side by side; a field the
- * list does not name (or a mismatch) falls back to a queue per name.
+ * was made in that same order, so the two are walked side by side (no
+ * per-request map); anything else (fields the list does not name, a peer's
+ * mesh-orig-dup-* fields, a reordering on the way) takes the general path.
  */
 function restore(list: string | undefined, h2: HeaderList, host: string | undefined): HeaderList {
+  if (list === undefined || list === '') return restoreQueued(list, h2, host);
+  const out: HeaderList = [];
+  let i = 0;
+  let from = 0;
+  const end = list.length;
+  let h = host;
+  while (from <= end) {
+    let to = list.indexOf(',', from);
+    if (to < 0) to = end;
+    const name = list.slice(from, to);
+    from = to + 1;
+    if (name.length === 4 && equalsLower(name, 'host')) {
+      if (h !== undefined) out.push(name, h);
+      h = undefined;
+      continue;
+    }
+    while (i < h2.length && h2[i]!.startsWith('mesh-orig-')) {
+      if (h2[i]!.startsWith(DUP)) return restoreQueued(list, h2, host);
+      i += 2;
+    }
+    if (i >= h2.length || !equalsLower(name, h2[i]!)) return restoreQueued(list, h2, host);
+    out.push(name, h2[i + 1]!);
+    i += 2;
+  }
+  for (; i < h2.length; i += 2) if (!h2[i]!.startsWith('mesh-orig-')) return restoreQueued(list, h2, host);
+  return out;
+}
+
+/** restore() in general: values queued per name, taken in the list's order; fields it does not name follow. */
+function restoreQueued(list: string | undefined, h2: HeaderList, host: string | undefined): HeaderList {
   const out: HeaderList = [];
   const values = new Map<string, string[]>();
   for (let i = 0; i < h2.length; i += 2) {

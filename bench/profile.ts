@@ -1,0 +1,132 @@
+// Where a path's proxies spend their CPU: one path of the bench under saturating load, each proxy
+// sampled with `perf record` (JIT frames named through --perf-basic-prof), a flat report per
+// proxy. Not a test; bounded like the bench (fixed durations, the lab removed on exit).
+//
+//   node dist/bench/profile.js [--path mesh] [--proto h1|h2] [--workload tiny|realistic]
+//                              [--duration S] [--out DIR]
+//
+// `perf`, not `--cpu-prof`: the V8 profiler samples wall time and blames socket writes.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROXY_PORTS } from '../contract/sidecar.js';
+import type { Pod } from '../lab/index.js';
+import { h2load, wrk, type LoadContext } from './load.js';
+import { PATH_NAMES, upPath, type PathName } from './paths.js';
+import { choosePinning } from './pin.js';
+import { createTopology } from './topology.js';
+import { WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from './workload.js';
+
+interface Options {
+  path: PathName;
+  proto: 'h1' | 'h2';
+  workload: WorkloadName;
+  duration: number;
+  out: string;
+  top: number;
+}
+
+/** The proxy's GC count and seconds so far (prom-client's nodejs_gc_duration_seconds, all kinds). */
+async function gcSeconds(pod: Pod): Promise<{ count: number; seconds: number }> {
+  const r = await pod.exec('curl', ['-sf', '--max-time', '5', `http://127.0.0.1:${PROXY_PORTS.admin}/metrics`]);
+  let count = 0;
+  let seconds = 0;
+  for (const line of r.stdout.split('\n')) {
+    if (line.startsWith('nodejs_gc_duration_seconds_count')) count += Number(line.split(' ').pop());
+    if (line.startsWith('nodejs_gc_duration_seconds_sum')) seconds += Number(line.split(' ').pop());
+  }
+  return { count, seconds };
+}
+
+const say = (line: string): void => void process.stderr.write(`profile: ${line}\n`);
+
+async function profile(o: Options): Promise<number> {
+  if (process.getuid?.() !== 0) {
+    say('needs root (it creates network namespaces and runs perf on other users\' processes)');
+    return 1;
+  }
+  // Node writes /tmp/perf-<pid>.map for its JIT code when started with this; perf reads it.
+  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
+  mkdirSync(o.out, { recursive: true });
+  const t = await createTopology(choosePinning());
+  try {
+    const path = await upPath(t, o.path);
+    try {
+      const ctx: LoadContext = { client: t.client, pin: t.pin, dir: t.dir };
+      const w = WORKLOADS[o.workload];
+      const load = (durationS: number) =>
+        o.proto === 'h1'
+          ? wrk(ctx, path.h1, { connections: 50, durationS, workload: w })
+          : h2load(ctx, path.h2, { clients: 10, streams: 10, durationS, workload: w });
+      say(`${o.path}: warm-up 3s`);
+      await load(3);
+      const pods = path.proxies.map((p) => (p.side === 'client' ? t.client : t.server));
+      const gcBefore = await Promise.all(pods.map(gcSeconds));
+      const counters = path.proxies.map((p) => {
+        const file = join(o.out, `${o.path}-${o.proto}-${o.workload}-${p.side}.stat`);
+        const st = spawn('perf', ['stat', '-x', ',', '-e', 'raw_syscalls:sys_enter,task-clock', '-p', String(p.pid), '-o', file, '--', 'sleep', String(o.duration)], { stdio: 'ignore' });
+        return { file, done: new Promise<void>((resolve) => st.once('exit', () => resolve())) };
+      });
+      const recorders = path.proxies.map((p) => {
+        const file = join(o.out, `${o.path}-${o.proto}-${o.workload}-${p.side}.data`);
+        const rec = spawn('perf', ['record', '-F', '1999', '-g', '-p', String(p.pid), '-o', file, '--', 'sleep', String(o.duration)], { stdio: 'ignore' });
+        return { side: p.side, file, done: new Promise<void>((resolve) => rec.once('exit', () => resolve())) };
+      });
+      say(`${o.path}: ${o.proto} ${o.workload} load ${o.duration}s under perf`);
+      const r = await load(o.duration);
+      await Promise.all([...recorders, ...counters].map((r) => r.done));
+      const gcAfter = await Promise.all(pods.map(gcSeconds));
+      say(`${r.requests} requests, ${Math.round(r.requests / o.duration)} req/s`);
+      for (const p of path.proxies) {
+        const gcLines = p.process.lines().filter((l) => /Scavenge|Mark-Compact|Mark-sweep/.test(l));
+        if (gcLines.length > 0) writeFileSync(join(o.out, `${o.path}-${o.proto}-${o.workload}-${p.side}.gc`), `${gcLines.join('\n')}\n`);
+      }
+      for (const [i, rec] of recorders.entries()) {
+        const stat = readFileSync(counters[i]!.file, 'utf8');
+        const value = (event: string): number => Number(stat.split('\n').find((l) => l.includes(event))?.split(',')[0] ?? NaN);
+        const gc = { count: gcAfter[i]!.count - gcBefore[i]!.count, seconds: gcAfter[i]!.seconds - gcBefore[i]!.seconds };
+        say(
+          `${rec.side}-side: ${(value('raw_syscalls:sys_enter') / r.requests).toFixed(2)} syscalls/request, ` +
+            `${((value('task-clock') * 1000) / r.requests).toFixed(1)} µs CPU/request (under perf), ` +
+            `${((gc.count * 1000) / r.requests).toFixed(2)} GCs per 1000 requests, ${((gc.seconds * 1e6) / r.requests).toFixed(2)} µs GC/request`,
+        );
+        // -f: the proxy runs as its own uid, so its JIT map is not owned by root.
+        const flat = execFileSync('perf', ['report', '-f', '-i', rec.file, '--no-children', '--sort', 'dso,symbol', '--stdio', '-g', 'none', '--percent-limit', '0.4'], {
+          encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'ignore'],
+        });
+        const byDso = execFileSync('perf', ['report', '-f', '-i', rec.file, '--no-children', '--sort', 'dso', '--stdio', '-g', 'none'], {
+          encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'ignore'],
+        });
+        const lines = (s: string, n: number): string =>
+          s.split('\n').filter((l) => l.trim() && !l.startsWith('#')).slice(0, n).map((l) => l.replace(/\s+-?\s+-?\s*$/, '')).join('\n');
+        const text = `## ${rec.side}-side proxy\n### by object\n${lines(byDso, 15)}\n### by symbol\n${lines(flat, o.top)}\n`;
+        writeFileSync(rec.file.replace(/\.data$/, '.txt'), text);
+        process.stdout.write(`${text}\n`);
+      }
+    } finally {
+      await path.down();
+    }
+  } finally {
+    await t.destroy();
+  }
+  return 0;
+}
+
+const program = new Command('profile')
+  .description("Sample one bench path's proxies with perf under saturating load")
+  .addOption(new Option('--path <name>', 'the bench path').choices([...PATH_NAMES]).default('mesh'))
+  .addOption(new Option('--proto <p>', 'HTTP/1.1 (wrk) or h2c (h2load)').choices(['h1', 'h2']).default('h1'))
+  .addOption(new Option('--workload <name>').choices([...WORKLOAD_NAMES]).default('tiny'))
+  .option('--duration <seconds>', 'sampled load', (raw) => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0 || n > 120) throw new InvalidArgumentError('--duration must be 1..120 seconds');
+    return n;
+  }, 10)
+  .option('--top <n>', 'symbols shown per proxy', (raw) => Number(raw), 45)
+  .option('--out <dir>', 'where perf data and reports go', '/tmp/mesh-profile')
+  .action(async (opts: Options) => {
+    process.exitCode = await profile(opts);
+  });
+
+await program.parseAsync();
