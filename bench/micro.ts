@@ -4,7 +4,7 @@
 // CPU, allocation and GC are the two proxies' alone. Not a test and not the bench (no TLS, no
 // kernel interception); it answers "what does a request cost our JavaScript".
 //
-//   node --max-semi-space-size=2 --single-threaded-gc dist/bench/micro.js [--seconds 5]
+//   node --max-semi-space-size=4 --single-threaded-gc dist/bench/micro.js [--seconds 5]
 //        [--connections 50] [--heap-prof-dir DIR]   (run with root not needed)
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -79,10 +79,15 @@ async function child(): Promise<void> {
 
 const session = new Session();
 
-async function startSampling(): Promise<void> {
+/**
+ * Every allocation, including what the next scavenge frees (that garbage is the cost); or with
+ * `retained`, only what is still in the heap at the end: objects that outlived the young
+ * generation, promoted and kept until a full collection (what grows RSS under load).
+ */
+async function startSampling(retained: boolean): Promise<void> {
   session.connect();
-  // Every allocation, including what the next scavenge frees: that garbage is the cost.
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+  const all = { includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true };
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 256, ...(retained ? {} : all) } as never);
 }
 
 interface ProfileNode {
@@ -114,7 +119,7 @@ async function report(_: number): Promise<void> {
 }
 
 async function parent(): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, connections: { type: 'string', default: '50' }, allocations: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, connections: { type: 'string', default: '50' }, allocations: { type: 'boolean', default: false }, retained: { type: 'boolean', default: false } } });
   const kid = fork(fileURLToPath(import.meta.url), ['--child'], { execArgv: [] });
   const [first] = (await once(kid, 'message')) as [{ backend: number }];
   const pool = (dial: () => Promise<net.Socket>): H1Pool => new H1Pool({ dial, reset: resetAndDestroy });
@@ -131,7 +136,7 @@ async function parent(): Promise<void> {
   let at: { requests: number; cpu: NodeJS.CpuUsage; gcs: number; gcMs: number; t: number } | undefined;
   await new Promise<void>((resolve) => {
     kid.on('message', (m: { start?: number; end?: number }) => {
-      if (m.start !== undefined && values.allocations) void startSampling();
+      if (m.start !== undefined && (values.allocations || values.retained)) void startSampling(values.retained === true);
       if (m.start !== undefined) at = { requests: m.start, cpu: process.cpuUsage(), gcs, gcMs, t: performance.now() };
       if (m.end !== undefined && at) {
         const cpu = process.cpuUsage(at.cpu);
@@ -148,7 +153,7 @@ async function parent(): Promise<void> {
       }
     });
   });
-  if (values.allocations) await report(at!.requests);
+  if (values.allocations || values.retained) await report(at!.requests);
   await once(kid, 'exit');
   await mesh.close();
 }

@@ -25,6 +25,8 @@ interface Options {
   duration: number;
   out: string;
   top: number;
+  record: boolean;
+  rounds: number;
 }
 
 /** The proxy's GC count and seconds so far (prom-client's nodejs_gc_duration_seconds, all kinds). */
@@ -37,6 +39,13 @@ async function gcSeconds(pod: Pod): Promise<{ count: number; seconds: number }> 
     if (line.startsWith('nodejs_gc_duration_seconds_sum')) seconds += Number(line.split(' ').pop());
   }
   return { count, seconds };
+}
+
+/** utime + stime of a process, in clock ticks (1/100 s). */
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]);
 }
 
 const say = (line: string): void => void process.stderr.write(`profile: ${line}\n`);
@@ -68,6 +77,16 @@ async function profile(o: Options): Promise<number> {
         const st = spawn('perf', ['stat', '-x', ',', '-e', 'raw_syscalls:sys_enter,task-clock', '-p', String(p.pid), '-o', file, '--', 'sleep', String(o.duration)], { stdio: 'ignore' });
         return { file, done: new Promise<void>((resolve) => st.once('exit', () => resolve())) };
       });
+      if (!o.record) {
+        // Without sampling: CPU per request and throughput only, `rounds` times (to see the noise).
+        for (let round = 1; round <= o.rounds; round++) {
+          const cpu0 = path.proxies.map((p) => cpuTicks(p.pid));
+          const r = await load(o.duration);
+          const cpu = path.proxies.map((p, i) => ((cpuTicks(p.pid) - cpu0[i]!) * 10_000) / r.requests);
+          say(`round ${round}: ${Math.round(r.requests / o.duration)} req/s, CPU µs/request ${path.proxies.map((p, i) => `${p.side} ${cpu[i]!.toFixed(1)}`).join(', ')}`);
+        }
+        return 0;
+      }
       const recorders = path.proxies.map((p) => {
         const file = join(o.out, `${o.path}-${o.proto}-${o.workload}-${p.side}.data`);
         const rec = spawn('perf', ['record', '-F', '1999', '-g', '-p', String(p.pid), '-o', file, '--', 'sleep', String(o.duration)], { stdio: 'ignore' });
@@ -124,6 +143,8 @@ const program = new Command('profile')
     return n;
   }, 10)
   .option('--top <n>', 'symbols shown per proxy', (raw) => Number(raw), 45)
+  .option('--no-record', 'no perf sampling: throughput and CPU per request only')
+  .option('--rounds <n>', 'with --no-record: how many load runs', (raw) => Number(raw), 3)
   .option('--out <dir>', 'where perf data and reports go', '/tmp/mesh-profile')
   .action(async (opts: Options) => {
     process.exitCode = await profile(opts);

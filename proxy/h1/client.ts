@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import { H2_CANCEL, H2_PROTOCOL_ERROR, type HeaderList, type ResponseHead } from '../message/types.js';
-import { batch, type Batched } from './batch.js';
+import { H1Output } from './batch.js';
 import type { Expiring } from './deadlines.js';
 import { H1Parser, type H1ParserListener, type H1ParserOptions } from './parser.js';
 import { lastChunk, serializeRequest, writeFramed, type Framing } from './serialize.js';
@@ -22,9 +22,9 @@ export interface H1ConnectionOwner {
   reset(socket: Socket): void;
 }
 
-export class H1ClientConnection implements H1ParserListener, Batched, Expiring {
+export class H1ClientConnection implements H1ParserListener, Expiring {
   readonly socket: Socket;
-  corked = false;
+  readonly #out: H1Output;
   deadline = Infinity;
   readonly #owner: H1ConnectionOwner;
   readonly #parser: H1Parser;
@@ -48,6 +48,7 @@ export class H1ClientConnection implements H1ParserListener, Batched, Expiring {
 
   constructor(socket: Socket, owner: H1ConnectionOwner, o: H1ParserOptions = {}) {
     this.socket = socket;
+    this.#out = new H1Output(socket);
     this.#owner = owner;
     this.#parser = new H1Parser('response', this, o);
     socket.on('data', this.#onData);
@@ -81,23 +82,20 @@ export class H1ClientConnection implements H1ParserListener, Batched, Expiring {
     this.#parser.requestMethod = s.head.method;
     const out = serializeRequest(s.head, s.bodyless);
     this.#framing = out.framing;
-    batch(this);
-    this.socket.write(out.head, 'latin1');
+    this.#out.text(out.head);
     if (s.bodyless) this.#reqDone = true;
     s.attached(this);
   }
 
   writeBody(chunk: Buffer): boolean {
     if (this.#reqDone || this.#closed) return true;
-    batch(this);
-    return writeFramed(this.socket, this.#framing, chunk);
+    return writeFramed(this.#out, this.#framing, chunk);
   }
 
   endBody(trailers: HeaderList | undefined): void {
     if (this.#reqDone || this.#closed) return;
     if (this.#framing === 'chunked') {
-      batch(this);
-      this.socket.write(lastChunk(trailers), 'latin1');
+      this.#out.text(lastChunk(trailers));
     }
     this.#reqDone = true;
     if (this.#resDone && !this.#driving) this.#done();
@@ -281,6 +279,7 @@ export class H1ClientConnection implements H1ParserListener, Batched, Expiring {
     if (this.#closed) return;
     this.#closed = true;
     this.#buf = undefined;
+    this.#out.discard();
     this.#owner.gone(this);
     if (rst) this.#owner.reset(this.socket);
     else this.socket.destroy();

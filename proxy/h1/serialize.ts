@@ -3,7 +3,7 @@
 // identity; otherwise chunked on HTTP/1.1, or close-delimited for an HTTP/1.0
 // client. Fields that frame a connection (Transfer-Encoding, Connection and an
 // unusable Content-Length) are dropped from the given list and written by us.
-import type { Socket } from 'node:net';
+import type { H1Output } from './batch.js';
 import type { HeaderList, RequestHead, ResponseHead } from '../message/types.js';
 
 export type Framing = 'none' | 'length' | 'chunked' | 'close';
@@ -173,19 +173,21 @@ export function errorResponse(status: number): string {
 }
 
 /**
- * One body chunk on `socket` in the message's framing (both sides of the
- * codec write bodies the same way); false when the socket is full.
+ * One body chunk on a connection's output in the message's framing (both sides
+ * of the codec write bodies the same way); false when the socket is full.
  */
-export function writeFramed(socket: Socket, framing: Framing, chunk: Buffer): boolean {
+export function writeFramed(out: H1Output, framing: Framing, chunk: Buffer): boolean {
   switch (framing) {
-    case 'chunked':
+    case 'chunked': {
       if (chunk.length === 0) return true; // an empty chunk would end the body
-      socket.write(chunkHeader(chunk.length), 'latin1');
-      socket.write(chunk);
-      return socket.write('\r\n', 'latin1');
+      out.text(chunkHeader(chunk.length));
+      const ok = out.bytes(chunk);
+      out.text('\r\n');
+      return ok;
+    }
     case 'length':
     case 'close':
-      return socket.write(chunk);
+      return out.bytes(chunk);
     default:
       return true; // a body where none may be (HEAD, 204, 304): dropped
   }

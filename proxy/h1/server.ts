@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import { H2_CANCEL, H2_PROTOCOL_ERROR, type HeaderList, type RequestHead, type RequestListener, type ResponseHead, type ServerHandler, type StreamReset } from '../message/types.js';
-import { batch, type Batched } from './batch.js';
+import { H1Output } from './batch.js';
 import { Deadlines, sharedDeadlines, type Expiring } from './deadlines.js';
 import { H1Parser, type H1ParserListener, type H1ParserOptions } from './parser.js';
 import { errorResponse, lastChunk, serializeResponse, writeFramed, type Framing } from './serialize.js';
@@ -37,9 +37,9 @@ const D_LINGER = 3;
 /** How long a closing connection drains the client's bytes before it is destroyed. */
 const LINGER_MS = 2000;
 
-export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
+export class H1ServerConnection implements H1ParserListener, Expiring {
   readonly socket: Socket;
-  corked = false;
+  readonly #out: H1Output;
   deadline = Infinity;
   #deadlineKind = D_NONE;
   readonly #handler: ServerHandler;
@@ -79,6 +79,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
 
   constructor(socket: Socket, handler: ServerHandler, o: H1ServerOptions = {}, initial?: Buffer, onGone?: (c: H1ServerConnection) => void) {
     this.socket = socket;
+    this.#out = new H1Output(socket);
     this.#onGone = onGone;
     this.#handler = handler;
     this.#o = o;
@@ -262,8 +263,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
   sendContinue(): void {
     if (!this.#continuePending || this.#resStarted) return;
     this.#continuePending = false;
-    batch(this);
-    this.socket.write('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+    this.#out.text('HTTP/1.1 100 Continue\r\n\r\n');
   }
 
   respond(head: ResponseHead, endStream: boolean): void {
@@ -271,8 +271,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
     // Without its 100, the client may never send the body it announced: not reusable.
     const keepAlive = this.#reqKeepAlive && !this.#draining && !this.#continuePending && !this.#peerEnded;
     const s = serializeResponse(head, endStream, this.#method, this.#clientVersion, keepAlive, Math.round(this.#idleTimeout / 1000));
-    batch(this);
-    this.socket.write(s.head, 'latin1');
+    this.#out.text(s.head);
     if (head.status < 200) return; // an interim head: the final one follows
     this.#resStarted = true;
     this.#framing = s.framing;
@@ -282,15 +281,13 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
 
   write(chunk: Buffer): boolean {
     if (!this.#resStarted || this.#resDone) return true;
-    batch(this);
-    return writeFramed(this.socket, this.#framing, chunk);
+    return writeFramed(this.#out, this.#framing, chunk);
   }
 
   end(trailers: HeaderList | undefined): void {
     if (!this.#resStarted || this.#resDone) return;
     if (this.#framing === 'chunked') {
-      batch(this);
-      this.socket.write(lastChunk(trailers), 'latin1');
+      this.#out.text(lastChunk(trailers));
     }
     this.#responseDone();
   }
@@ -299,6 +296,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
     this.#endExchange();
     this.#closed = true;
     this.#deadlines.delete(this);
+    this.#out.discard();
     if (this.#o.reset !== undefined) this.#o.reset(this.socket);
     else this.socket.resetAndDestroy();
   }
@@ -377,8 +375,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
 
   #answerAndClose(status: number): void {
     if (this.#closing) return;
-    batch(this);
-    this.socket.write(errorResponse(status), 'latin1');
+    this.#out.text(errorResponse(status));
     this.#closeGracefully();
   }
 
@@ -387,6 +384,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
     if (this.#closing || this.#closed) return;
     this.#closing = true;
     this.#buf = undefined;
+    this.#out.flushNow();
     this.socket.end();
     this.#arm(D_LINGER, LINGER_MS);
     if (this.socket.isPaused()) this.socket.resume();
@@ -396,6 +394,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
     this.#closing = true;
     this.#closed = true;
     this.#deadlines.delete(this);
+    this.#out.discard();
     this.socket.destroy();
   }
 
@@ -403,6 +402,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring, Batched {
   #handoff(rest: Buffer): void {
     const head = this.#tunnelHead!;
     const s = this.socket;
+    this.#out.flushNow();
     s.pause();
     s.off('data', this.#onData);
     s.off('end', this.#onEnd);
