@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { SocketAddress } from '../native/index.js';
 import type { Endpoint } from './balance/endpoint.js';
 import type { Service } from './discovery/service.js';
-import type { BalancedTarget } from './forward/forwarder.js';
+import type { BalancedTarget, Upstream } from './forward/forwarder.js';
 import type { ConnMetrics, ProxyMetrics, RouteMetrics } from './metrics.js';
 import type { Direction } from './target.js';
 
@@ -29,6 +29,10 @@ export interface ConnContext {
   origin?: Endpoint;
   /** The last balanced target used on this connection, by the authority it was found for. */
   balanced?: { authority: string; target: BalancedTarget };
+  /** Where this connection's requests go (proxy/forward/http.ts), made on the first request. */
+  upstream?: Upstream;
+  /** Inbound from a peer proxy: where its requests carrying HTTP/1 go (restored for the app). */
+  upstreamRestored?: Upstream;
 }
 
 const contexts = new WeakMap<Socket, ConnContext>();

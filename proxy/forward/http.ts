@@ -16,7 +16,8 @@ import { H2ServerConnection } from '../h2/index.js';
 import type { Log } from '../log.js';
 import type { ProxyMetrics } from '../metrics.js';
 import { carriesH1 } from '../message/h1-over-h2.js';
-import type { RequestHead, ServerHandler, ServerStream } from '../message/types.js';
+import type { ClientStream, Dispatcher, RequestHead, ResponseListener, ServerHandler, ServerStream } from '../message/types.js';
+import type { SocketAddress } from '../../native/index.js';
 import { forwardOpaque } from '../opaque.js';
 import { resetAndDestroy } from '../transport/tls.js';
 import type { Connector } from '../connect/upstreams.js';
@@ -64,6 +65,25 @@ function authorityOf(h: RequestHead): string {
     if (n.length === 4 && n.toLowerCase() === 'host') return fields[i + 1]!;
   }
   return h.method === 'CONNECT' ? h.target : '';
+}
+
+/**
+ * A connection's way to its upstream: asks the connector per request, so a pool
+ * or an h2 connection replaced meanwhile (GOAWAY, lost, full) is never held on to.
+ */
+class ToUpstream implements Dispatcher {
+  constructor(
+    private readonly ups: Connector,
+    private readonly target: SocketAddress,
+    private readonly key: string,
+    private readonly kind: 'h1' | 'h2',
+    private readonly peer: string | undefined,
+  ) {}
+
+  request(head: RequestHead, bodyless: boolean, listener: ResponseListener): ClientStream {
+    const d = this.kind === 'h1' ? this.ups.h1(this.target, this.key) : this.ups.h2(this.target, this.key, this.peer);
+    return d.request(head, bodyless, listener);
+  }
 }
 
 /** Serves one connection's requests. One object per connection, not per request. */
@@ -116,19 +136,28 @@ export class HttpStage {
     return (ctx.origin ??= new Endpoint(ctx.target, ctx.targetAddr, ctx.peerIdentity, this.o.upstreams, undefined, 0));
   }
 
-  /** Where a request goes, decided from the connection (direction, meshed peer) and its head. */
+  /**
+   * Where a request goes, decided from the connection (direction, meshed peer) and its head.
+   * Made once per connection (twice for a peer's h2: HTTP/1 restored or h2 as is); the
+   * connection to use is still chosen per request, when the dispatcher is asked.
+   */
   upstreamFor(ctx: ConnContext, protocol: 'h1' | 'h2', head: RequestHead): Upstream {
     const ups = this.o.upstreams;
     const peer = ctx.peerIdentity;
-    if (protocol === 'h1') {
-      if (peer !== undefined) {
-        return { dispatcher: ups.h2(ctx.target, ctx.targetAddr, peer), conversion: 'h1-to-mesh', retry: () => ups.h2(ctx.target, ctx.targetAddr, peer) };
-      }
-      return { dispatcher: ups.h1(ctx.target, ctx.targetAddr), conversion: 'none' };
+    if (protocol === 'h2' && ctx.clientId !== undefined && carriesH1(head)) {
+      // h2 from a peer proxy carrying an HTTP/1 request: restored for the app.
+      return (ctx.upstreamRestored ??= { dispatcher: new ToUpstream(ups, ctx.target, ctx.targetAddr, 'h1', undefined), conversion: 'mesh-to-h1' });
     }
-    // h2 from a peer proxy carrying an HTTP/1 request: restored for the app.
-    if (ctx.clientId !== undefined && carriesH1(head)) return { dispatcher: ups.h1(ctx.target, ctx.targetAddr), conversion: 'mesh-to-h1' };
-    return { dispatcher: ups.h2(ctx.target, ctx.targetAddr, peer), conversion: 'none', retry: () => ups.h2(ctx.target, ctx.targetAddr, peer) };
+    let u = ctx.upstream;
+    if (u === undefined) {
+      if (protocol === 'h1' && peer === undefined) u = { dispatcher: new ToUpstream(ups, ctx.target, ctx.targetAddr, 'h1', undefined), conversion: 'none' };
+      else {
+        const d = new ToUpstream(ups, ctx.target, ctx.targetAddr, 'h2', peer);
+        u = { dispatcher: d, conversion: protocol === 'h1' ? 'h1-to-mesh' : 'none', retry: () => d };
+      }
+      ctx.upstream = u;
+    }
+    return u;
   }
 
   /** HTTP/1 on `client` (the accepted socket, or the decrypted stream of a peer proxy's mTLS). */
