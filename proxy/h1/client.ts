@@ -26,6 +26,8 @@ export class H1ClientConnection implements H1ParserListener, Expiring {
   readonly socket: Socket;
   readonly #out: H1Output;
   deadline = Infinity;
+  /** Its pool has it carrying a request (the pool's count of active connections). */
+  inUse = false;
   readonly #owner: H1ConnectionOwner;
   readonly #parser: H1Parser;
   #stream: H1ClientStream | undefined;

@@ -30,7 +30,8 @@ export class H1Pool implements Dispatcher, H1ConnectionOwner {
   readonly #maxIdle: number;
   /** LIFO: push on release, pop to reuse. */
   readonly #idle: H1ClientConnection[] = [];
-  readonly #busy = new Set<H1ClientConnection>();
+  /** Connections carrying a request (each marks itself `inUse`): a count, not a set, so a request costs no set operations. */
+  #active = 0;
   #closed = false;
   readonly #dropped = (s: H1ClientStream): void => void s;
 
@@ -46,7 +47,7 @@ export class H1Pool implements Dispatcher, H1ConnectionOwner {
   }
 
   get active(): number {
-    return this.#busy.size;
+    return this.#active;
   }
 
   request(head: RequestHead, bodyless: boolean, l: ResponseListener): ClientStream {
@@ -58,8 +59,8 @@ export class H1Pool implements Dispatcher, H1ConnectionOwner {
     }
     const c = this.#idle.pop();
     if (c !== undefined) {
-      this.#deadlines.delete(c);
-      this.#busy.add(c);
+      // It stays among the deadlines for its whole life; start() clears its idle deadline.
+      this.#take(c);
       c.start(s);
     } else this.#dial(s);
     return s;
@@ -82,8 +83,9 @@ export class H1Pool implements Dispatcher, H1ConnectionOwner {
     this.#o.dial().then(
       (socket) => {
         const c = new H1ClientConnection(socket, this, this.#o.parser);
-        if (s.done) return this.release(c); // the request was reset while we dialed: keep the connection
-        this.#busy.add(c);
+        this.#deadlines.add(c);
+        if (s.done) return this.#keep(c); // the request was reset while we dialed: keep the connection
+        this.#take(c);
         c.start(s);
       },
       (err: unknown) => {
@@ -101,16 +103,31 @@ export class H1Pool implements Dispatcher, H1ConnectionOwner {
 
   // H1ConnectionOwner
 
+  #take(c: H1ClientConnection): void {
+    c.inUse = true;
+    this.#active++;
+  }
+
   release(c: H1ClientConnection): void {
-    this.#busy.delete(c);
+    if (c.inUse) {
+      c.inUse = false;
+      this.#active--;
+    }
+    this.#keep(c);
+  }
+
+  #keep(c: H1ClientConnection): void {
     if (this.#closed || c.closed || this.#idle.length >= this.#maxIdle) return c.close();
     this.#idle.push(c);
-    this.#deadlines.add(c); // first: it refreshes `now` when the sweeper was asleep
+    // The sweeper refreshes `now` every round while any connection is registered.
     c.deadline = this.#deadlines.now + this.#idleTimeout;
   }
 
   gone(c: H1ClientConnection): void {
-    this.#busy.delete(c);
+    if (c.inUse) {
+      c.inUse = false;
+      this.#active--;
+    }
     this.#deadlines.delete(c);
     const i = this.#idle.indexOf(c);
     if (i >= 0) this.#idle.splice(i, 1);

@@ -360,7 +360,21 @@ export function streamReset(h2Code: number, code: ProxyError['code'], message: s
 
 // Connection-specific fields have no meaning in HTTP/2 and make a message
 // malformed (RFC 9113 §8.2.2); an HTTP/1 head may carry them.
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+// Compared by length first: no hashing of each field name (a set lookup hashes every new string).
+function connectionSpecific(lower: string): boolean {
+  switch (lower.length) {
+    case 7:
+      return lower === 'upgrade';
+    case 10:
+      return lower === 'connection' || lower === 'keep-alive';
+    case 16:
+      return lower === 'proxy-connection';
+    case 17:
+      return lower === 'transfer-encoding';
+    default:
+      return false;
+  }
+}
 
 /**
  * Appends a head's fields for encoding: names lower-cased (an HTTP/1 head
@@ -371,7 +385,7 @@ export function appendFields(out: string[], headers: HeaderList, skip: string | 
   for (let i = 0; i < headers.length; i += 2) {
     let name = headers[i]!;
     if (hasUpper(name)) name = name.toLowerCase();
-    if (CONNECTION_SPECIFIC.has(name) || name === skip) continue;
+    if (connectionSpecific(name) || name === skip) continue;
     const value = headers[i + 1]!;
     if (name === 'te' && value.trim().toLowerCase() !== 'trailers') continue;
     out.push(name, value);
@@ -386,8 +400,25 @@ export function hasUpper(s: string): boolean {
   return false;
 }
 
-const BAD_NAME = /[^a-z0-9!#$%&'*+\-.^_`|~]/;
-const BAD_VALUE = /[\0\r\n]/;
+/** tchar without upper case (RFC 9110 §5.6.2; h2 names are lower case, RFC 9113 §8.2.1). */
+const NAME_CHAR = new Uint8Array(256);
+for (const c of "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~") NAME_CHAR[c.charCodeAt(0)] = 1;
+
+function badName(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c > 255 || NAME_CHAR[c] !== 1) return true;
+  }
+  return false;
+}
+
+function badValue(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c === 0 || c === 10 || c === 13) return true;
+  }
+  return false;
+}
 
 /**
  * Checks a received regular field (RFC 9113 §8.2): a lower-case token name,
@@ -395,9 +426,9 @@ const BAD_VALUE = /[\0\r\n]/;
  * connection-specific. Returns a reason, or undefined when fine.
  */
 export function badField(name: string, value: string): string | undefined {
-  if (name.length === 0 || BAD_NAME.test(name)) return `invalid field name "${name}"`;
-  if (BAD_VALUE.test(value)) return `invalid value for ${name}`;
-  if (CONNECTION_SPECIFIC.has(name)) return `connection-specific field ${name}`;
+  if (name.length === 0 || badName(name)) return `invalid field name "${name}"`;
+  if (badValue(value)) return `invalid value for ${name}`;
+  if (connectionSpecific(name)) return `connection-specific field ${name}`;
   if (name === 'te' && value !== 'trailers') return 'te other than trailers';
   return undefined;
 }

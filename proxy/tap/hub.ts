@@ -157,12 +157,14 @@ export class TapHub implements ExchangeObserver {
   }
 
   onResponse(x: ExchangeView): void {
+    if (this.#tapped.size === 0) return; // nothing tapped: no lookup
     const t = this.#tapped.get(x);
     if (t === undefined) return;
     this.#rsp(t, x);
   }
 
   onEnd(x: ExchangeView): void {
+    if (this.#tapped.size === 0) return;
     const t = this.#tapped.get(x);
     if (t === undefined) return;
     this.#tapped.delete(x);
