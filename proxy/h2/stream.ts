@@ -412,7 +412,11 @@ function badName(name: string): boolean {
   return false;
 }
 
+const BAD_VALUE = /[\0\r\n]/;
+
 function badValue(value: string): boolean {
+  // Long values: the regular expression's native scan is ~2x faster than a charCodeAt loop.
+  if (value.length > 16) return BAD_VALUE.test(value);
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
     if (c === 0 || c === 10 || c === 13) return true;

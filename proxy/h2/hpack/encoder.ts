@@ -124,13 +124,17 @@ export class HpackEncoder {
   private encodeField(name: string, value: string): void {
     // Integer prefixes and lengths take at most 5 octets each; Huffman is used only when shorter.
     this.ensure(name.length + value.length + 16);
+    // Values are compared, not looked up by hash, where that is cheaper: a fresh value string
+    // (a cookie, a user agent) would be hashed whole on every request just to find it.
     const stat = STATIC_BY_NAME.get(name);
     if (stat !== undefined) {
-      const exact = stat.values.get(value);
-      if (exact !== undefined) return this.writeInt(0x80, 7, exact);
+      const vs = stat.valueList;
+      for (let k = 0; k < vs.length; k++) if (vs[k] === value) return this.writeInt(0x80, 7, stat.valueIndex[k]!);
     }
     const dyn = this.byName.get(name);
     if (dyn !== undefined) {
+      // A field repeated on a connection mostly repeats its last value.
+      if (this.ringValues[dyn.newest % this.ringValues.length] === value) return this.writeInt(0x80, 7, STATIC_COUNT + this.inserted - dyn.newest);
       const n = dyn.values.get(value);
       if (n !== undefined) return this.writeInt(0x80, 7, STATIC_COUNT + this.inserted - n);
     }
