@@ -48,6 +48,19 @@ function cpuTicks(pid: number): number {
   return Number(rest[11]) + Number(rest[12]);
 }
 
+/** RSS split (anonymous and file-backed) and the heap as the proxy's own metrics report it. */
+async function memoryOf(pid: number, pod: Pod): Promise<string> {
+  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(/^\S+:\s+(\d+)/.exec(st.split('\n').find((l) => l.startsWith(`${k}:`)) ?? '')?.[1] ?? NaN);
+  const r = await pod.exec('curl', ['-sf', '--max-time', '5', `http://127.0.0.1:${PROXY_PORTS.admin}/metrics`]);
+  const metric = (name: string): number => Number(r.stdout.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+  const mb = (b: number): string => (b / 1048576).toFixed(1);
+  return (
+    `VmRSS ${(kb('VmRSS') / 1024).toFixed(1)} MB (anon ${(kb('RssAnon') / 1024).toFixed(1)}, file ${(kb('RssFile') / 1024).toFixed(1)}), ` +
+    `heap used ${mb(metric('nodejs_heap_size_used_bytes'))} of ${mb(metric('nodejs_heap_size_total_bytes'))} MB, external ${mb(metric('nodejs_external_memory_bytes'))} MB`
+  );
+}
+
 const say = (line: string): void => void process.stderr.write(`profile: ${line}\n`);
 
 async function profile(o: Options): Promise<number> {
@@ -71,12 +84,6 @@ async function profile(o: Options): Promise<number> {
       say(`${o.path}: warm-up 3s`);
       await load(3);
       const pods = path.proxies.map((p) => (p.side === 'client' ? t.client : t.server));
-      const gcBefore = await Promise.all(pods.map(gcSeconds));
-      const counters = path.proxies.map((p) => {
-        const file = join(o.out, `${o.path}-${o.proto}-${o.workload}-${p.side}.stat`);
-        const st = spawn('perf', ['stat', '-x', ',', '-e', 'raw_syscalls:sys_enter,task-clock', '-p', String(p.pid), '-o', file, '--', 'sleep', String(o.duration)], { stdio: 'ignore' });
-        return { file, done: new Promise<void>((resolve) => st.once('exit', () => resolve())) };
-      });
       if (!o.record) {
         // Without sampling: CPU per request and throughput only, `rounds` times (to see the noise).
         for (let round = 1; round <= o.rounds; round++) {
@@ -85,8 +92,15 @@ async function profile(o: Options): Promise<number> {
           const cpu = path.proxies.map((p, i) => ((cpuTicks(p.pid) - cpu0[i]!) * 10_000) / r.requests);
           say(`round ${round}: ${Math.round(r.requests / o.duration)} req/s, CPU µs/request ${path.proxies.map((p, i) => `${p.side} ${cpu[i]!.toFixed(1)}`).join(', ')}`);
         }
+        for (const [i, p] of path.proxies.entries()) say(`${p.side}-side memory after load: ${await memoryOf(p.pid, pods[i]!)}`);
         return 0;
       }
+      const gcBefore = await Promise.all(pods.map(gcSeconds));
+      const counters = path.proxies.map((p) => {
+        const file = join(o.out, `${o.path}-${o.proto}-${o.workload}-${p.side}.stat`);
+        const st = spawn('perf', ['stat', '-x', ',', '-e', 'raw_syscalls:sys_enter,task-clock', '-p', String(p.pid), '-o', file, '--', 'sleep', String(o.duration)], { stdio: 'ignore' });
+        return { file, done: new Promise<void>((resolve) => st.once('exit', () => resolve())) };
+      });
       const recorders = path.proxies.map((p) => {
         const file = join(o.out, `${o.path}-${o.proto}-${o.workload}-${p.side}.data`);
         const rec = spawn('perf', ['record', '-F', '1999', '-g', '-p', String(p.pid), '-o', file, '--', 'sleep', String(o.duration)], { stdio: 'ignore' });
