@@ -2,9 +2,10 @@
   "targets": [
     {
       "target_name": "mesh_net",
-      "sources": ["native/mesh_net.c"],
+      "sources": ["native/mesh_net.c", "native/external.cc"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
-      "defines": ["NAPI_VERSION=8"]
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["-ldl"]
     }
   ]
 }

@@ -38,6 +38,7 @@ interface Binding {
   resetOnClose(fd: number): void;
   raiseFdLimit(): FdLimit;
   trimMemory(): boolean;
+  noSessionTickets(ctx: unknown): boolean;
 }
 
 // dist/native/index.js and native/index.ts both sit two levels below the package root.
@@ -115,6 +116,21 @@ export function raiseFdLimit(): FdLimit {
 /** Returns the C allocator's free pages to the kernel (glibc malloc_trim); true when some were. */
 export function trimMemory(): boolean {
   return call((b) => b.trimMemory());
+}
+
+/**
+ * A server SecureContext sends no TLS 1.3 session tickets from now on (nobody resumes: each one
+ * costs the server an encryption and the client ~2.5 KB it keeps). False when it could not (no
+ * addon, no OpenSSL symbol, not a Node SecureContext): the tickets are then sent as before.
+ */
+export function noSessionTickets(context: unknown): boolean {
+  const external = (context as { context?: { _external?: unknown } } | undefined)?.context?._external;
+  if (external === undefined) return false;
+  try {
+    return load().noSessionTickets(external);
+  } catch {
+    return false;
+  }
 }
 
 /** True when the addon loads; for readiness checks and clear start-up errors. */

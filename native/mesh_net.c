@@ -7,13 +7,19 @@
  *   setTransparent(fd) -> undefined
  *       Sets IP_TRANSPARENT (and IPV6_TRANSPARENT on IPv6 sockets) so a listener
  *       accepts connections the TPROXY target steers to it.
- * *   raiseFdLimit() -> { soft, hard }
+ *   raiseFdLimit() -> { soft, hard }
  *       Sets the soft RLIMIT_NOFILE to the hard limit and returns the limits
  *       then in effect, so the proxy knows how many descriptors it may hold.
+ *
+ *   noSessionTickets(external) -> boolean
+ *       A server SSL_CTX behind a Node SecureContext (its `_external`) sends no
+ *       TLS 1.3 session tickets.
  *
  * Errors are thrown as JS Errors with a stable `code` (MESH_*), plus `errno`
  * and `syscall`, so callers can map them to metrics labels without parsing text.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <string.h>
 #include <stdio.h>
@@ -230,6 +236,40 @@ static napi_value trim_memory(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* noSessionTickets(ctx) -> boolean. A TLS 1.3 server sends each client two
+ * session tickets after the handshake (OpenSSL's default); the client keeps
+ * them with the connection (measured ~5 KB per idle connection in the client
+ * proxy) and the server spends a ticket encryption on each. Proxies never
+ * resume sessions with each other, so the mesh's server context sends none:
+ * SSL_CTX_set_num_tickets(ctx, 0). Node has no option for it, but its
+ * SecureContext hands out its SSL_CTX* as a v8::External (`_external`), and
+ * Node's own OpenSSL exports the function: looked up at run time, so the addon
+ * still loads under a Node whose OpenSSL is hidden (and answers false). */
+typedef int (*ssl_ctx_set_num_tickets_fn)(void *ctx, size_t n);
+void *mesh_external_pointer(napi_value value); /* external.cc */
+
+static napi_value no_session_tickets(napi_env env, napi_callback_info info) {
+  static ssl_ctx_set_num_tickets_fn set_num_tickets = NULL;
+  static int looked_up = 0;
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value out;
+  napi_valuetype type;
+  void *ctx = NULL;
+  bool done = false;
+  if (!looked_up) {
+    set_num_tickets = (ssl_ctx_set_num_tickets_fn)dlsym(RTLD_DEFAULT, "SSL_CTX_set_num_tickets");
+    looked_up = 1;
+  }
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 1 &&
+      napi_typeof(env, argv[0], &type) == napi_ok && type == napi_external &&
+      (ctx = mesh_external_pointer(argv[0])) != NULL && set_num_tickets != NULL) {
+    done = set_num_tickets(ctx, 0) == 1;
+  }
+  napi_get_boolean(env, done, &out);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"originalDestination", NULL, original_destination, NULL, NULL, NULL, napi_default_jsproperty, NULL},
@@ -237,6 +277,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"resetOnClose", NULL, reset_on_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"raiseFdLimit", NULL, raise_fd_limit, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"trimMemory", NULL, trim_memory, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"noSessionTickets", NULL, no_session_tickets, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -2,7 +2,23 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { NativeError, nativeAvailable, originalDestination, setTransparent } from './index.js';
+import tls from 'node:tls';
+import { createTrustAnchor, issueServingCert, loadSigner } from '../ca/index.js';
+import { NativeError, nativeAvailable, noSessionTickets, originalDestination, setTransparent } from './index.js';
+
+/** How many TLS 1.3 session tickets a client gets from `server` before its first reply. */
+async function ticketsFrom(server: tls.Server, ca: string): Promise<number> {
+  const port = (server.address() as { port: number }).port;
+  const c = tls.connect({ port, host: '127.0.0.1', servername: 'echo.test', ca, minVersion: 'TLSv1.3' });
+  let tickets = 0;
+  c.on('session', () => tickets++);
+  await once(c, 'secureConnect');
+  c.write('ping');
+  // TLS 1.3 servers send their tickets right after the handshake, ahead of any data of theirs.
+  await once(c, 'data');
+  c.destroy();
+  return tickets;
+}
 
 async function loopbackPair(host: string): Promise<{ server: Server; client: Socket; accepted: Socket }> {
   const server = createServer();
@@ -33,6 +49,28 @@ describe('native addon', () => {
       );
     });
   }
+
+  it('stops a server SecureContext from sending TLS 1.3 session tickets', async () => {
+    const anchor = await createTrustAnchor();
+    const cert = await issueServingCert({ issuer: await loadSigner(anchor), dnsNames: ['echo.test'], lifetimeMs: 3_600_000 });
+    const serve = async (noTickets: boolean): Promise<number> => {
+      const server = tls.createServer({ key: cert.keyPem, cert: cert.chainPem }, (s) => {
+        s.on('error', () => {});
+        s.on('data', (d) => s.write(d));
+      });
+      if (noTickets) assert.equal(noSessionTickets((server as unknown as { _sharedCreds: unknown })._sharedCreds), true);
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        return await ticketsFrom(server, anchor.certPem);
+      } finally {
+        server.close();
+      }
+    };
+    assert.ok((await serve(false)) > 0, 'by default the server sends tickets');
+    assert.equal(await serve(true), 0);
+    assert.equal(noSessionTickets({}), false, 'not a SecureContext: refused, nothing touched');
+  });
 
   it('refuses a closed socket with MESH_BAD_SOCKET', async () => {
     const { server, client, accepted } = await loopbackPair('127.0.0.1');

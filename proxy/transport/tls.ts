@@ -7,7 +7,7 @@
 // established sessions keep theirs (TLS checks validity at the handshake only).
 import { connect as netConnect, type Socket } from 'node:net';
 import tls, { type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
-import { resetOnClose, type SocketAddress } from '../../native/index.js';
+import { noSessionTickets, resetOnClose, type SocketAddress } from '../../native/index.js';
 import { ProxyError } from '../errors.js';
 
 const ignore = (): void => {};
@@ -56,6 +56,11 @@ export function identityOf(cert: PeerCertificate | undefined): string | undefine
   return san.slice(4);
 }
 
+/** The SecureContext a tls.Server makes its connections from (node:tls keeps it as _sharedCreds). */
+function serverContext(server: tls.Server): unknown {
+  return (server as unknown as { _sharedCreds?: unknown })._sharedCreds;
+}
+
 export class MeshTls {
   #client: SecureContext | undefined;
   #server: tls.Server | undefined;
@@ -71,7 +76,11 @@ export class MeshTls {
   update(cert: WorkloadCredentials): void {
     const options = { key: cert.keyPem, cert: cert.chainPem, ca: this.anchorsPem, minVersion: 'TLSv1.3' as const };
     this.#client = tls.createSecureContext(options);
-    if (this.#server) return this.#server.setSecureContext(options);
+    if (this.#server) {
+      this.#server.setSecureContext(options);
+      noSessionTickets(serverContext(this.#server));
+      return;
+    }
     const server = tls.createServer({
       ...options,
       // Verified here but judged in onSecure, so a refusal can say why (expired, unknown anchor, none).
@@ -80,6 +89,9 @@ export class MeshTls {
       ALPNProtocols: [TRANSPORT_ALPN],
       handshakeTimeout: this.handshakeTimeoutMs,
     });
+    // Proxies never resume sessions with each other: tickets would only cost the client proxy
+    // memory for each connection it holds (~5 KB) and this one an encryption per handshake.
+    noSessionTickets(serverContext(server));
     server.on('secureConnection', (s: TLSSocket) => this.#onSecure(s));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
       this.#settle(s, { kind: 'refused', code: 'MESH_TLS_HANDSHAKE', reason: `${err.code ?? 'ERR'}: ${err.message}` });

@@ -1,0 +1,17 @@
+// The pointer inside a V8 External that Node itself created (not through N-API).
+// N-API's napi_get_value_external only unwraps externals made by
+// napi_create_external (Node 20 wraps their pointer in a record of its own), so
+// for Node's SecureContext `_external` (its SSL_CTX*) we read the External with
+// V8's API. A napi_value is a v8::Local<v8::Value> by another name: Node's N-API
+// converts between the two with a plain copy of the handle, as done here.
+#include <cstring>
+#include <node_api.h>
+#include <v8.h>
+
+extern "C" void *mesh_external_pointer(napi_value value) {
+  v8::Local<v8::Value> local;
+  static_assert(sizeof(local) == sizeof(value), "a napi_value is a v8::Local");
+  std::memcpy(static_cast<void *>(&local), &value, sizeof(value));
+  if (local.IsEmpty() || !local->IsExternal()) return nullptr;
+  return local.As<v8::External>()->Value();
+}
