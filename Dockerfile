@@ -47,7 +47,7 @@ LABEL org.opencontainers.image.title="mesh" \
       org.opencontainers.image.licenses="Apache-2.0"
 # iptables brings both backends (iptables-nft, iptables-legacy); mesh-init picks the one the node uses.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables iproute2 libcap2-bin libjemalloc2 \
+ && apt-get install -y --no-install-recommends iptables iproute2 libcap2-bin \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /mesh
 COPY --from=build /src/package.json ./
@@ -56,14 +56,12 @@ COPY --from=build /src/build/Release/mesh_net.node ./build/Release/
 COPY --from=build /src/dist ./dist
 # The dashboard's page is served from the source tree (plain files, no build step): dist/dashboard finds it at ../../dashboard/web.
 COPY --from=build /src/dashboard/web ./dashboard/web
-# mesh-proxy gets the Node flags of proxy/runtime.ts (smaller young generation, single-threaded GC)
-# and jemalloc preloaded (less memory per held TLS connection; a capability-carrying binary such as
-# node-net-admin ignores LD_PRELOAD, so mesh-proxy-tproxy runs on glibc's malloc).
+# mesh-proxy gets the Node flags of proxy/runtime.ts (smaller young generation, single-threaded GC).
 # mesh-proxy-tproxy runs a copy of node that holds CAP_NET_ADMIN as a file capability:
 # a non-root process gets it only that way, and only a container that adds NET_ADMIN
 # and allows privilege escalation may exec it (the injector sets both in tproxy mode).
 RUN for b in mesh mesh-init mesh-controller mesh-await; do printf '#!/bin/sh\nexec node /mesh/dist/cli/%s.js "$@"\n' "$b" > /usr/local/bin/$b && chmod +x /usr/local/bin/$b; done \
- && printf '#!/bin/sh\nexport LD_PRELOAD="$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -n1)" MALLOC_CONF="${MALLOC_CONF:-narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0}"\nexec node --max-semi-space-size=4 --single-threaded-gc /mesh/dist/cli/mesh-proxy.js "$@"\n' > /usr/local/bin/mesh-proxy \
+ && printf '#!/bin/sh\nexec node --max-semi-space-size=4 --single-threaded-gc /mesh/dist/cli/mesh-proxy.js "$@"\n' > /usr/local/bin/mesh-proxy \
  && cp "$(command -v node)" /usr/local/bin/node-net-admin && setcap cap_net_admin+ep /usr/local/bin/node-net-admin \
  && printf '#!/bin/sh\nexec /usr/local/bin/node-net-admin --max-semi-space-size=4 --single-threaded-gc /mesh/dist/cli/mesh-proxy.js "$@"\n' > /usr/local/bin/mesh-proxy-tproxy \
  && chmod +x /usr/local/bin/mesh-proxy /usr/local/bin/mesh-proxy-tproxy \

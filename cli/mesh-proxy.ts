@@ -3,7 +3,7 @@
 import { ConfigError, loadConfig } from '../proxy/config.js';
 import { startProxy } from '../proxy/index.js';
 import { Log } from '../shared/log.js';
-import { jemallocPath, missingNodeFlags, onJemalloc, proxyNodeFlags } from '../proxy/runtime.js';
+import { missingNodeFlags, proxyNodeFlags } from '../proxy/runtime.js';
 
 const graceMs = 10_000;
 
@@ -21,10 +21,6 @@ async function main(): Promise<number> {
   const log = new Log(config.logLevel);
   const missing = missingNodeFlags();
   if (missing.length > 0) log.info('started without the recommended Node flags: more memory, longer GC pauses', { missing: missing.join(' '), recommended: proxyNodeFlags.join(' ') });
-  if (!onJemalloc()) {
-    const lib = jemallocPath();
-    log.info('running on the C library\'s malloc: about 15 KB more per held TLS connection', lib === undefined ? { recommended: 'install libjemalloc2 and start with LD_PRELOAD set to it' } : { recommended: `LD_PRELOAD=${lib}` });
-  }
   if (process.getuid?.() === 0) {
     log.warn('running as root: mesh-init skips only the proxy uid (2102), so outbound connections may loop back into the proxy');
   }

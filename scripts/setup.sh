@@ -11,8 +11,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 # the path carries a version). The database servers are for test/opaque-db.test.ts,
 # which runs its own instances inside pods: any the packages start on the host are
 # neither used nor in the way. Chromium is the real browser test/dashboard.test.ts
-# drives (through playwright-core, which brings no browser of its own). jemalloc is
-# the allocator the proxy runs on (proxy/runtime.ts).
+# drives (through playwright-core, which brings no browser of its own).
 declare -A wanted=(
   [iptables]=/usr/sbin/iptables-nft-restore
   [iproute2]=/usr/sbin/ip
@@ -29,7 +28,6 @@ declare -A wanted=(
   [openssl]=/usr/bin/openssl
   [tcpdump]=/usr/bin/tcpdump
   [chromium]=/usr/bin/chromium
-  [libjemalloc2]='/usr/lib/*/libjemalloc.so.2'
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

@@ -3,7 +3,7 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { eventually, type Pod, type PodProcess } from './harness/index.js';
-import { proxyNodeFlags, proxyProcessEnv } from '../proxy/runtime.js';
+import { proxyNodeFlags } from '../proxy/runtime.js';
 import { ADMIN_PATHS, adminUrl, PROXY_ENV, PROXY_PORTS, PROXY_UID as CONTRACT_UID } from '../contract/sidecar.js';
 
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,7 +35,7 @@ export async function startProxy(pod: Pod, env: Record<string, string> = {}, cap
   const proc = pod.spawn(argv[0]!, argv.slice(1), {
     uid: PROXY_UID,
     caps,
-    env: { [PROXY_ENV.logLevel]: 'debug', ...proxyProcessEnv(), ...env },
+    env: { [PROXY_ENV.logLevel]: 'debug', ...env },
   });
   await proc.waitForLine(new RegExp(`listening addr=\\S+:${PROXY_PORTS.outbound}`));
   return proc;

@@ -20,7 +20,7 @@ import { startDestination, type LabDestination } from '../../lab/destination.js'
 import { MeshIdentity } from '../../lab/identity.js';
 import { eventually, Lab, type Pod, type PodProcess } from '../../lab/index.js';
 import { startPostgres } from '../../lab/services.js';
-import { proxyNodeFlags, proxyProcessEnv } from '../../proxy/runtime.js';
+import { proxyNodeFlags } from '../../proxy/runtime.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const cliBin = (name: string): string => join(here, '..', `${name}.js`);
@@ -101,7 +101,7 @@ function discoveryEnv(d: LabDestination): Record<string, string> {
 
 async function meshPod(pod: Pod, env: Record<string, string>): Promise<PodProcess> {
   await pod.execOk(node, [cliBin('mesh-init')]);
-  const proxy = pod.spawn(node, [...proxyNodeFlags, cliBin('mesh-proxy')], { uid: PROXY_UID, env: { ...proxyProcessEnv(), ...env } });
+  const proxy = pod.spawn(node, [...proxyNodeFlags, cliBin('mesh-proxy')], { uid: PROXY_UID, env });
   await proxy.waitForLine(new RegExp(`listening addr=\\S+:${PROXY_PORTS.outbound}`));
   await eventually(async () => (await pod.exec('curl', ['-sf', '--max-time', '1', adminUrl(ADMIN_PATHS.ready)])).code === 0, { timeoutMs: 20_000, what: `${pod.name}'s proxy ready (certified)` });
   return proxy;
