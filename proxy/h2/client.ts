@@ -66,7 +66,7 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
     return (id & 1) === 0 || id >= this.#nextId;
   }
 
-  protected onHead(id: number, endStream: boolean, fields: string[], tooLarge: boolean): void {
+  protected onHead(id: number, endStream: boolean, fields: string[], tooLarge: boolean, valuesOk: boolean): void {
     const s = this.streams.get(id);
     if (s === undefined) {
       if (this.isIdle(id)) this.fail(H2_PROTOCOL_ERROR, 'HEADERS on a stream we did not open');
@@ -84,12 +84,12 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
     }
     if (s.headDone) {
       if (!endStream) return this.streamError(s, H2_PROTOCOL_ERROR, 'trailers without END_STREAM');
-      const bad = checkTrailers(fields);
+      const bad = checkTrailers(fields, valuesOk);
       if (bad !== undefined) return this.streamError(s, H2_PROTOCOL_ERROR, bad);
       if (s.expectLen >= 0 && s.recvLen !== s.expectLen) return this.streamError(s, H2_PROTOCOL_ERROR, 'body length differs from content-length');
       return s.remoteEnd(fields);
     }
-    const head = parseResponse(s, fields);
+    const head = parseResponse(s, fields, valuesOk);
     if (typeof head === 'string') return this.streamError(s, H2_PROTOCOL_ERROR, head);
     const l = s.l as ResponseListener;
     if (head.status < 200) {
@@ -199,7 +199,7 @@ export function requestFields(h: RequestHead): string[] {
 }
 
 /** A response head from decoded fields (RFC 9113 §8.3.2); a string says why it is malformed. */
-export function parseResponse(s: H2Stream, fields: string[]): ResponseHead | string {
+export function parseResponse(s: H2Stream, fields: string[], valuesChecked = false): ResponseHead | string {
   if (fields[0] !== ':status') return 'missing :status';
   const v = fields[1]!;
   const status = v.length === 3 ? parseLength(v) : -1;
@@ -210,7 +210,7 @@ export function parseResponse(s: H2Stream, fields: string[]): ResponseHead | str
     const name = fields[i]!;
     const value = fields[i + 1]!;
     if (name.charCodeAt(0) === 58) return `unexpected ${name}`;
-    const bad = badField(name, value);
+    const bad = badField(name, value, valuesChecked);
     if (bad !== undefined) return bad;
     if (name === 'content-length') {
       const n = parseLength(value);

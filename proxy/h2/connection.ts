@@ -108,7 +108,8 @@ export abstract class H2Connection implements F.FrameSink {
   }
 
   /** A HEADERS block decoded (`tooLarge`: beyond our header list size, the table still in sync). */
-  protected abstract onHead(id: number, endStream: boolean, fields: string[], tooLarge: boolean): void;
+  /** `valuesOk`: the decoder found no NUL, CR or LF in any value (the roles need not scan them again). */
+  protected abstract onHead(id: number, endStream: boolean, fields: string[], tooLarge: boolean, valuesOk: boolean): void;
   /** The peer's GOAWAY, or SETTINGS that may change how many streams we may open. */
   protected abstract onPeerLimits(): void;
   /** The reset every open stream gets when the connection goes. */
@@ -409,7 +410,7 @@ export abstract class H2Connection implements F.FrameSink {
       if (!(err instanceof HpackError) || err.code !== 'MESH_HEADERS_TOO_LARGE') return this.fail(H2_COMPRESSION_ERROR, `HPACK: ${(err as Error).message}`);
       tooLarge = true;
     }
-    this.onHead(id, (flags & F.FLAG_END_STREAM) !== 0, fields, tooLarge);
+    this.onHead(id, (flags & F.FLAG_END_STREAM) !== 0, fields, tooLarge, !tooLarge && this.decoder.valuesOk);
   }
 
   #onRst(id: number, code: number): void {

@@ -22,9 +22,9 @@ export class H2ServerConnection extends H2Connection {
     return id > this.lastPeerId || (id & 1) === 0;
   }
 
-  protected onHead(id: number, endStream: boolean, fields: string[], tooLarge: boolean): void {
+  protected onHead(id: number, endStream: boolean, fields: string[], tooLarge: boolean, valuesOk: boolean): void {
     const s = this.streams.get(id);
-    if (s !== undefined) return this.#trailers(s, endStream, fields, tooLarge);
+    if (s !== undefined) return this.#trailers(s, endStream, fields, tooLarge, valuesOk);
     if ((id & 1) === 0) return this.fail(H2_PROTOCOL_ERROR, 'client opened an even stream id');
     if (id <= this.lastPeerId) return; // a stream already closed: its block was decoded, nothing else to do
     this.lastPeerId = id;
@@ -40,7 +40,7 @@ export class H2ServerConnection extends H2Connection {
     }
     const st = new H2Stream(this);
     st.id = id;
-    const bad = parseRequest(st, fields, endStream);
+    const bad = parseRequest(st, fields, endStream, valuesOk);
     if (bad !== undefined) {
       this.w.rst(id, H2_PROTOCOL_ERROR);
       return this.schedule();
@@ -52,11 +52,11 @@ export class H2ServerConnection extends H2Connection {
     if (endStream) st.drainIn();
   }
 
-  #trailers(s: H2Stream, endStream: boolean, fields: string[], tooLarge: boolean): void {
+  #trailers(s: H2Stream, endStream: boolean, fields: string[], tooLarge: boolean, valuesOk: boolean): void {
     if (s.remoteEnded) return this.streamError(s, H2_STREAM_CLOSED, 'HEADERS after END_STREAM');
     if (!endStream) return this.streamError(s, H2_PROTOCOL_ERROR, 'trailers without END_STREAM');
     if (tooLarge) return this.streamError(s, H2_PROTOCOL_ERROR, 'trailers too large');
-    const bad = checkTrailers(fields);
+    const bad = checkTrailers(fields, valuesOk);
     if (bad !== undefined) return this.streamError(s, H2_PROTOCOL_ERROR, bad);
     if (s.expectLen >= 0 && s.recvLen !== s.expectLen) return this.streamError(s, H2_PROTOCOL_ERROR, 'body length differs from content-length');
     s.remoteEnd(fields);
@@ -81,7 +81,7 @@ export class H2ServerConnection extends H2Connection {
  * Fills a stream's head from a decoded field list (RFC 9113 §8.3.1).
  * Returns why it is malformed, or undefined.
  */
-export function parseRequest(s: H2Stream, fields: string[], endStream: boolean): string | undefined {
+export function parseRequest(s: H2Stream, fields: string[], endStream: boolean, valuesChecked = false): string | undefined {
   let method: string | undefined;
   let scheme: string | undefined;
   let authority: string | undefined;
@@ -101,7 +101,7 @@ export function parseRequest(s: H2Stream, fields: string[], endStream: boolean):
       continue;
     }
     regular = true;
-    const bad = badField(name, value);
+    const bad = badField(name, value, valuesChecked);
     if (bad !== undefined) return bad;
     if (name === 'content-length') {
       const n = parseLength(value);

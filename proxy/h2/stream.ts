@@ -427,21 +427,22 @@ function badValue(value: string): boolean {
 /**
  * Checks a received regular field (RFC 9113 §8.2): a lower-case token name,
  * no NUL/CR/LF in the value (it may be written on as HTTP/1), nothing
- * connection-specific. Returns a reason, or undefined when fine.
+ * connection-specific. Returns a reason, or undefined when fine. `valueChecked`: the HPACK
+ * decoder already found no NUL/CR/LF in any value of the block (HpackDecoder.valuesOk).
  */
-export function badField(name: string, value: string): string | undefined {
+export function badField(name: string, value: string, valueChecked = false): string | undefined {
   if (name.length === 0 || badName(name)) return `invalid field name "${name}"`;
-  if (badValue(value)) return `invalid value for ${name}`;
+  if (!valueChecked && badValue(value)) return `invalid value for ${name}`;
   if (connectionSpecific(name)) return `connection-specific field ${name}`;
   if (name === 'te' && value !== 'trailers') return 'te other than trailers';
   return undefined;
 }
 
 /** Trailers as received: no pseudo-headers, valid fields. */
-export function checkTrailers(fields: string[]): string | undefined {
+export function checkTrailers(fields: string[], valuesChecked = false): string | undefined {
   for (let i = 0; i < fields.length; i += 2) {
     if (fields[i]!.charCodeAt(0) === 58) return 'pseudo-header in trailers';
-    const bad = badField(fields[i]!, fields[i + 1]!);
+    const bad = badField(fields[i]!, fields[i + 1]!, valuesChecked);
     if (bad !== undefined) return bad;
   }
   return undefined;

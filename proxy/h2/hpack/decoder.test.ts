@@ -245,3 +245,18 @@ test('too large a header list fails after keeping the table in sync', () => {
   assert.deepEqual(table(d).map((e) => e[0]), ['b', 'a']);
   assert.deepEqual(decode(d, 'be'), ['b', 'y'.repeat(40)]);
 });
+
+test('valuesOk: a NUL, CR or LF in a value is noticed when read, and again each time its entry is indexed', () => {
+  const d = new HpackDecoder();
+  const literal = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x40, name.length]), Buffer.from(name, 'latin1'), Buffer.from([value.length]), Buffer.from(value, 'latin1')]);
+  const run = (block: Buffer): boolean => {
+    d.decode(block, []);
+    return d.valuesOk;
+  };
+  assert.equal(run(literal('x-a', 'fine')), true);
+  assert.equal(run(literal('x-b', 'split\r\ninjected: 1')), false, 'a CR LF in a literal value');
+  assert.equal(run(Buffer.from([0x80 | 62])), false, 'the same value again, as an index of the dynamic table');
+  assert.equal(run(Buffer.from([0x80 | 63])), true, 'the clean entry indexed');
+  assert.equal(run(Buffer.from([0x82])), true, 'a static entry');
+  assert.equal(run(literal('x-c', `${'a'.repeat(40)}\0`)), false, 'a NUL at the end of a long value');
+});

@@ -47,7 +47,15 @@ export class HpackDecoder {
   // than maxTableSize / 32 slots and is allocated once.
   private readonly names: string[];
   private readonly values: string[];
+  /** Per slot: 1 when the entry's value holds NUL, CR or LF (RFC 9113 §8.2.1 forbids them). */
+  private readonly badValue: Uint8Array;
   private head = 0;
+  /**
+   * After decode(): no value in the block holds NUL, CR or LF. Literals are checked as they
+   * are read, table entries carry the answer from when they were inserted, so a field that
+   * repeats as an index is not scanned again on every message.
+   */
+  valuesOk = true;
   private count = 0;
   /** Read position in the block being decoded (a field, so integer reads need no tuples). */
   private pos = 0;
@@ -59,6 +67,7 @@ export class HpackDecoder {
     const slots = Math.max(1, Math.floor(this.maxTableSize / ENTRY_OVERHEAD));
     this.names = new Array<string>(slots).fill('');
     this.values = new Array<string>(slots).fill('');
+    this.badValue = new Uint8Array(slots);
   }
 
   /** Current dynamic table size by RFC 7541's accounting (for tests and the fuzzer). */
@@ -89,6 +98,7 @@ export class HpackDecoder {
     let tooLarge = false;
     // Size updates are allowed only before the first field (RFC 7541 4.2).
     let fieldSeen = false;
+    let valuesOk = true;
     this.pos = 0;
     while (this.pos < end) {
       const b = block[this.pos]!;
@@ -105,6 +115,7 @@ export class HpackDecoder {
           const slot = this.dynamicSlot(index);
           name = this.names[slot]!;
           value = this.values[slot]!;
+          if (this.badValue[slot] === 1) valuesOk = false;
         }
       } else if ((b & 0xe0) === 0x20) {
         // 6.3 Dynamic table size update
@@ -122,7 +133,9 @@ export class HpackDecoder {
         else if (nameIndex <= STATIC_COUNT) name = STATIC_NAMES[nameIndex]!;
         else name = this.names[this.dynamicSlot(nameIndex)]!;
         value = this.readString(block);
-        if (indexing) this.insert(name, value);
+        const bad = forbiddenInValue(value);
+        if (bad) valuesOk = false;
+        if (indexing) this.insert(name, value, bad);
       }
       fieldSeen = true;
       // Keep decoding past the limit: later fields may still change the dynamic table, and the
@@ -131,6 +144,7 @@ export class HpackDecoder {
       if (listSize > this.maxHeaderListSize) tooLarge = true;
       else out.push(name, value);
     }
+    this.valuesOk = valuesOk;
     if (tooLarge) {
       throw new HpackError('MESH_HEADERS_TOO_LARGE', `header list above ${this.maxHeaderListSize} octets`);
     }
@@ -188,7 +202,7 @@ export class HpackDecoder {
     return this.slotOf(d);
   }
 
-  private insert(name: string, value: string): void {
+  private insert(name: string, value: string, bad: boolean): void {
     const size = name.length + value.length + ENTRY_OVERHEAD;
     // RFC 7541 4.4: an entry larger than the table empties it and is not added.
     if (size > this.tableLimit) {
@@ -198,6 +212,7 @@ export class HpackDecoder {
     this.evictTo(this.tableLimit - size);
     this.names[this.head] = name;
     this.values[this.head] = value;
+    this.badValue[this.head] = bad ? 1 : 0;
     this.head = this.head + 1 === this.names.length ? 0 : this.head + 1;
     this.count++;
     this.tableSize += size;
@@ -214,6 +229,18 @@ export class HpackDecoder {
       this.count--;
     }
   }
+}
+
+const FORBIDDEN = /[\0\r\n]/;
+
+/** NUL, CR or LF in a field value (long values: the regular expression's native scan is ~2x a loop). */
+function forbiddenInValue(v: string): boolean {
+  if (v.length > 16) return FORBIDDEN.test(v);
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 0 || c === 10 || c === 13) return true;
+  }
+  return false;
 }
 
 function decodeError(what: string): HpackError {
