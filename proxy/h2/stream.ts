@@ -7,6 +7,7 @@
 import { ProxyError } from '../errors.js';
 import type { BodyListener, ClientStream, HeaderList, RequestHead, RequestListener, ResponseHead, ServerStream, StreamReset } from '../message/types.js';
 import type { H2Connection } from './connection.js';
+import { forbiddenInValue } from './hpack/decoder.js';
 
 /** What both roles' listeners have; ResponseListener adds onContinue/onResponse, used by client.ts. */
 export interface StreamListener extends BodyListener {
@@ -412,18 +413,6 @@ function badName(name: string): boolean {
   return false;
 }
 
-const BAD_VALUE = /[\0\r\n]/;
-
-function badValue(value: string): boolean {
-  // Long values: the regular expression's native scan is ~2x faster than a charCodeAt loop.
-  if (value.length > 16) return BAD_VALUE.test(value);
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 0 || c === 10 || c === 13) return true;
-  }
-  return false;
-}
-
 /**
  * Checks a received regular field (RFC 9113 §8.2): a lower-case token name,
  * no NUL/CR/LF in the value (it may be written on as HTTP/1), nothing
@@ -432,7 +421,7 @@ function badValue(value: string): boolean {
  */
 export function badField(name: string, value: string, valueChecked = false): string | undefined {
   if (name.length === 0 || badName(name)) return `invalid field name "${name}"`;
-  if (!valueChecked && badValue(value)) return `invalid value for ${name}`;
+  if (!valueChecked && forbiddenInValue(value)) return `invalid value for ${name}`;
   if (connectionSpecific(name)) return `connection-specific field ${name}`;
   if (name === 'te' && value !== 'trailers') return 'te other than trailers';
   return undefined;

@@ -233,8 +233,11 @@ export class HpackDecoder {
 
 const FORBIDDEN = /[\0\r\n]/;
 
-/** NUL, CR or LF in a field value (long values: the regular expression's native scan is ~2x a loop). */
-function forbiddenInValue(v: string): boolean {
+/**
+ * NUL, CR or LF in a field value (RFC 9113 §8.2.1; written on as HTTP/1 they would split
+ * it). Long values: the regular expression's native scan is ~2x a charCodeAt loop.
+ */
+export function forbiddenInValue(v: string): boolean {
   if (v.length > 16) return FORBIDDEN.test(v);
   for (let i = 0; i < v.length; i++) {
     const c = v.charCodeAt(i);
