@@ -15,6 +15,7 @@ import type { Pod } from '../lab/index.js';
 import { h2load, wrk, type LoadContext } from './load.js';
 import { PATH_NAMES, upPath, type PathName } from './paths.js';
 import { choosePinning } from './pin.js';
+import { cpuMs } from './procfs.js';
 import { createTopology } from './topology.js';
 import { WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from './workload.js';
 
@@ -39,13 +40,6 @@ async function gcSeconds(pod: Pod): Promise<{ count: number; seconds: number }> 
     if (line.startsWith('nodejs_gc_duration_seconds_sum')) seconds += Number(line.split(' ').pop());
   }
   return { count, seconds };
-}
-
-/** utime + stime of a process, in clock ticks (1/100 s). */
-function cpuTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return Number(rest[11]) + Number(rest[12]);
 }
 
 /** RSS split (anonymous and file-backed) and the heap as the proxy's own metrics report it. */
@@ -87,9 +81,9 @@ async function profile(o: Options): Promise<number> {
       if (!o.record) {
         // Without sampling: CPU per request and throughput only, `rounds` times (to see the noise).
         for (let round = 1; round <= o.rounds; round++) {
-          const cpu0 = path.proxies.map((p) => cpuTicks(p.pid));
+          const cpu0 = path.proxies.map((p) => cpuMs(p.pid));
           const r = await load(o.duration);
-          const cpu = path.proxies.map((p, i) => ((cpuTicks(p.pid) - cpu0[i]!) * 10_000) / r.requests);
+          const cpu = path.proxies.map((p, i) => ((cpuMs(p.pid) - cpu0[i]!) * 1000) / r.requests);
           say(`round ${round}: ${Math.round(r.requests / o.duration)} req/s, CPU µs/request ${path.proxies.map((p, i) => `${p.side} ${cpu[i]!.toFixed(1)}`).join(', ')}`);
         }
         for (const [i, p] of path.proxies.entries()) say(`${p.side}-side memory after load: ${await memoryOf(p.pid, pods[i]!)}`);

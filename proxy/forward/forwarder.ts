@@ -205,14 +205,19 @@ class Exchange implements ResponseListener, ExchangeView {
   /** A balanced request: listened to at once, sent when its service is known (at once, nearly always). */
   startBalanced(b: BalancedTarget): void {
     this.#b = b;
+    // Kept from the first chunk: until the service answers nothing can be sent, and after that a retry may need it.
+    if (!this.down.bodyless) this.#body = [];
+    this.#open();
+    if (this.#state === S_DONE) return;
+    b.service.wait(this);
+  }
+
+  /** Counted, shown to the observers, and listened to: the request side is ours from here. */
+  #open(): void {
     this.route.request();
     const obs = this.f.observers;
     for (let i = 0; i < obs.length; i++) obs[i]!.onRequest(this);
-    // Kept from the first chunk: until the service answers nothing can be sent, and after that a retry may need it.
-    if (!this.down.bodyless) this.#body = [];
     this.down.listen(new RequestSide(this));
-    if (this.#state === S_DONE) return;
-    b.service.wait(this);
   }
 
   /** The service has answered (or the wait is over): choose where the request goes. */
@@ -329,10 +334,7 @@ class Exchange implements ResponseListener, ExchangeView {
 
   start(dispatcher: Dispatcher, retry: (() => Dispatcher) | undefined): void {
     this.#retry = retry;
-    this.route.request();
-    const obs = this.f.observers;
-    for (let i = 0; i < obs.length; i++) obs[i]!.onRequest(this);
-    this.down.listen(new RequestSide(this));
+    this.#open();
     if (this.#state === S_DONE) return; // the client went away while being listened to
     this.up = dispatcher.request(this.#upstreamHead(), this.down.bodyless, this);
   }

@@ -17,12 +17,6 @@ const FLUSH_AT = 65536;
 /** First buffer of a turn: Node carves buffers under 4 KiB from its shared pool, without a malloc each. */
 const FIRST = 2048;
 
-let enabled = true;
-/** Measurement only: every write goes straight to the socket (to compare syscalls and throughput). */
-export function setBatching(on: boolean): void {
-  enabled = on;
-}
-
 let pending: H1Output[] = [];
 let spare: H1Output[] = [];
 let scheduled = false;
@@ -52,10 +46,6 @@ export class H1Output {
 
   /** Latin-1 text (heads, chunk sizes, trailers). */
   text(s: string): void {
-    if (!enabled) {
-      this.socket.write(s, 'latin1');
-      return;
-    }
     this.#room(s.length).latin1Write(s, this.#pos);
     this.#pos += s.length;
     if (this.#pos > FLUSH_AT) this.flush();
@@ -63,7 +53,6 @@ export class H1Output {
 
   /** Body bytes; false when the socket asks the writer to wait for 'drain'. */
   bytes(chunk: Buffer): boolean {
-    if (!enabled) return this.socket.write(chunk);
     if (chunk.length >= DIRECT) {
       this.flush();
       if (!this.#corked) {

@@ -7,6 +7,7 @@
 import { ProxyError } from '../errors.js';
 import type { BodyListener, ClientStream, HeaderList, RequestHead, RequestListener, ResponseHead, ServerStream, StreamReset } from '../message/types.js';
 import type { H2Connection } from './connection.js';
+import { TOKEN } from '../h1/chars.js';
 import { forbiddenInValue } from './hpack/decoder.js';
 
 /** What both roles' listeners have; ResponseListener adds onContinue/onResponse, used by client.ts. */
@@ -402,8 +403,7 @@ export function hasUpper(s: string): boolean {
 }
 
 /** tchar without upper case (RFC 9110 §5.6.2; h2 names are lower case, RFC 9113 §8.2.1). */
-const NAME_CHAR = new Uint8Array(256);
-for (const c of "abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+-.^_`|~") NAME_CHAR[c.charCodeAt(0)] = 1;
+const NAME_CHAR = TOKEN.map((ok, c) => (c >= 0x41 && c <= 0x5a ? 0 : ok));
 
 function badName(name: string): boolean {
   for (let i = 0; i < name.length; i++) {

@@ -74,24 +74,24 @@ export const STATIC_VALUES: readonly string[] = ['', ...ENTRIES.map((e) => e[1])
 export interface StaticName {
   /** The lowest index carrying this name (for a literal with an indexed name). */
   readonly index: number;
-  /** Values with an exact entry (':method' → 'GET' → 2; 'accept' → '' → 19). */
-  readonly values: ReadonlyMap<string, number>;
-  /** The same values as a list, beside their indexes: a few per name, compared with === (no hashing of a fresh value). */
+  /**
+   * Values with an exact entry, beside their indexes (':method' → 'GET' → 2; 'accept' → '' → 19):
+   * a few per name, compared with === (a map would hash every fresh value string to find it).
+   */
   readonly valueList: readonly string[];
   readonly valueIndex: readonly number[];
 }
 
 function buildStaticNames(): ReadonlyMap<string, StaticName> {
-  const byName = new Map<string, { index: number; values: Map<string, number>; valueList: string[]; valueIndex: number[] }>();
+  const byName = new Map<string, { index: number; valueList: string[]; valueIndex: number[] }>();
   for (let i = 1; i <= STATIC_COUNT; i++) {
     const name = STATIC_NAMES[i]!;
     const value = STATIC_VALUES[i]!;
     let entry = byName.get(name);
     if (entry === undefined) {
-      entry = { index: i, values: new Map(), valueList: [], valueIndex: [] };
+      entry = { index: i, valueList: [], valueIndex: [] };
       byName.set(name, entry);
     }
-    entry.values.set(value, i);
     entry.valueList.push(value);
     entry.valueIndex.push(i);
   }
