@@ -31,7 +31,7 @@ import { listenAll } from './listener.js';
 import type { Log } from './log.js';
 import { ProxyMetrics } from './metrics.js';
 import { outboundStack } from './outbound/index.js';
-import { MeshTls, resetAndDestroy } from './transport/tls.js';
+import { MeshTls, resetAndDestroy, type WorkloadCredentials } from './transport/tls.js';
 import { TapHub } from './tap/hub.js';
 import { createTapServer, type TapServer } from './tap/server.js';
 
@@ -50,6 +50,7 @@ export interface RunningProxy {
 /** The discovery cache on one stream client to the destination service, with its state in /metrics. */
 function startDiscovery(c: DiscoveryConfig, upstreams: Upstreams, log: Log, metrics: ProxyMetrics): Discovery {
   const streams = new JsonStreamClient({ url: c.url, trustAnchorPem: c.trustAnchorsPem, serverName: c.serverName });
+  streams.preconnect();
   const stats = defaultEndpointStats();
   const d = new Discovery({
     streams,
@@ -90,16 +91,25 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     config.identity === undefined || config.tapIdentity === undefined
       ? undefined
       : createTapServer({ hub: tap, log, anchorsPem: config.identity.trustAnchorsPem, tapIdentity: config.tapIdentity });
+  // Ready only once the first certificate has been through one handshake of this proxy
+  // with itself, so the first client does not pay for TLS's cold start (~10-20 ms).
+  let warm = meshTls === undefined;
+  let warmStarted = false;
   if (identity && meshTls) {
-    identity.on('certified', (cert) => {
+    const certified = (cert: WorkloadCredentials): void => {
       meshTls.update(cert);
       tapServer?.update(cert);
-    });
+      if (warmStarted) return;
+      warmStarted = true;
+      void meshTls.warmUp(config.detectTimeoutMs).then((r) => {
+        warm = true;
+        if ('ms' in r) log.info('mTLS warmed up', { ms: Math.round(r.ms * 10) / 10 });
+        else log.warn('mTLS warm-up failed', { error: r.error });
+      });
+    };
+    identity.on('certified', certified);
     const held = identity.current();
-    if (held) {
-      meshTls.update(held);
-      tapServer?.update(held);
-    }
+    if (held) certified(held);
   }
   // Descriptors: the soft limit raised to the hard one, and a reserve kept so
   // that at exhaustion new clients are refused at once, not accepted and reset.
@@ -144,7 +154,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     ...(await listenAll(config.inbound, inbound, { name: 'inbound', transparent: config.inboundMode === 'tproxy' }, log)),
     ...(await listenAll(config.outbound, outbound, { name: 'outbound', transparent: false }, log)),
   ];
-  const admin = await startAdmin(config.admin, { metrics, ready: () => ready && (identity?.ready() ?? true) });
+  const admin = await startAdmin(config.admin, { metrics, ready: () => ready && warm && (identity?.ready() ?? true) });
   if (tapServer) {
     await tapServer.listen(config.control);
     log.info('listening', { addr: `${config.control.host.includes(':') ? `[${config.control.host}]` : config.control.host}:${config.control.port}`, what: 'tap (mTLS)', allowed: config.tapIdentity });

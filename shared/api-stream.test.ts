@@ -171,6 +171,40 @@ describe('control-plane streaming transport', () => {
     });
     after(() => new Promise<void>((resolve) => { raw.close(() => resolve()); }));
 
+    it('preconnect(): the session is up before the first stream, which then rides it', async () => {
+      const sessions: http2.ServerHttp2Session[] = [];
+      const onSession = (sn: http2.ServerHttp2Session): void => void sessions.push(sn);
+      raw.on('session', onSession);
+      try {
+        const c = client({ url: `https://127.0.0.1:${rawPort}` });
+        c.preconnect();
+        await eventually(() => sessions.length === 1, { what: 'a session with no stream yet' });
+        const r = recorder();
+        c.open('/garbage', {}, r);
+        await eventually(() => r.ended.length === 1);
+        assert.deepEqual(r.messages, [{ ok: 1 }]);
+        assert.equal(sessions.length, 1, 'the stream used the session made in advance');
+        c.close();
+      } finally {
+        raw.removeListener('session', onSession);
+      }
+    });
+
+    it('preconnect() to nobody is only remembered: the first stream reports MESH_API_UNREACHABLE', async () => {
+      const net = await import('node:net');
+      const probe = net.createServer();
+      await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+      const closedPort = (probe.address() as { port: number }).port;
+      await new Promise<void>((resolve) => probe.close(() => resolve()));
+      const c = client({ url: `https://127.0.0.1:${closedPort}` });
+      c.preconnect();
+      const r = recorder();
+      c.open('/tick', {}, r);
+      await eventually(() => r.ended.length === 1);
+      assert.equal(r.ended[0]?.code, 'MESH_API_UNREACHABLE');
+      c.close();
+    });
+
     for (const [path, expectMessages, pattern] of [
       ['/garbage', 1, /not JSON/],
       ['/endless', 0, /longer than/],

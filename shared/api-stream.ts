@@ -116,6 +116,16 @@ export class JsonStreamClient {
     return { close: closeOne };
   }
 
+  /**
+   * Opens the session now rather than at the first stream, so the first
+   * stream costs one round trip, not a TLS handshake as well (a proxy's first
+   * lookup waited ~20 ms for it). A failure here is only remembered: the
+   * first stream opened later tries again and reports it.
+   */
+  preconnect(): void {
+    this.connect();
+  }
+
   /** Ends every stream (onEnd(undefined)) and the session. */
   close(): void {
     for (const end of [...this.ends]) end();

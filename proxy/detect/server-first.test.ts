@@ -60,17 +60,24 @@ describe('server-speaks-first detection', () => {
       s.on('error', () => {});
       return once(s, 'connect').then(() => s);
     };
-    /** `client` acts (or not) after the pair is made; detection runs on the accepted side. */
-    const run = async (client: (c: Socket) => void, mode: EarlyMode = 'window', d: () => Promise<Socket> = dial) => {
+    /**
+     * `client` acts (or not) after the pair is made; detection runs on the accepted side.
+     * `acceptedMsAgo`: detection begins this long after accept (a discovery lookup's wait).
+     */
+    const run = async (client: (c: Socket) => void, mode: EarlyMode = 'window', d: () => Promise<Socket> = dial, acceptedMsAgo = 0) => {
       const pair = await clients.pair();
       const started = performance.now();
-      const result = detector.run(pair.server, started, KEY, d, mode);
+      const result = detector.run(pair.server, started - acceptedMsAgo, KEY, d, mode);
       client(pair.client);
       const fb = await result;
       return { ...pair, fb, ms: performance.now() - started };
     };
-    return { run, metrics, logs, memory, dials: () => dials };
+    return { run, detector, dial, metrics, logs, memory, dials: () => dials };
   }
+
+  /** Detection on an already accepted socket, `acceptedMsAgo` after its accept. */
+  const detectorRun = (t: ReturnType<typeof setup>, server: Socket, acceptedMsAgo: number) =>
+    t.detector.run(server, performance.now() - acceptedMsAgo, KEY, t.dial, 'window');
 
   it('a client that speaks within the window costs nothing: no upstream, no wait', async () => {
     const t = setup();
@@ -103,6 +110,29 @@ describe('server-speaks-first detection', () => {
     assert.deepEqual(await scrape(t.metrics, 'protocol_detect_early_upstream_total'), ['protocol_detect_early_upstream_total{direction="outbound",result="used"} 1']);
     const hist = await scrape(t.metrics, 'protocol_detect_duration_seconds_count');
     assert.deepEqual(hist, ['protocol_detect_duration_seconds_count{direction="outbound",outcome="server-first"} 1']);
+  });
+
+  it('the window counts from accept: a client quiet through a slow discovery lookup is not made to wait a second window', async () => {
+    const t = setup();
+    onUpstream = (s) => s.write('220 mail.test ESMTP\r\n');
+    const r = await t.run(() => {}, 'window', undefined, WINDOW_MS);
+    assert.deepEqual(r.fb.det, { kind: 'opaque', reason: 'server-first' });
+    assert.ok(r.ms < WINDOW_MS, `decided ${r.ms} ms after detection began, the window already over`);
+    r.fb.drop();
+  });
+
+  it('a client that spoke before detection began is not quiet, however long ago it was accepted', async () => {
+    const t = setup();
+    const pair = await clients.pair();
+    // On loopback the bytes are in the accepted socket's receive queue once the write completes.
+    await new Promise<void>((resolve) => pair.client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n', () => resolve()));
+    const running = detectorRun(t, pair.server, 10 * WINDOW_MS);
+    // A busy turn (a loaded proxy): the window's timer is due before the bytes are read.
+    for (const until = performance.now() + 5; performance.now() < until; );
+    const fb = await running;
+    assert.equal(fb.det.kind, 'http1');
+    assert.equal(t.dials(), 0, 'no early upstream');
+    assert.deepEqual(await scrape(t.metrics, 'protocol_detect_early_upstream_total'), []);
   });
 
   it('a burst of quiet clients opens at most the early budget of upstreams; the rest wait for detection as before', async () => {

@@ -178,11 +178,17 @@ export class ServerFirstDetector {
         resolve(fb);
       };
 
-      const onQuiet = (): void => {
-        if (this.#early.take()) open();
-        else o.metrics.earlyUpstream(o.direction, 'skipped');
-      };
-      peek = startDetect(client, o.detect, decide, early === 'window' ? { ms: o.windowMs, onQuiet } : undefined);
+      // Bytes the client sent before detection began (while discovery answered) are
+      // read in the poll phase after the window's timer: quiet is judged after it.
+      const onQuiet = (): void =>
+        void setImmediate(() => {
+          if (decided || (peek?.received ?? 0) > 0) return;
+          if (this.#early.take()) open();
+          else o.metrics.earlyUpstream(o.direction, 'skipped');
+        });
+      // The window counts from accept: a client quiet while discovery answered was quiet then too.
+      const windowLeft = o.windowMs - (performance.now() - startedAt);
+      peek = startDetect(client, o.detect, decide, early === 'window' ? { ms: windowLeft, onQuiet } : undefined);
       if (early === 'at-once') open();
     });
   }
