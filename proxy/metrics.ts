@@ -3,7 +3,8 @@
 // few plain number updates. prom-client only reads those numbers at scrape
 // time (metrics-exposition.ts), so /metrics reads as it did when every
 // increment went through prom-client's label children.
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { Counter as PromCounter } from 'prom-client';
+import { Counter, Gauge, registerProcessMetrics, Registry } from './prom.js';
 import { Buckets, exposeCounter, exposeGauge, exposeHistogram, type Labels, type Sample } from './metrics-exposition.js';
 import type { Direction } from './target.js';
 
@@ -190,8 +191,8 @@ export class PendingConnMetrics {
 /** The workload certificate: registered only when identity is on, so /metrics is unchanged without it. */
 export interface IdentityMetrics {
   certExpiration: Gauge<string>;
-  refreshSuccess: Counter.Internal;
-  refreshFailure: Counter.Internal;
+  refreshSuccess: PromCounter.Internal;
+  refreshFailure: PromCounter.Internal;
 }
 
 function bump(series: Map<string, Sample>, labels: Labels): void {
@@ -229,7 +230,7 @@ export class ProxyMetrics {
     exposeCounter(r, 'protocol_detect_total', 'Total count of protocol decisions on accepted connections (and on mTLS sessions whose protocol the client proxy did not know), by outcome.', () => s.detectOutcomes.values());
     exposeCounter(r, 'protocol_detect_early_upstream_total', 'Total count of upstream connections opened for a client still silent after the server-speaks-first window, by what became of them.', () => s.earlyUpstreams.values());
     exposeCounter(r, 'server_first_learned_total', 'Total count of destinations newly learned as server-speaks-first (their next connections skip the window).', () => s.serverFirstLearned.values());
-    if (withProcessMetrics) collectDefaultMetrics({ register: r });
+    if (withProcessMetrics) registerProcessMetrics(r);
   }
 
   identity(): IdentityMetrics {

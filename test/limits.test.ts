@@ -392,7 +392,7 @@ describe(`limits: ${OPAQUE_CONNECTIONS.toLocaleString('en')} idle opaque connect
   });
 
   it('at ≤ 32 KB per connection per proxy', {
-    todo: 'measured 54-59 KiB per connection per proxy (9,500 held; 61-64 before the proxies stopped sending TLS session tickets; the issue saw 60-68), target 32: ~11 KiB of it is V8 heap, ~45 KiB native memory outside the heap and outside Buffers (external 3 MB): the TLS session each opaque connection has between the proxies (OpenSSL 3 state; Node already sets SSL_MODE_RELEASE_BUFFERS; jemalloc instead of glibc malloc measured 50-52)',
+    todo: 'measured 54-59 KiB per connection per proxy (9,500 held; 61-64 before the proxies stopped sending TLS session tickets; the issue saw 60-68), target 32: ~11 KiB of it is V8 heap, ~45 KiB native memory outside the heap and outside Buffers (external 3 MB), per TLS socket (heaptrack, 4,040 idle sockets): OpenSSL’s own state ~20 KiB (SSL_new 7.5, ciphers, peer certificate); the rest Node’s TLSWrap buffers, a 64 KiB read buffer (libuv’s suggested size, resident as far as bytes reached it) and ~9 KiB of write buffer, neither of which a Node program can size (Node already sets SSL_MODE_RELEASE_BUFFERS; jemalloc instead of glibc malloc measured 50-52)',
   }, (t) => {
     assert.ok(h, 'the connections were held');
     t.diagnostic(`client proxy ${h.perConn.a.toFixed(2)} KiB, server proxy ${h.perConn.b.toFixed(2)} KiB per connection`);
