@@ -4,6 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
+import net from 'node:net';
 import { createCsr, createIssuer, createTrustAnchor, issueLeaf, loadSigner, tlsKeyPem } from '../ca/index.js';
 import { eventually } from '../lab/eventually.js';
 import { ApiClientError, ApiError, createApiServer, NDJSON_TYPE, type ApiServer, type JsonStreamEndpoint } from './api.js';
@@ -25,6 +26,15 @@ function recorder(): Recorder {
     onEnd: (e) => void r.ended.push(e),
   };
   return r;
+}
+
+/** A loopback port nobody listens on (just released by a server of ours). */
+async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return port;
 }
 
 describe('control-plane streaming transport', () => {
@@ -110,12 +120,7 @@ describe('control-plane streaming transport', () => {
   });
 
   it('nobody listening is MESH_API_UNREACHABLE; the wrong name is MESH_API_SERVER_UNTRUSTED', async () => {
-    const net = await import('node:net');
-    const probe = net.createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    const closedPort = (probe.address() as { port: number }).port;
-    await new Promise<void>((resolve) => probe.close(() => resolve()));
-    const c = client({ url: `https://127.0.0.1:${closedPort}` });
+    const c = client({ url: `https://127.0.0.1:${await closedPort()}` });
     const r = recorder();
     c.open('/tick', {}, r);
     await eventually(() => r.ended.length === 1);
@@ -191,12 +196,7 @@ describe('control-plane streaming transport', () => {
     });
 
     it('preconnect() to nobody is only remembered: the first stream reports MESH_API_UNREACHABLE', async () => {
-      const net = await import('node:net');
-      const probe = net.createServer();
-      await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-      const closedPort = (probe.address() as { port: number }).port;
-      await new Promise<void>((resolve) => probe.close(() => resolve()));
-      const c = client({ url: `https://127.0.0.1:${closedPort}` });
+      const c = client({ url: `https://127.0.0.1:${await closedPort()}` });
       c.preconnect();
       const r = recorder();
       c.open('/tick', {}, r);
