@@ -29,6 +29,8 @@ export interface Plan {
   workloads: WorkloadName[];
   /** How long to wait, before each path, for other work on the machine to stop. */
   quietWaitS: number;
+  /** After the loads, how long the proxies are left quiet before RSS is read again (`settled`). */
+  settleS: number;
 }
 
 /** Per-proxy memory target with the idle connections held (the product's goal). */
@@ -59,6 +61,8 @@ export interface ProxyResult {
   pid: number;
   idle?: Memory;
   loaded?: Memory;
+  /** `settleS` after the loads: what a proxy keeps once it is quiet (a mesh proxy gives back on its own). */
+  settled?: Memory;
   held?: Memory;
   /** CPU time the proxy process spent per request during each saturation run, µs, per workload. */
   cpuUsPerRequest: Partial<Record<WorkloadName, { h1?: number; h2?: number }>>;
@@ -178,6 +182,11 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
     const f = result.fixed;
     flag(result, 'fixed rate', f.errors, f.non2xx, f.firstError ?? '', f.timeouts, f.completed);
     path.proxies.forEach((p, i) => (result.proxies[i]!.loaded = memory(p.pid)));
+    if (plan.settleS > 0) {
+      progress(`${name}: quiet for ${plan.settleS}s (RSS settled)`);
+      await delay(plan.settleS * 1000);
+      path.proxies.forEach((p, i) => (result.proxies[i]!.settled = memory(p.pid)));
+    }
 
     progress(`${name}: holding ${plan.idleConnections} idle connections`);
     const held = await holdConnections(ctx, path.h1, plan.idleConnections);

@@ -28,6 +28,8 @@ interface Options {
   top: number;
   record: boolean;
   rounds: number;
+  /** With --no-record: after the load, memory again every 5 s for this long (how it settles). */
+  settle: number;
 }
 
 /** The proxy's GC count and seconds so far (prom-client's nodejs_gc_duration_seconds, all kinds). */
@@ -87,6 +89,10 @@ async function profile(o: Options): Promise<number> {
           say(`round ${round}: ${Math.round(r.requests / o.duration)} req/s, CPU µs/request ${path.proxies.map((p, i) => `${p.side} ${cpu[i]!.toFixed(1)}`).join(', ')}`);
         }
         for (const [i, p] of path.proxies.entries()) say(`${p.side}-side memory after load: ${await memoryOf(p.pid, pods[i]!)}`);
+        for (let waited = 5; waited <= o.settle; waited += 5) {
+          await new Promise((r) => setTimeout(r, 5000));
+          for (const [i, p] of path.proxies.entries()) say(`${p.side}-side memory ${waited} s after load: ${await memoryOf(p.pid, pods[i]!)}`);
+        }
         return 0;
       }
       const gcBefore = await Promise.all(pods.map(gcSeconds));
@@ -153,6 +159,11 @@ const program = new Command('profile')
   .option('--top <n>', 'symbols shown per proxy', (raw) => Number(raw), 45)
   .option('--no-record', 'no perf sampling: throughput and CPU per request only')
   .option('--rounds <n>', 'with --no-record: how many load runs', (raw) => Number(raw), 3)
+  .option('--settle <seconds>', 'with --no-record: memory again every 5 s for this long after the load', (raw) => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0 || n > 600) throw new InvalidArgumentError('--settle must be 0..600 seconds');
+    return n;
+  }, 0)
   .option('--out <dir>', 'where perf data and reports go', '/tmp/mesh-profile')
   .action(async (opts: Options) => {
     process.exitCode = await profile(opts);

@@ -21,7 +21,7 @@ const fixed = (p50: number): FixedRateResult => {
 const proxy = (side: 'client' | 'server', cpuUs: number, rssMb: number): ProxyResult => ({
   side, pid: 1,
   cpuUsPerRequest: { tiny: { h1: cpuUs, h2: cpuUs / 2 }, realistic: { h1: cpuUs * 3, h2: cpuUs * 1.5 } },
-  loaded: { rssMb, hwmMb: rssMb }, held: { rssMb: rssMb * 2, hwmMb: rssMb * 2 },
+  loaded: { rssMb, hwmMb: rssMb }, settled: { rssMb: rssMb * 0.75, hwmMb: rssMb }, held: { rssMb: rssMb * 2, hwmMb: rssMb * 2 },
 });
 const path = (name: PathName, rps: number, p50: number, proxies: ProxyResult[], realisticRps = rps / 10): PathResult => ({
   name, description: name,
@@ -40,7 +40,7 @@ const paths = [
 
 const plan = (workloads: WorkloadName[]): Plan => ({
   durationS: 10, warmupS: 2, connections: 50, h2Clients: 10, h2Streams: 10, rate: 1000, rateConnections: 10,
-  idleConnections: 1000, workloads, quietWaitS: 0,
+  idleConnections: 1000, workloads, quietWaitS: 0, settleS: 30,
 });
 const reportOf = (ps: PathResult[], workloads: WorkloadName[]): BenchReport => ({
   startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:01:00.000Z', argv: [], pinning: 'p', tools: {},
@@ -65,6 +65,7 @@ describe('compare', () => {
     assert.ok(Math.abs(r.fixedDeltaMs.p50 - 0.7) < 1e-9);
     assert.equal(tiny.cpuPerRequest!.h1, 70 / 17.5);
     assert.equal(r.rss!.loaded, 4);
+    assert.equal(r.rss!.settled, 4);
     assert.equal(r.rss!.held, 4);
     // Against direct there are no proxies to compare.
     assert.equal(ratios['mesh/direct']!.workloads.tiny!.cpuPerRequest, undefined);
@@ -93,8 +94,8 @@ describe('compare', () => {
 describe('formatReport', () => {
   it('prints the ratios per workload, what is measured once per pair on its first row', () => {
     const text = formatReport(reportOf(paths, ['tiny', 'realistic']));
-    assert.match(text, /^A\/B +WORKLOAD +H1 REQ\/S +H2 REQ\/S +CPU\/REQ H1 +CPU\/REQ H2 +1000\/S \+P50 +\+P99 +\+MAX +RSS LOADED +RSS 1000 CONNS$/m);
-    assert.match(text, /^mesh\/haproxy-mtls +tiny +0\.25x +0\.25x +4\.00x +4\.00x +\+0\.700 +\+2\.80 +\+7\.00 +4\.00x +4\.00x$/m);
+    assert.match(text, /^A\/B +WORKLOAD +H1 REQ\/S +H2 REQ\/S +CPU\/REQ H1 +CPU\/REQ H2 +1000\/S \+P50 +\+P99 +\+MAX +RSS LOADED +SETTLED +RSS 1000 CONNS$/m);
+    assert.match(text, /^mesh\/haproxy-mtls +tiny +0\.25x +0\.25x +4\.00x +4\.00x +\+0\.700 +\+2\.80 +\+7\.00 +4\.00x +4\.00x +4\.00x$/m);
     assert.match(text, /^mesh\/haproxy-mtls +realistic +0\.20x +0\.20x +4\.00x +4\.00x$/m);
     assert.match(text, /^mesh\/direct +tiny +0\.05x +0\.05x +– +– .* – +–$/m);
     assert.match(text, /^mesh\/direct +realistic +0\.04x +0\.04x +– +–$/m);
@@ -111,8 +112,8 @@ describe('formatReport', () => {
 
   it('prints CPU per request per workload in the memory table', () => {
     const text = formatReport(reportOf(paths, ['tiny', 'realistic']));
-    assert.match(text, /^PATH +PROXY +CPU µS\/REQ TINY H1 +TINY H2 +REALISTIC H1 +REALISTIC H2 +RSS IDLE +LOADED +PEAK +1000 CONNS +KB\/CONN$/m);
-    assert.match(text, /^mesh +client +80\.0 +40\.0 +240\.0 +120\.0 +– +90\.0 +90\.0 +180\.0 OVER +–$/m);
+    assert.match(text, /^PATH +PROXY +CPU µS\/REQ TINY H1 +TINY H2 +REALISTIC H1 +REALISTIC H2 +RSS IDLE +LOADED +SETTLED +PEAK +1000 CONNS +KB\/CONN$/m);
+    assert.match(text, /^mesh +client +80\.0 +40\.0 +240\.0 +120\.0 +– +90\.0 +67\.5 +90\.0 +180\.0 OVER +–$/m);
   });
 
   it('with one workload, prints only its rows and columns', () => {

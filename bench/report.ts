@@ -25,7 +25,7 @@ export interface Ratio {
   /** a's fixed-rate latency minus b's, ms (tiny requests). */
   fixedDeltaMs: Added;
   /** a's RSS per proxy over b's, after load and with the idle connections held; when both have proxies. */
-  rss?: { loaded: number; held: number };
+  rss?: { loaded: number; settled?: number; held: number };
 }
 
 export interface BenchReport {
@@ -112,7 +112,11 @@ export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' 
     }
     if (Object.keys(workloads).length === 0) continue;
     const r: Ratio = { workloads, fixedDeltaMs: d };
-    if (withProxies) r.rss = { loaded: over((x) => x.loaded?.rssMb), held: over((x) => x.held?.rssMb) };
+    if (withProxies) {
+      r.rss = { loaded: over((x) => x.loaded?.rssMb), held: over((x) => x.held?.rssMb) };
+      const settled = over((x) => x.settled?.rssMb);
+      if (Number.isFinite(settled)) r.rss.settled = settled;
+    }
     ratios[`${a}/${b}`] = r;
   }
   return { addedVsDirect, ratios };
@@ -220,13 +224,16 @@ function memory(r: BenchReport): string {
     const n = x.hold?.open ?? 0;
     for (const proxy of x.proxies) {
       const over = proxy.held && proxy.held.rssMb >= RSS_TARGET_MB;
-      const perConn = proxy.held && proxy.loaded && n > 0 ? ((proxy.held.rssMb - proxy.loaded.rssMb) * 1024) / n : undefined;
+      // Against what the proxy held just before the connections came.
+      const base = proxy.settled ?? proxy.loaded;
+      const perConn = proxy.held && base && n > 0 ? ((proxy.held.rssMb - base.rssMb) * 1024) / n : undefined;
       rows.push([
         x.name,
         proxy.side,
         ...p.workloads.flatMap((w) => [num(proxy.cpuUsPerRequest[w]?.h1, 1), num(proxy.cpuUsPerRequest[w]?.h2, 1)]),
         num(proxy.idle?.rssMb, 1),
         num(proxy.loaded?.rssMb, 1),
+        num(proxy.settled?.rssMb, 1),
         num(proxy.loaded?.hwmMb, 1),
         `${num(proxy.held?.rssMb, 1)}${over ? ' OVER' : ''}`,
         num(perConn, 1),
@@ -235,9 +242,9 @@ function memory(r: BenchReport): string {
   }
   if (rows.length === 0) return '';
   return [
-    table(['PATH', 'PROXY', ...workloadHeads(p.workloads, 'CPU µS/REQ'), 'RSS IDLE', 'LOADED', 'PEAK', `${p.idleConnections} CONNS`, 'KB/CONN'], rows),
+    table(['PATH', 'PROXY', ...workloadHeads(p.workloads, 'CPU µS/REQ'), 'RSS IDLE', 'LOADED', 'SETTLED', 'PEAK', `${p.idleConnections} CONNS`, 'KB/CONN'], rows),
     `CPU µs per request per proxy in each saturation run; RSS in MB (VmRSS; LOADED and PEAK (VmHWM) after all runs, ` +
-      `every workload); target < ${RSS_TARGET_MB} MB per proxy with ${p.idleConnections} connections`,
+      `every workload; SETTLED ${p.settleS} s after them, the proxies quiet); target < ${RSS_TARGET_MB} MB per proxy with ${p.idleConnections} connections`,
   ].join('\n');
 }
 
@@ -275,7 +282,7 @@ function ratios(r: BenchReport): string {
   const times = (v: number | undefined): string => (missing(v) ? '–' : `${v.toFixed(2)}x`);
   return [
     table(
-      ['A/B', 'WORKLOAD', 'H1 REQ/S', 'H2 REQ/S', 'CPU/REQ H1', 'CPU/REQ H2', `${r.plan.rate}/S +P50`, '+P99', '+MAX', 'RSS LOADED', `RSS ${r.plan.idleConnections} CONNS`],
+      ['A/B', 'WORKLOAD', 'H1 REQ/S', 'H2 REQ/S', 'CPU/REQ H1', 'CPU/REQ H2', `${r.plan.rate}/S +P50`, '+P99', '+MAX', 'RSS LOADED', 'SETTLED', `RSS ${r.plan.idleConnections} CONNS`],
       pairs.flatMap(([pair, q]) =>
         perWorkload(
           r.plan.workloads.filter((w) => q.workloads[w]),
@@ -293,6 +300,7 @@ function ratios(r: BenchReport): string {
               once(signed(q.fixedDeltaMs.p99)),
               once(signed(q.fixedDeltaMs.max)),
               once(times(q.rss?.loaded)),
+              once(times(q.rss?.settled)),
               once(times(q.rss?.held)),
             ];
           },

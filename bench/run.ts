@@ -28,6 +28,7 @@ interface CliOptions {
   connections: number;
   idleConnections: number;
   quietWait: number;
+  settle: number;
   retries: number;
   output: 'table' | 'json';
 }
@@ -56,7 +57,7 @@ function pathList(raw: string): PathName[] {
 }
 
 /** Which options were given on the command line (the rest are defaults --quick may change). */
-type Given = (name: 'duration' | 'quietWait' | 'retries') => boolean;
+type Given = (name: 'duration' | 'quietWait' | 'retries' | 'settle') => boolean;
 
 function planFrom(o: CliOptions, given: Given): Plan {
   return {
@@ -71,6 +72,7 @@ function planFrom(o: CliOptions, given: Given): Plan {
     workloads: o.workload,
     // --quick checks that the bench works; it does not wait for a quiet machine unless told to.
     quietWaitS: o.quick && !given('quietWait') ? 0 : o.quietWait,
+    settleS: o.quick && !given('settle') ? 0 : o.settle,
   };
 }
 
@@ -189,6 +191,11 @@ const program = new Command('bench')
     if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--quiet-wait must be a number of seconds, 0 or more');
     return n;
   }, 60)
+  .option('--settle <seconds>', 'after the loads, leave the proxies quiet this long and read RSS again (0: no settled reading)', (raw) => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0 || n > 300) throw new InvalidArgumentError('--settle must be 0..300 seconds');
+    return n;
+  }, 30)
   .option('--retries <n>', 'measure a path again (at most this often) when other work on the machine disturbed it', (raw) => {
     const n = Number(raw);
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--retries must be a whole number, 0 or more');

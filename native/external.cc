@@ -15,3 +15,10 @@ extern "C" void *mesh_external_pointer(napi_value value) {
   if (local.IsEmpty() || !local->IsExternal()) return nullptr;
   return local.As<v8::External>()->Value();
 }
+
+// A hint that memory is short: V8 starts an incremental, memory-reducing
+// collection that runs in slices over the following turns (no long pause).
+extern "C" void mesh_memory_pressure(void) {
+  v8::Isolate *isolate = v8::Isolate::GetCurrent();
+  if (isolate != nullptr) isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kModerate);
+}

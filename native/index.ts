@@ -38,6 +38,7 @@ interface Binding {
   resetOnClose(fd: number): void;
   raiseFdLimit(): FdLimit;
   trimMemory(): boolean;
+  memoryPressure(): void;
   noSessionTickets(ctx: unknown): boolean;
 }
 
@@ -116,6 +117,15 @@ export function raiseFdLimit(): FdLimit {
 /** Returns the C allocator's free pages to the kernel (glibc malloc_trim); true when some were. */
 export function trimMemory(): boolean {
   return call((b) => b.trimMemory());
+}
+
+/**
+ * Tells V8 memory is short: it starts an incremental, memory-reducing collection that runs in
+ * slices over the next turns and hands free pages back (measured on a 62 MB heap: 0.4 ms for the
+ * call, 16 ms the longest pause after it, against 35-41 ms for a full, blocking compaction).
+ */
+export function memoryPressure(): void {
+  call((b) => b.memoryPressure());
 }
 
 /**

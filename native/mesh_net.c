@@ -11,6 +11,12 @@
  *       Sets the soft RLIMIT_NOFILE to the hard limit and returns the limits
  *       then in effect, so the proxy knows how many descriptors it may hold.
  *
+ *   trimMemory() -> boolean
+ *       glibc's malloc_trim: the allocator's free pages back to the kernel.
+ *   memoryPressure() -> undefined
+ *       V8's MemoryPressureNotification(kModerate): an incremental collection
+ *       that reduces the heap.
+ *
  *   noSessionTickets(external) -> boolean
  *       A server SSL_CTX behind a Node SecureContext (its `_external`) sends no
  *       TLS 1.3 session tickets.
@@ -236,6 +242,17 @@ static napi_value trim_memory(napi_env env, napi_callback_info info) {
   return out;
 }
 
+void mesh_memory_pressure(void); /* external.cc */
+
+/* memoryPressure(): V8 is told memory is short (see external.cc). */
+static napi_value memory_pressure(napi_env env, napi_callback_info info) {
+  (void)info;
+  mesh_memory_pressure();
+  napi_value out;
+  napi_get_undefined(env, &out);
+  return out;
+}
+
 /* noSessionTickets(ctx) -> boolean. A TLS 1.3 server sends each client two
  * session tickets after the handshake (OpenSSL's default); the client keeps
  * them with the connection (measured ~5 KB per idle connection in the client
@@ -277,6 +294,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"resetOnClose", NULL, reset_on_close, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"raiseFdLimit", NULL, raise_fd_limit, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"trimMemory", NULL, trim_memory, NULL, NULL, NULL, napi_default_jsproperty, NULL},
+    {"memoryPressure", NULL, memory_pressure, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"noSessionTickets", NULL, no_session_tickets, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

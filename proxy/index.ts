@@ -29,6 +29,7 @@ import { inboundStack } from './inbound/index.js';
 import type { IdentityManager } from './identity/index.js';
 import { listenAll } from './listener.js';
 import type { Log } from './log.js';
+import { MemoryReclaimer } from './memory.js';
 import { ProxyMetrics } from './metrics.js';
 import { outboundStack } from './outbound/index.js';
 import { MeshTls, resetAndDestroy, type WorkloadCredentials } from './transport/tls.js';
@@ -166,6 +167,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   if (config.meshedDestinations.size > 0) log.info('meshed destinations (override)', { count: config.meshedDestinations.size });
   if (config.discovery) log.info('discovery', { destination: config.discovery.url, server_name: config.discovery.serverName, namespace: config.discovery.namespace ?? '' });
   ready = true;
+  const reclaimer = new MemoryReclaimer(log).start();
 
   return {
     servers,
@@ -175,6 +177,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     identity,
     async close(graceMs: number): Promise<void> {
       ready = false;
+      reclaimer.stop();
       identity?.stop();
       discovery?.close();
       upstreamsOut.drain();
