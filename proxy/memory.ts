@@ -20,7 +20,7 @@ export interface ReclaimOptions {
   quietShare: number;
 }
 
-export const reclaimDefaults: Readonly<ReclaimOptions> = Object.freeze({ windowMs: 10_000, busyShare: 0.05, quietShare: 0.005 });
+export const reclaimDefaults: Readonly<ReclaimOptions> = Object.freeze({ windowMs: 5_000, busyShare: 0.05, quietShare: 0.005 });
 
 /** How long V8's incremental collection is given before the allocator is trimmed (measured: done within ~1 s on 60 MB). */
 const COLLECT_MS = 2000;
