@@ -63,14 +63,17 @@ assignCanonicalCodes();
 //   FLAG_ACCEPT the next state is a valid place for the string to end: the root, or a node at
 //               most 7 bits deep reached by 1-bits only (the padding must be a prefix of EOS,
 //               shorter than an octet)
-// 256 x 256 entries = 256 KB, built once at load in a few milliseconds; one lookup per input
-// octet instead of a branch per bit.
+// 256 x 256 entries = 256 KB, built at the first Huffman string in a few milliseconds; one
+// lookup per input octet instead of a branch per bit. Not at load: between two proxies nothing
+// is Huffman-coded (our encoder does not use it), and building it at start made V8 compile
+// its optimising tier early, ~3.5 MB of the node binary paged in for an idle proxy.
 const FLAG_FAIL = 1 << 26;
 const FLAG_ACCEPT = 1 << 27;
 
-const DECODE_TABLE = new Uint32Array(256 * 256);
+let DECODE_TABLE: Uint32Array | undefined;
 
-function buildDecodeTable(): void {
+function buildDecodeTable(): Uint32Array {
+  const table = new Uint32Array(256 * 256);
   // Internal node n has children child[2n] (bit 0) and child[2n+1] (bit 1); a child >= 0 is an
   // internal node, a child < 0 is the leaf of symbol (-child - 1).
   const child = new Int32Array(2 * 256).fill(0);
@@ -121,11 +124,11 @@ function buildDecodeTable(): void {
         entry |= node | (emitted << 24);
         if (node === 0 || (onesOnly[node] === 1 && depth[node]! <= 7)) entry |= FLAG_ACCEPT;
       }
-      DECODE_TABLE[(state << 8) | byte] = entry;
+      table[(state << 8) | byte] = entry;
     }
   }
+  return table;
 }
-buildDecodeTable();
 
 /** Most octets a Huffman string of `encodedLength` octets can decode to (5-bit codes). */
 export function huffmanDecodedBound(encodedLength: number): number {
@@ -138,11 +141,12 @@ export function huffmanDecodedBound(encodedLength: number): number {
  * (EOS inside, padding longer than 7 bits or not all ones).
  */
 export function huffmanDecode(src: Uint8Array, start: number, end: number, dst: Uint8Array): number {
+  const table = (DECODE_TABLE ??= buildDecodeTable());
   let state = 0;
   let n = 0;
   let entry = FLAG_ACCEPT;
   for (let i = start; i < end; i++) {
-    entry = DECODE_TABLE[(state << 8) | src[i]!]!;
+    entry = table[(state << 8) | src[i]!]!;
     if ((entry & FLAG_FAIL) !== 0) return -1;
     const emitted = (entry >>> 24) & 3;
     if (emitted !== 0) {
