@@ -20,7 +20,7 @@ function opensslReads(der: Buffer): string {
 
 describe('workload certificate requests without pkijs', () => {
   it('the CA reads the identity as the only SAN, the CN, and the key the proxy holds', async () => {
-    const r = createWorkloadRequest(ID);
+    const r = await createWorkloadRequest(ID);
     const seen = await inspectCsr(r.der);
     assert.equal(seen.dnsName, ID);
     assert.deepEqual(Buffer.from(await subtle.exportKey('spki', seen.publicKey)), r.spkiDer);
@@ -31,30 +31,30 @@ describe('workload certificate requests without pkijs', () => {
     assert.deepEqual(createPublicKey(createPrivateKey(r.keyPem)).export({ type: 'spki', format: 'der' }), r.spkiDer);
   });
 
-  it('OpenSSL verifies its signature and reads the same name', () => {
-    const text = opensslReads(createWorkloadRequest(ID).der);
+  it('OpenSSL verifies its signature and reads the same name', async () => {
+    const text = opensslReads((await createWorkloadRequest(ID)).der);
     assert.match(text, new RegExp(`Subject: CN ?= ?${ID.replace(/\./g, '\\.')}`));
     assert.match(text, new RegExp(`DNS:${ID.replace(/\./g, '\\.')}`));
     assert.match(text, /ecdsa-with-SHA256/);
   });
 
   it('a name too long for a CN goes only into a critical SAN', async () => {
-    const r = createWorkloadRequest(LONG);
+    const r = await createWorkloadRequest(LONG);
     assert.equal((await inspectCsr(r.der)).dnsName, LONG);
     assert.equal(pkijs.CertificationRequest.fromBER(r.der).subject.typesAndValues.length, 0);
     assert.match(opensslReads(r.der), /Subject Alternative Name: critical\s+DNS:a{40}\./);
   });
 
-  it('a fresh key each time', () => {
-    assert.notDeepEqual(createWorkloadRequest(ID).spkiDer, createWorkloadRequest(ID).spkiDer);
+  it('a fresh key each time', async () => {
+    assert.notDeepEqual((await createWorkloadRequest(ID)).spkiDer, (await createWorkloadRequest(ID)).spkiDer);
   });
 
-  it('refuses a name that is no workload identity', () => {
-    assert.throws(() => createWorkloadRequest('Not A Name'), (e: unknown) => isCaError(e) && e.code === 'MESH_CA_BAD_IDENTITY');
+  it('refuses a name that is no workload identity', async () => {
+    await assert.rejects(createWorkloadRequest('Not A Name'), (e: unknown) => isCaError(e) && e.code === 'MESH_CA_BAD_IDENTITY');
   });
 
-  it('requestSpki: every truncation and a flipped tag is MESH_CA_BAD_CSR, never a wrong key or another error', () => {
-    const r = createWorkloadRequest(ID);
+  it('requestSpki: every truncation and a flipped tag is MESH_CA_BAD_CSR, never a wrong key or another error', async () => {
+    const r = await createWorkloadRequest(ID);
     for (let n = 0; n < r.der.length; n++) {
       let got: Buffer | undefined;
       try {

@@ -4,7 +4,7 @@
 // encoders do; loading pkijs and asn1js for it cost each proxy ~5 MB of RSS
 // (their sources and compiled code). The CA still reads requests with pkijs
 // (csr.ts: inspectCsr), which is what checks this file's output in its tests.
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { KeyObject, sign, webcrypto } from 'node:crypto';
 import { CaError } from './errors.js';
 import { parseIdentityName } from './identity.js';
 
@@ -38,10 +38,13 @@ export interface WorkloadRequest {
 }
 
 /** A fresh P-256 key and a request for exactly `identity` (its one DNS SAN; also the CN when it fits). */
-export function createWorkloadRequest(identity: string): WorkloadRequest {
+export async function createWorkloadRequest(identity: string): Promise<WorkloadRequest> {
   parseIdentityName(identity);
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
-  const spkiDer = publicKey.export({ type: 'spki', format: 'der' });
+  // Web Crypto's generator runs off the event loop; the private key stays non-extractable
+  // to scripts, and node:crypto reads it for node:tls (as the CA's createCsr does).
+  const pair = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const privateKey = KeyObject.from(pair.privateKey);
+  const spkiDer = KeyObject.from(pair.publicKey).export({ type: 'spki', format: 'der' });
   const name = Buffer.from(identity, 'ascii');
   // A CN holds at most 64 characters; without one the subject is empty and the SAN critical (RFC 5280 4.2.1.6).
   const withCn = name.length <= MAX_COMMON_NAME;

@@ -32,7 +32,7 @@ import type { Log } from './log.js';
 import { MemoryReclaimer } from './memory.js';
 import { ProxyMetrics } from './metrics.js';
 import { outboundStack } from './outbound/index.js';
-import { MeshTls, resetAndDestroy, type WorkloadCredentials } from './transport/tls.js';
+import { MeshTls, resetAndDestroy } from './transport/tls.js';
 import { TapHub } from './tap/hub.js';
 import { createTapServer, type TapServer } from './tap/server.js';
 
@@ -92,25 +92,16 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     config.identity === undefined || config.tapIdentity === undefined
       ? undefined
       : createTapServer({ hub: tap, log, anchorsPem: config.identity.trustAnchorsPem, tapIdentity: config.tapIdentity });
-  // Ready only once the first certificate has been through one handshake of this proxy
-  // with itself, so the first client does not pay for TLS's cold start (~10-20 ms).
-  let warm = meshTls === undefined;
-  let warmStarted = false;
   if (identity && meshTls) {
-    const certified = (cert: WorkloadCredentials): void => {
+    identity.on('certified', (cert) => {
       meshTls.update(cert);
       tapServer?.update(cert);
-      if (warmStarted) return;
-      warmStarted = true;
-      void meshTls.warmUp(config.detectTimeoutMs).then((r) => {
-        warm = true;
-        if ('ms' in r) log.info('mTLS warmed up', { ms: Math.round(r.ms * 10) / 10 });
-        else log.warn('mTLS warm-up failed', { error: r.error });
-      });
-    };
-    identity.on('certified', certified);
+    });
     const held = identity.current();
-    if (held) certified(held);
+    if (held) {
+      meshTls.update(held);
+      tapServer?.update(held);
+    }
   }
   // Descriptors: the soft limit raised to the hard one, and a reserve kept so
   // that at exhaustion new clients are refused at once, not accepted and reset.
@@ -155,7 +146,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     ...(await listenAll(config.inbound, inbound, { name: 'inbound', transparent: config.inboundMode === 'tproxy' }, log)),
     ...(await listenAll(config.outbound, outbound, { name: 'outbound', transparent: false }, log)),
   ];
-  const admin = await startAdmin(config.admin, { metrics, ready: () => ready && warm && (identity?.ready() ?? true) });
+  const admin = await startAdmin(config.admin, { metrics, ready: () => ready && (identity?.ready() ?? true) });
   if (tapServer) {
     await tapServer.listen(config.control);
     log.info('listening', { addr: `${config.control.host.includes(':') ? `[${config.control.host}]` : config.control.host}:${config.control.port}`, what: 'tap (mTLS)', allowed: config.tapIdentity });

@@ -39,7 +39,7 @@ export type NewKeyFn = (identity: string) => Promise<WorkloadKey>;
 
 /** A fresh P-256 key and a CSR for exactly `identity`, both in memory. */
 export async function newWorkloadKey(identity: string): Promise<WorkloadKey> {
-  const r = createWorkloadRequest(identity);
+  const r = await createWorkloadRequest(identity);
   return { csrDer: r.der, keyPem: r.keyPem };
 }
 

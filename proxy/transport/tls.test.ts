@@ -170,23 +170,6 @@ describe('MeshTls', { timeout: 30_000 }, () => {
     assert.equal(client.ready(), true);
   });
 
-  it('warms up with one in-memory handshake with itself: one at a time, none before a certificate', async () => {
-    const w = new MeshTls(SERVER, ca.anchor.certPem, TIMEOUT_MS);
-    assert.deepEqual(await w.warmUp(TIMEOUT_MS), { error: 'no certificate yet' });
-    w.update(serverCreds);
-    const [first, second] = await Promise.all([w.warmUp(TIMEOUT_MS), w.warmUp(TIMEOUT_MS)]);
-    assert.ok('ms' in first && first.ms > 0, JSON.stringify(first));
-    assert.deepEqual(second, { error: 'a warm-up is running' });
-    assert.ok('ms' in (await w.warmUp(TIMEOUT_MS)), 'and again once done');
-  });
-
-  it('a warm-up verifies as a real handshake does: credentials for another identity fail it, saying so', async () => {
-    const w = new MeshTls(OTHER, ca.anchor.certPem, TIMEOUT_MS);
-    w.update(serverCreds);
-    const r = await w.warmUp(TIMEOUT_MS);
-    assert.ok('error' in r && r.error.includes(SERVER), JSON.stringify(r));
-  });
-
   it('refuses a server whose certificate names another identity', async () => {
     const connecting = client.connect(inbound.target, OTHER, HEADER, TIMEOUT_MS);
     const serverSide = inbound.next();

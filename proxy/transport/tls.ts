@@ -6,8 +6,6 @@
 // Certificates rotate under it: every new connection uses the newest one,
 // established sessions keep theirs (TLS checks validity at the handshake only).
 import { connect as netConnect, type Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
-import { Duplex } from 'node:stream';
 import tls, { type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { noSessionTickets, resetOnClose, type SocketAddress } from '../../native/index.js';
 import { ProxyError } from '../errors.js';
@@ -67,8 +65,6 @@ export class MeshTls {
   #client: SecureContext | undefined;
   #server: tls.Server | undefined;
   readonly #pending = new WeakMap<Socket, (t: Terminated) => void>();
-  /** The in-memory handshake of warmUp(), while it runs. */
-  #warming: ((t: Terminated) => void) | undefined;
 
   constructor(readonly identity: string, private readonly anchorsPem: string, private readonly handshakeTimeoutMs: number) {}
 
@@ -103,46 +99,6 @@ export class MeshTls {
     this.#server = server;
   }
 
-  /**
-   * One handshake of this proxy with itself, in memory: the first real one
-   * otherwise pays for OpenSSL's first use of the key, the verifier and the
-   * TLS code paths (measured: 45-48 ms to a banner's first byte through a
-   * fresh pair against 22-29 ms for the next port). Resolves with what it
-   * took, or with why it could not; it never rejects.
-   */
-  warmUp(timeoutMs: number): Promise<{ ms: number } | { error: string }> {
-    const server = this.#server;
-    if (!server) return Promise.resolve({ error: 'no certificate yet' });
-    if (this.#warming) return Promise.resolve({ error: 'a warm-up is running' });
-    const started = performance.now();
-    const [near, far] = memoryPair();
-    const client = tls.connect({
-      socket: near,
-      servername: this.identity,
-      ALPNProtocols: [TRANSPORT_ALPN],
-      secureContext: this.#client,
-      minVersion: 'TLSv1.3',
-      checkServerIdentity: (_host, cert) => (identityOf(cert) === this.identity ? undefined : new Error(`own certificate names ${identityOf(cert)}, not ${this.identity}`)),
-    });
-    return new Promise((resolve) => {
-      const finish = (r: { ms: number } | { error: string }): void => {
-        if (this.#warming !== judged) return;
-        this.#warming = undefined;
-        clearTimeout(timer);
-        client.destroy();
-        near.destroy();
-        far.destroy();
-        resolve(r);
-      };
-      // Judged by #onSecure like any client; #settle knows it by its missing TCP socket.
-      const judged = (t: Terminated): void => finish(t.kind === 'secured' ? { ms: performance.now() - started } : { error: `${t.code}: ${t.reason}` });
-      this.#warming = judged;
-      const timer = setTimeout(() => finish({ error: `no handshake within ${timeoutMs} ms` }), timeoutMs);
-      client.on('error', (err) => finish({ error: err.message }));
-      server.emit('connection', far);
-    });
-  }
-
   /** Server side: takes over `raw` (paused, ClientHello unread) and resolves once the client is judged. */
   terminate(raw: Socket): Promise<Terminated> {
     const server = this.#server;
@@ -168,12 +124,7 @@ export class MeshTls {
 
   #settle(s: TLSSocket, t: Terminated): void {
     // node:tls keeps the wrapped socket as _parent; it is the key terminate() was called with.
-    const raw = (s as unknown as { _parent: Socket | null })._parent;
-    if (raw === null && this.#warming) {
-      // No TCP socket under it: warmUp()'s own handshake.
-      s.destroy();
-      return this.#warming(t);
-    }
+    const raw = (s as unknown as { _parent?: Socket })._parent;
     const resolve = raw ? this.#pending.get(raw) : undefined;
     if (!raw || !resolve) return void s.destroy();
     this.#pending.delete(raw);
@@ -247,27 +198,6 @@ export class MeshTls {
       });
     });
   }
-}
-
-/** Two ends of an in-memory byte stream: what is written to one is read from the other. */
-function memoryPair(): [Duplex, Duplex] {
-  const ends: Duplex[] = [];
-  for (let i = 0; i < 2; i++) {
-    ends.push(
-      new Duplex({
-        read() {},
-        write(chunk: Buffer, _enc, cb) {
-          ends[1 - i]!.push(chunk);
-          cb();
-        },
-        final(cb) {
-          ends[1 - i]!.push(null);
-          cb();
-        },
-      }),
-    );
-  }
-  return [ends[0]!, ends[1]!];
 }
 
 function formatTarget(t: SocketAddress): string {
