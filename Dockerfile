@@ -61,9 +61,9 @@ COPY --from=build /src/dashboard/web ./dashboard/web
 # a non-root process gets it only that way, and only a container that adds NET_ADMIN
 # and allows privilege escalation may exec it (the injector sets both in tproxy mode).
 RUN for b in mesh mesh-init mesh-controller mesh-await; do printf '#!/bin/sh\nexec node /mesh/dist/cli/%s.js "$@"\n' "$b" > /usr/local/bin/$b && chmod +x /usr/local/bin/$b; done \
- && printf '#!/bin/sh\nexec node --max-semi-space-size=4 --min-semi-space-size=4 --single-threaded-gc /mesh/dist/cli/mesh-proxy.js "$@"\n' > /usr/local/bin/mesh-proxy \
+ && printf '#!/bin/sh\nexec node --max-semi-space-size=4 --single-threaded-gc /mesh/dist/cli/mesh-proxy.js "$@"\n' > /usr/local/bin/mesh-proxy \
  && cp "$(command -v node)" /usr/local/bin/node-net-admin && setcap cap_net_admin+ep /usr/local/bin/node-net-admin \
- && printf '#!/bin/sh\nexec /usr/local/bin/node-net-admin --max-semi-space-size=4 --min-semi-space-size=4 --single-threaded-gc /mesh/dist/cli/mesh-proxy.js "$@"\n' > /usr/local/bin/mesh-proxy-tproxy \
+ && printf '#!/bin/sh\nexec /usr/local/bin/node-net-admin --max-semi-space-size=4 --single-threaded-gc /mesh/dist/cli/mesh-proxy.js "$@"\n' > /usr/local/bin/mesh-proxy-tproxy \
  && chmod +x /usr/local/bin/mesh-proxy /usr/local/bin/mesh-proxy-tproxy \
  && groupadd -g 2102 mesh && useradd -u 2102 -g 2102 -M -s /usr/sbin/nologin mesh
 USER 2102:2102

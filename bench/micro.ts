@@ -4,7 +4,7 @@
 // CPU, allocation and GC are the two proxies' alone. Not a test and not the bench (no TLS, no
 // kernel interception); it answers "what does a request cost our JavaScript".
 //
-//   node --max-semi-space-size=4 --min-semi-space-size=4 --single-threaded-gc dist/bench/micro.js [--seconds 5]
+//   node --max-semi-space-size=4 --single-threaded-gc dist/bench/micro.js [--seconds 5]
 //        [--connections 50] [--heap-prof-dir DIR]   (run with root not needed)
 import { fork } from 'node:child_process';
 import { once } from 'node:events';

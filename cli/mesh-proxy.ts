@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --min-semi-space-size=4 --single-threaded-gc
+#!/usr/bin/env -S node --max-semi-space-size=4 --single-threaded-gc
 // mesh-proxy: the sidecar. Configuration comes only from MESH_PROXY_* variables.
 import { ConfigError, loadConfig } from '../proxy/config.js';
 import { startProxy } from '../proxy/index.js';

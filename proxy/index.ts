@@ -83,7 +83,7 @@ function endpointStates(d: Discovery): Sample[] {
 export async function startProxy(config: ProxyConfig, log: Log, metrics = new ProxyMetrics()): Promise<RunningProxy> {
   let ready = false;
   // Certify while the listeners come up; /ready waits for the first certificate.
-  // Loaded only when identity is on (its TLS client and key code; the CSR is written without pkijs, ca/csr-der.ts).
+  // Loaded only when identity is on: the certificate code (pkijs) costs ~10 MB of RSS.
   const identity = config.identity === undefined ? undefined : (await import('./identity/index.js')).startIdentity(config.identity, { log, metrics });
   const meshTls = config.identity === undefined ? undefined : new MeshTls(config.identity.name, config.identity.trustAnchorsPem, config.detectTimeoutMs);
   // Tap: an observer of every exchange; its server shares the workload certificate.

@@ -7,12 +7,7 @@
 // them (1.3 KB a request, old space grown to ~55 MB between full collections);
 // 4 MB halved that, cut GC from ~6 to ~4 µs a request and the pair's CPU by ~10%,
 // and lowered RSS under load.
-// And 4 MB from the start (--min-semi-space-size): V8 otherwise begins at 1 MB and
-// grows it only as survivors show up, and a memory-reducing collection (memory.ts)
-// shrinks it back, so a load began with the small young generation's GC cost:
-// measured 5 µs of GC a request against 1-2.4 with it fixed at 4, ~15% of
-// throughput; the price is ~3 MB of RSS (idle 62 -> 65 MB).
-export const proxyNodeFlags: readonly string[] = ['--max-semi-space-size=4', '--min-semi-space-size=4', '--single-threaded-gc'];
+export const proxyNodeFlags: readonly string[] = ['--max-semi-space-size=4', '--single-threaded-gc'];
 
 /** The flags this process is missing, for a start-up warning. */
 export function missingNodeFlags(execArgv: readonly string[] = process.execArgv): string[] {

@@ -16,9 +16,21 @@ import {
 import type { Log } from '../../shared/log.js';
 import { ApiError, malformed, type JsonEndpoint } from '../../shared/api.js';
 
-import { CERTIFY_PATH, type CertifyRequestBody, type CertifyResponseBody } from '../../contract/identity.js';
+export const CERTIFY_PATH = '/identity.mesh.io/v1/certify';
 
-export { CERTIFY_PATH, type CertifyRequestBody, type CertifyResponseBody } from '../../contract/identity.js';
+export interface CertifyRequestBody {
+  identity: string;
+  token: string;
+  /** PKCS#10, base64 DER or PEM. */
+  csr: string;
+}
+
+export interface CertifyResponseBody {
+  /** Leaf then issuer, PEM. */
+  chainPem: string;
+  /** ISO 8601. */
+  notAfter: string;
+}
 
 export interface CertifyContext {
   issuer: Signer;

@@ -3,11 +3,9 @@
 // its own yet, so this is one-way TLS), and checking what comes back before
 // the proxy builds a TLS context from it.
 import { X509Certificate } from 'node:crypto';
-// Not ca/index.js: the proxy runs this, and the CA's pkijs would cost it ~5 MB of RSS.
-import { requestSpki } from '../../ca/csr-der.js';
-import { certificatesFromPem } from '../../ca/pem.js';
+import { certificatesFromPem, inspectCsr } from '../../ca/index.js';
 import { ApiClientError, postJson } from '../../shared/api.js';
-import { CERTIFY_PATH, type CertifyRequestBody } from '../../contract/identity.js';
+import { CERTIFY_PATH, type CertifyRequestBody } from './certify.js';
 
 export { ApiClientError, type ApiClientErrorCode } from '../../shared/api.js';
 
@@ -51,7 +49,8 @@ async function checkChain(o: CertifyOnceOptions, chainPem: string): Promise<void
     throw badResponse(`chainPem is not a PEM certificate chain (${(e as Error).message})`);
   }
   if (leaf.subjectAltName !== `DNS:${o.identity}`) throw badResponse(`certificate is for ${leaf.subjectAltName ?? 'no name'}, not DNS:${o.identity}`);
-  if (!publicKeyDer(leaf).equals(requestSpki(o.csrDer))) throw badResponse("certificate does not carry the CSR's key");
+  const requested = await inspectCsr(o.csrDer);
+  if (!publicKeyDer(leaf).equals(Buffer.from(requested.spki.toSchema().toBER(false)))) throw badResponse("certificate does not carry the CSR's key");
   if (!leaf.checkIssued(issuer) || !leaf.verify(issuer.publicKey)) throw badResponse('certificate is not signed by the issuer sent with it');
   const anchors = certificatesFromPem(o.trustAnchorPem, 'the trust anchor').map((der) => new X509Certificate(der));
   if (!anchors.some((a) => issuer.checkIssued(a) && issuer.verify(a.publicKey))) throw badResponse('issuer does not chain to the trust anchor');

@@ -6,7 +6,7 @@
 //   start → [new key + CSR → certify] ─ok→ hold; emit 'certified'; wait refreshDelay ─┐
 //                  ▲                  └fail→ emit 'failed'; wait backoff ─────────────┤
 //                  └────────────────────────────────────────────────────────────────────┘
-import { createWorkloadRequest } from '../../ca/csr-der.js';
+import { createCsr, tlsKeyPem } from '../../ca/index.js';
 import { systemClock, type Clock } from './clock.js';
 import { identityFailure } from './errors.js';
 import { Backoff, DEFAULT_BACKOFF, MAX_REFRESH_MS, MIN_REFRESH_MS, refreshDelayMs, type BackoffOptions } from './schedule.js';
@@ -39,8 +39,8 @@ export type NewKeyFn = (identity: string) => Promise<WorkloadKey>;
 
 /** A fresh P-256 key and a CSR for exactly `identity`, both in memory. */
 export async function newWorkloadKey(identity: string): Promise<WorkloadKey> {
-  const r = await createWorkloadRequest(identity);
-  return { csrDer: r.der, keyPem: r.keyPem };
+  const csr = await createCsr(identity);
+  return { csrDer: csr.der, keyPem: tlsKeyPem(csr.privateKey) };
 }
 
 export interface IdentityEvents {
