@@ -46,8 +46,9 @@ export class MemoryReclaimer {
   #timer: NodeJS.Timeout | undefined;
   /** Start-up (modules compiled, keys made, certificate fetched) counts as busy: its garbage goes too. */
   #busy = true;
-  #last = process.cpuUsage();
-  #lastAt = performance.now();
+  /** CPU time and clock at the start of the current window (set by start(), from the injected sources). */
+  #last: NodeJS.CpuUsage = { user: 0, system: 0 };
+  #lastAt = 0;
 
   constructor(
     private readonly log: Log,
