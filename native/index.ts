@@ -39,6 +39,7 @@ interface Binding {
   raiseFdLimit(): FdLimit;
   trimMemory(): boolean;
   memoryPressure(): void;
+  releaseFilePages(): number;
   noSessionTickets(ctx: unknown): boolean;
 }
 
@@ -126,6 +127,15 @@ export function trimMemory(): boolean {
  */
 export function memoryPressure(): void {
   call((b) => b.memoryPressure());
+}
+
+/**
+ * Unmaps the node executable's clean read-only pages from this process (they stay in the page
+ * cache; a page used again returns by a minor fault): start-up touches ~40 MB of node's code and
+ * data that an idle or busy proxy then leaves resident but mostly unused. The bytes released.
+ */
+export function releaseFilePages(): number {
+  return call((b) => b.releaseFilePages());
 }
 
 /**

@@ -110,3 +110,47 @@ describe('native addon without privileges', () => {
     assert.match(r.stdout, /^MESH_PERMISSION_DENIED .*CAP_NET_ADMIN/);
   });
 });
+
+describe('releasing node executable pages', () => {
+  // In a child of its own: the pages dropped are this process's mappings of node itself, and what
+  // must hold afterwards is everything that runs from them (code, the snapshot, ICU data, the
+  // relocated tables). A copy-on-write page reverted to the file's bytes would show as a crash
+  // or a wrong answer here.
+  it('unmaps start-up pages, and node runs on from the page cache with the same answers', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const script = `
+      const m = await import('${new URL('./index.js', import.meta.url).href}');
+      const { createHash, generateKeyPairSync, sign, verify } = await import('node:crypto');
+      const { gzipSync, gunzipSync } = await import('node:zlib');
+      const { readFileSync } = await import('node:fs');
+      const fileKb = () => Number(/RssFile:\\s+(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]);
+      const work = () => {
+        const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+        const sig = sign('sha256', Buffer.from('mesh'), privateKey);
+        return [
+          createHash('sha256').update('abc').digest('hex'),
+          gunzipSync(gzipSync('x'.repeat(100000))).length,
+          verify('sha256', Buffer.from('mesh'), publicKey, sig),
+          new Intl.DateTimeFormat('de-DE', { timeZone: 'UTC' }).format(new Date(0)),
+          /\\p{Lu}+/u.exec('abcÄÖÜdef')[0],
+          JSON.stringify({ a: [1, 2.5, 'é'] }),
+        ];
+      };
+      const before = work();
+      const fileBefore = fileKb();
+      const released = m.releaseFilePages();
+      const fileAfter = fileKb();
+      const again = work();
+      const second = m.releaseFilePages();
+      console.log(JSON.stringify({ before, again, released, second, fileBefore, fileAfter }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { before: unknown[]; again: unknown[]; released: number; second: number; fileBefore: number; fileAfter: number };
+    assert.deepEqual(out.again, out.before);
+    assert.deepEqual(out.before.slice(0, 5), ['ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 100000, true, '1.1.1970', 'ÄÖÜ']);
+    assert.ok(out.released > 10 * 1048576, `released ${out.released} bytes`);
+    assert.ok(out.fileAfter < out.fileBefore - 10 * 1024, `RssFile ${out.fileBefore} -> ${out.fileAfter} kB`);
+    // The work after the first release faulted some pages back: the second finds them resident again.
+    assert.ok(out.second > 0 && out.second < out.released, `second release ${out.second} of ${out.released}`);
+  });
+});

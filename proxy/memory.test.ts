@@ -19,7 +19,7 @@ function driven() {
     () => ({ user: cpuUs, system: 0 }),
     () => at,
     () => {
-      const one = { rssBefore: 90 * 1048576, rssAfter: 66 * 1048576, heapBefore: 28 * 1048576, heapAfter: 14 * 1048576 };
+      const one = { rssBefore: 90 * 1048576, rssAfter: 66 * 1048576, heapBefore: 28 * 1048576, heapAfter: 14 * 1048576, fileReleased: 30 * 1048576 };
       done.push(one);
       return Promise.resolve(one);
     },
