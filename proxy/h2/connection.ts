@@ -251,6 +251,9 @@ export abstract class H2Connection implements F.FrameSink {
     s.releaseHeld();
     this.#blocked.delete(s);
     if (s.id !== 0) this.streams.delete(s.id);
+    // The last stream gone: an idle connection keeps no output slab (16 KiB). A queued flush
+    // lets it go itself once its bytes are taken.
+    if (this.streams.size === 0 && !this.#flushQueued) this.w.release();
     this.onStreamDone(s);
     if (this.streams.size === 0 && this.idle() && (this.goingAway || this.peerGoaway >= 0)) this.#finish();
   }
