@@ -114,12 +114,14 @@ export class MeshIdentity {
 /**
  * Ports a lab server pod is declared to serve (the file source answers a pod's
  * address only for its ports): those the end-to-end suites dial, the default
- * opaque ports, and 8000-8099. (Every port would be simplest, but 65,535 of
+ * opaque ports, 8000-8099, and 20000-21049 (a destination per port for the limits suite's
+ * 1,000 idle sessions between proxies). (Every port would be simplest, but 65,535 of
  * them cost the destination service 0.6 s and 150 MB to parse.)
  */
 const LAB_POD_PORTS = [
   9, 25, 80, 443, 587, 1234, 2525, 3306, 3307, 4222, 4223, 4224, 4444, 5432, 5433, 6379, 6380, 7000, 7001, 7070, 8443,
   9090, 9110, 9112, 9113, 9300, 9443, 9999, 11211, ...Array.from({ length: 100 }, (_, i) => 8000 + i),
+  ...Array.from({ length: 1050 }, (_, i) => 20_000 + i),
 ];
 
 /** A services file declaring `pod` (both its addresses) as a workload proving NS/SA. */
