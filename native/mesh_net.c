@@ -264,7 +264,7 @@ static napi_value release_file_pages(napi_env env, napi_callback_info info) {
   (void)info;
   char exe[PATH_MAX];
   char line[PATH_MAX + 128];
-  unsigned long start[MAX_RELEASED], end[MAX_RELEASED];
+  unsigned long start[MAX_RELEASED], end[MAX_RELEASED], resident_kb[MAX_RELEASED];
   int count = 0;
   double released = 0;
   napi_value out;
@@ -291,8 +291,8 @@ static napi_value release_file_pages(napi_env env, napi_callback_info info) {
         if (kb == 0 && rss_kb > 0 && count < MAX_RELEASED) {
           start[count] = lo;
           end[count] = hi;
+          resident_kb[count] = rss_kb;
           count++;
-          released += (double)rss_kb * 1024;
         }
         candidate = 0;
       }
@@ -300,7 +300,7 @@ static napi_value release_file_pages(napi_env env, napi_callback_info info) {
     fclose(smaps);
   }
   for (int i = 0; i < count; i++) {
-    if (madvise((void *)start[i], end[i] - start[i], MADV_DONTNEED) != 0) released = 0;
+    if (madvise((void *)start[i], end[i] - start[i], MADV_DONTNEED) == 0) released += (double)resident_kb[i] * 1024;
   }
   napi_create_double(env, released, &out);
   return out;

@@ -4,11 +4,14 @@
 // proxy idles (measured, bench/profile --settle: RSS 80-85 MB for 30 s after a
 // realistic load, 9 MB of the server's heap free but kept). V8 is told memory
 // is short (an incremental collection that compacts, in slices, not one long
-// pause), and once it has run the C allocator's free pages go back.
+// pause), and once it has run the C allocator's free pages go back, and so do
+// the mappings of node's own executable that the load touched (they stay in the
+// page cache; what is used again faults back without a disk read).
 // Judged by the process's own CPU time, so the request path carries nothing:
 // busy, some window used more than `busyShare` of a core; quiet, the last
 // window used under `quietShare`. Once per busy-to-quiet change, never under load.
 import { memoryPressure, releaseFilePages, trimMemory } from '../native/index.js';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import type { Log } from './log.js';
 
 export interface ReclaimOptions {
@@ -20,10 +23,18 @@ export interface ReclaimOptions {
   quietShare: number;
 }
 
-export const reclaimDefaults: Readonly<ReclaimOptions> = Object.freeze({ windowMs: 5_000, busyShare: 0.05, quietShare: 0.005 });
+// Quiet is under 1% of a core: an idle proxy's own timers (metrics sampling, sweeps) use
+// 0.2-0.6% (measured), and a bound nearer that is missed on a busy host, so memory never came
+// back; 1% is ~500 requests/s at this proxy's cost, still traffic nobody should pause for.
+export const reclaimDefaults: Readonly<ReclaimOptions> = Object.freeze({ windowMs: 5_000, busyShare: 0.05, quietShare: 0.01 });
 
-/** How long V8's incremental collection is given before the allocator is trimmed (measured: done within ~1 s on 60 MB). */
-const COLLECT_MS = 2000;
+/**
+ * The longest V8's incremental collection is waited for before the allocator is trimmed anyway
+ * (measured: ~1 s on a 60 MB heap, more on 9,500 connections' 130 MB on a busy host).
+ */
+const COLLECT_MS = 10_000;
+/** After the collection: the native memory of collected sockets is freed by callbacks that run just after it. */
+const FINALIZE_MS = 200;
 
 export interface Reclaimed {
   rssBefore: number;
@@ -34,11 +45,13 @@ export interface Reclaimed {
   fileReleased: number;
 }
 
-/** Reclaims: V8's memory-reducing collection, then the C allocator's free pages; what it gave back. */
+/** Reclaims: V8's memory-reducing collection, then the C allocator's free pages and node's executable pages; what it gave back. */
 export async function reclaim(collectMs = COLLECT_MS): Promise<Reclaimed> {
   const before = process.memoryUsage();
+  const collected = majorCollection(collectMs);
   memoryPressure();
-  await new Promise((resolve) => setTimeout(resolve, collectMs).unref());
+  await collected;
+  await new Promise((resolve) => setTimeout(resolve, FINALIZE_MS).unref());
   trimMemory();
   const fileReleased = releaseFilePages();
   const after = process.memoryUsage();
@@ -59,6 +72,27 @@ export function releaseStartup(log: Log): void {
   } catch (err) {
     log.warn('start-up memory not released', { error: (err as Error).message });
   }
+}
+
+/**
+ * Resolves after V8's next full (mark-compact) collection, or after `timeoutMs`. The trim waits
+ * for it: a fixed wait trimmed before a long collection ended on a large heap, and the native
+ * memory it freed then (TLS state of thousands of closed sockets) stayed with the allocator.
+ */
+function majorCollection(timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      observer.disconnect();
+      resolve();
+    };
+    const observer = new PerformanceObserver((list) => {
+      if (list.getEntries().some((e) => (e as unknown as { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR)) done();
+    });
+    const timer = setTimeout(done, timeoutMs);
+    timer.unref();
+    observer.observe({ entryTypes: ['gc'] });
+  });
 }
 
 export class MemoryReclaimer {

@@ -12,16 +12,15 @@
 //   - 500 clients sending a head one byte a second are closed at the head
 //     timeout and do not slow anyone else
 //   - opaque bulk with half-close through mTLS arrives intact both ways
-//   - 1,000 idle mTLS HTTP/2 sessions between the proxies: ≤ 40 KB each per proxy
 // Figures are reported with t.diagnostic; targets the proxy misses today are
 // `todo` with the measured figure, their bounds unchanged.
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
-import { MeshIdentity } from './identity-lab.js';
-import { fixture, meshInit, node, proxiesReady, startEcho, startProxy } from './mesh.js';
+import { eventually, type Pod, type PodProcess } from './harness/index.js';
+import { counter, destroy, heapParts, memoryParts, meshPair, rssKb, type Mesh } from './limits-kit.js';
+import { fixture, node, startEcho } from './mesh.js';
 
 const CONNECTIONS = 10_000;
 
@@ -46,35 +45,6 @@ if (fdHardLimit() < NOFILE) {
 const HARD_LIMIT = fdHardLimit();
 /** Opaque connections that fit one proxy: two descriptors each, the 2% reserve, ~100 for the process itself. */
 const OPAQUE_CONNECTIONS = Math.min(CONNECTIONS, Math.floor((HARD_LIMIT * 0.98 - 100) / 2 / 500) * 500);
-
-/** Resident memory of a pod process (pods share the host's pid namespace), in KiB. */
-function rssKb(proc: PodProcess): number {
-  const status = readFileSync(`/proc/${proc.child.pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-}
-
-/** Where the resident memory is: anonymous (heaps), file-backed (code), in KiB. */
-function memoryParts(proc: PodProcess): string {
-  const rollup = readFileSync(`/proc/${proc.child.pid}/smaps_rollup`, 'utf8');
-  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(rollup)?.[1] ?? NaN);
-  return `rss ${kb('Rss')} KiB (anon ${kb('Anonymous')}, file ${kb('Rss') - kb('Anonymous')})`;
-}
-
-/** The V8 heap and the memory V8 knows outside it (Buffers, TLS), from the proxy's own /metrics, in KiB. */
-async function heapParts(pod: Pod): Promise<string> {
-  const text = (await pod.execOk('curl', ['-sS', '--max-time', '10', 'http://127.0.0.1:4191/metrics'])).stdout;
-  const kib = (name: string): number => Math.round(Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? NaN) / 1024);
-  return `heap used ${kib('nodejs_heap_size_used_bytes')} of ${kib('nodejs_heap_size_total_bytes')} KiB, external ${kib('nodejs_external_memory_bytes')} KiB`;
-}
-
-/** Sum of a counter's samples on a proxy's /metrics whose labels include `match`. */
-async function counter(pod: Pod, name: string, match = ''): Promise<number> {
-  const text = (await pod.execOk('curl', ['-sS', '--max-time', '5', 'http://127.0.0.1:4191/metrics'])).stdout;
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith(`${name}{`) && l.includes(match))
-    .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
-}
 
 /** What a proxy logged at warn or info about failed connections, tallied by code and reason. */
 function logReasons(proc: PodProcess): string {
@@ -147,47 +117,6 @@ class Holder {
     if (this.proc.child.exitCode !== null) return { lostWhileHeld: NaN };
     return this.#command('release');
   }
-}
-
-/** Two meshed pods: a client pod A and a server pod B, each with its proxy. */
-interface Mesh {
-  lab: Lab;
-  a: Pod;
-  b: Pod;
-  proxyA: PodProcess;
-  proxyB: PodProcess;
-  identity?: MeshIdentity;
-}
-
-// info, not the harness's debug: debug logs a line per connection, which at
-// 10,000 connections is CPU and memory the proxy would not spend in production.
-const QUIET = { MESH_PROXY_LOG_LEVEL: 'info', MESH_PROXY_IDLE_TIMEOUT: '10m' };
-
-async function meshPair(o: { mtls: boolean; env?: Record<string, string>; nofile?: number }): Promise<Mesh> {
-  const lab = await Lab.create();
-  const [a, b] = [await lab.pod('a'), await lab.pod('b')];
-  await meshInit(a);
-  await meshInit(b);
-  const env = { ...QUIET, ...o.env };
-  let [envA, envB] = [env, env];
-  let identity: MeshIdentity | undefined;
-  if (o.mtls) {
-    identity = await MeshIdentity.create();
-    const control = await lab.pod('mesh');
-    await identity.startService(control);
-    const pair = await identity.meshedPair(control, 'default', 'a', b, 'b');
-    [envA, envB] = [{ ...env, ...pair.client }, { ...env, ...pair.server }];
-  }
-  const limit = o.nofile === undefined ? {} : { nofile: o.nofile };
-  const proxyA = await startProxy(a, envA, [], limit);
-  const proxyB = await startProxy(b, envB, [], limit);
-  await proxiesReady(a, b);
-  return { lab, a, b, proxyA, proxyB, ...(identity ? { identity } : {}) };
-}
-
-async function destroy(m: Mesh | undefined): Promise<void> {
-  await m?.lab.destroy();
-  await m?.identity?.destroy();
 }
 
 /**
@@ -264,6 +193,8 @@ async function rssBackToIdle(t: TestContext, m: Mesh, h: Held): Promise<void> {
     t.diagnostic(`after close (${((Date.now() - start) / 1000).toFixed(1)} s): proxy A ${last.a} KiB (idle ${h.idle.a}, held ${h.held.a}), proxy B ${last.b} KiB (idle ${h.idle.b}, held ${h.held.b})`);
     t.diagnostic(`proxy A: ${memoryParts(m.proxyA)}; ${await heapParts(m.a)}`);
     t.diagnostic(`proxy B: ${memoryParts(m.proxyB)}; ${await heapParts(m.b)}`);
+    const reclaims = (p: PodProcess): string => p.lines().filter((l) => l.includes('memory reclaimed')).slice(-3).join(' | ') || 'none';
+    t.diagnostic(`reclaims: proxy A ${reclaims(m.proxyA)}; proxy B ${reclaims(m.proxyB)}`);
   }
 }
 
@@ -472,70 +403,5 @@ describe('limits: past the descriptor limit', () => {
     }, { what: 'new connections accepted after the held ones closed', intervalMs: 500 });
     await after.release();
     t.diagnostic(`after release: ${again.ok}/20 new connections answered`);
-  });
-});
-
-/** Anonymous resident memory of a pod process (heaps, buffers), in KiB: what connections cost. */
-function anonKb(proc: PodProcess): number {
-  const status = readFileSync(`/proc/${proc.child.pid}/status`, 'utf8');
-  return Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-}
-
-/** Waits until a proxy has logged its `n`th reclaim (proxy/memory.ts: a memory-reducing collection, then malloc_trim). */
-async function reclaimed(proc: PodProcess, n: number): Promise<void> {
-  await eventually(() => proc.lines().filter((l) => l.includes('memory reclaimed after load')).length >= n, { timeoutMs: 60_000, intervalMs: 250, what: `the proxy's reclaim number ${n}` });
-}
-
-// Each destination port is a session of its own between the proxies (one mTLS connection,
-// HTTP/2), kept open, idle, once its request is done. The app closes every connection it
-// answers and the client closes its own, so what stays is the sessions alone. Both readings are
-// taken after the proxy's own memory-reducing collection (its reclaimer runs when it falls
-// quiet: after start-up, after the sessions were opened), so garbage a collection would free
-// counts on neither side; on anonymous memory, since node's file pages come and go with the
-// reclaimer and do not grow with sessions.
-const SESSIONS = 1_000;
-const SESSION_BASE_PORT = 20_000;
-const WARM_SESSIONS = 50;
-
-describe(`limits: ${SESSIONS.toLocaleString('en')} idle mTLS HTTP/2 sessions between the proxies`, () => {
-  let m: Mesh | undefined;
-  let idle: { a: number; b: number };
-
-  before(async () => {
-    // Discovery is asked about each new port; its answer (meshed, whom to expect) is waited for
-    // longer than the default second, so no first request goes plaintext meanwhile.
-    m = await meshPair({ mtls: true, env: { MESH_PROXY_DISCOVERY_WAIT: '10s' } });
-    await m.b.spawn(node, [fixture('many-ports.js'), 'serve', String(SESSION_BASE_PORT), String(WARM_SESSIONS + SESSIONS)]).waitForLine(/^listening/, 30_000);
-    const warm = await m.a.execOk(node, [fixture('many-ports.js'), 'visit', m.b.ipv4, String(SESSION_BASE_PORT), String(WARM_SESSIONS), '10'], { uid: 1000, timeoutMs: 60_000 });
-    assert.equal(JSON.parse(warm.stdout).ok, WARM_SESSIONS, `warm-up: ${warm.stdout}`);
-    await Promise.all([reclaimed(m.proxyA, 1), reclaimed(m.proxyB, 1)]);
-    idle = { a: anonKb(m.proxyA), b: anonKb(m.proxyB) };
-  });
-  after(() => destroy(m));
-
-  it('holds them at ≤ 40 KB per session per proxy', {
-    todo: 'measured 83-89 KiB a session in the client proxy, 93-101 in the server proxy, each with a destination of its own (so discovery, balancer and metrics series per destination count too: ~30 KiB of V8 heap a session after a full collection). The TLS socket alone is most of the bound: a Node TLS client+server pair in one process costs 76 KiB resident with session tickets off (~38 a side: OpenSSL state ~18 KiB, Node TLSWrap buffers, the sockets), and Node offers no way to shrink it (it does not set SSL_MODE_RELEASE_BUFFERS; setting it through the addon changed nothing measurable)',
-  }, async (t) => {
-    const { a, b, proxyA, proxyB } = m!;
-    const r = await a.execOk(node, [fixture('many-ports.js'), 'visit', b.ipv4, String(SESSION_BASE_PORT + WARM_SESSIONS), String(SESSIONS), '20'], { uid: 1000, timeoutMs: 120_000 });
-    const visited = JSON.parse(r.stdout) as { ok: number; failed: Record<string, number>; ms: number };
-    assert.equal(visited.ok, SESSIONS, `every destination answered: ${r.stdout}`);
-    // Every one a mutual-TLS session (the server proxy's count), and nothing else open between the pods.
-    const sessions = async (): Promise<{ mtls: number; tcp: number }> => ({
-      mtls: await counter(b, 'tcp_open_connections', 'tls="true"'),
-      tcp: (await a.execOk('ss', ['-tnH', 'state', 'established', 'dst', b.ipv4])).stdout.trim().split('\n').filter(Boolean).length,
-    });
-    const want = { mtls: WARM_SESSIONS + SESSIONS, tcp: WARM_SESSIONS + SESSIONS };
-    assert.deepEqual(await sessions(), want, 'one mTLS session per destination port between the proxies');
-    const before = { a: anonKb(proxyA), b: anonKb(proxyB) };
-    await Promise.all([reclaimed(proxyA, 2), reclaimed(proxyB, 2)]);
-    assert.deepEqual(await sessions(), want, 'the sessions stay open, idle');
-    const held = { a: anonKb(proxyA), b: anonKb(proxyB) };
-    const per = { a: (held.a - idle.a) / SESSIONS, b: (held.b - idle.b) / SESSIONS };
-    t.diagnostic(`${SESSIONS} sessions opened in ${visited.ms} ms; anonymous memory, each reading after the proxy's memory-reducing collection: proxy A ${idle.a} -> ${held.a} KiB (${per.a.toFixed(2)} KiB a session; ${before.a} before the collection), proxy B ${idle.b} -> ${held.b} KiB (${per.b.toFixed(2)} KiB a session; ${before.b} before)`);
-    t.diagnostic(`proxy A: ${memoryParts(proxyA)}; ${await heapParts(a)}`);
-    t.diagnostic(`proxy B: ${memoryParts(proxyB)}; ${await heapParts(b)}`);
-    assert.ok(per.a <= 40, `client proxy: ${per.a.toFixed(2)} KiB a session, bound 40`);
-    assert.ok(per.b <= 40, `server proxy: ${per.b.toFixed(2)} KiB a session, bound 40`);
   });
 });

