@@ -81,7 +81,12 @@ export function anonKb(proc: PodProcess): number {
   return Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
 }
 
-/** Waits until a proxy has logged its `n`th reclaim (proxy/memory.ts: a memory-reducing collection, then malloc_trim). */
-export async function reclaimed(proc: PodProcess, n: number): Promise<void> {
-  await eventually(() => proc.lines().filter((l) => l.includes('memory reclaimed after load')).length >= n, { timeoutMs: 60_000, intervalMs: 250, what: `the proxy's reclaim number ${n}` });
+/** How many times a proxy has reclaimed memory (proxy/memory.ts logs each: a memory-reducing collection, then malloc_trim). */
+export function reclaims(proc: PodProcess): number {
+  return proc.lines().filter((l) => l.includes('memory reclaimed after load')).length;
+}
+
+/** Waits until a proxy has reclaimed more than `n` times. */
+export async function reclaimedMoreThan(proc: PodProcess, n: number): Promise<void> {
+  await eventually(() => reclaims(proc) > n, { timeoutMs: 60_000, intervalMs: 250, what: `the proxy's reclaim number ${n + 1}` });
 }
