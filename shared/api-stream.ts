@@ -70,10 +70,10 @@ export class JsonStreamClient {
     let pending = '';
     const errorBody: Buffer[] = [];
     let errorBytes = 0;
-    // Node emits a stream's first DATA before its 'response' when HEADERS and DATA arrive in one
-    // read (a busy server flushes both in one write): what comes before the head is held, not
-    // judged without a status (measured: ~1% of a proxy's first answers lost that way under load,
-    // its requests sent in plaintext to the original destination until the next update).
+    // Node emits 'response' on a later tick than the frame that carried it, and a busy client can
+    // see the stream's first 'data' first: what comes before the head is held, not judged without
+    // a status (seen in the limits suite: ~1% of a proxy's first answers lost that way under load,
+    // their requests sent in plaintext to the original destination until the next update).
     let early: string[] | undefined = [];
     req.setEncoding('utf8');
     const consume = (chunk: string): void => {
