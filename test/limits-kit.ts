@@ -5,11 +5,17 @@ import { eventually, Lab, type Pod, type PodProcess } from './harness/index.js';
 import { MeshIdentity } from './identity-lab.js';
 import { meshInit, proxiesReady, startProxy } from './mesh.js';
 
-/** Resident memory of a pod process (pods share the host's pid namespace), in KiB. */
-export function rssKb(proc: PodProcess): number {
+/** A field of a pod process's /proc status (pods share the host's pid namespace), in KiB. */
+function statusKb(proc: PodProcess, field: 'VmRSS' | 'RssAnon'): number {
   const status = readFileSync(`/proc/${proc.child.pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
 }
+
+/** Resident memory of a pod process, in KiB. */
+export const rssKb = (proc: PodProcess): number => statusKb(proc, 'VmRSS');
+
+/** Anonymous resident memory of a pod process (heaps, buffers), in KiB: what connections cost. */
+export const anonKb = (proc: PodProcess): number => statusKb(proc, 'RssAnon');
 
 /** Where the resident memory is: anonymous (heaps), file-backed (code), in KiB. */
 export function memoryParts(proc: PodProcess): string {
@@ -75,16 +81,13 @@ export async function destroy(m: Mesh | undefined): Promise<void> {
   await m?.identity?.destroy();
 }
 
-/** Anonymous resident memory of a pod process (heaps, buffers), in KiB: what connections cost. */
-export function anonKb(proc: PodProcess): number {
-  const status = readFileSync(`/proc/${proc.child.pid}/status`, 'utf8');
-  return Number(/^RssAnon:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
+/** The lines a proxy logged for each time it reclaimed memory (proxy/memory.ts: a memory-reducing collection, then malloc_trim). */
+export function reclaimLines(proc: PodProcess): string[] {
+  return proc.lines().filter((l) => l.includes('memory reclaimed after load'));
 }
 
-/** How many times a proxy has reclaimed memory (proxy/memory.ts logs each: a memory-reducing collection, then malloc_trim). */
-export function reclaims(proc: PodProcess): number {
-  return proc.lines().filter((l) => l.includes('memory reclaimed after load')).length;
-}
+/** How many times a proxy has reclaimed memory. */
+export const reclaims = (proc: PodProcess): number => reclaimLines(proc).length;
 
 /** Waits until a proxy has reclaimed more than `n` times. */
 export async function reclaimedMoreThan(proc: PodProcess, n: number): Promise<void> {

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { eventually, type Pod, type PodProcess } from './harness/index.js';
-import { counter, destroy, heapParts, memoryParts, meshPair, rssKb, type Mesh } from './limits-kit.js';
+import { counter, destroy, heapParts, memoryParts, meshPair, reclaimLines, rssKb, type Mesh } from './limits-kit.js';
 import { fixture, node, startEcho } from './mesh.js';
 
 const CONNECTIONS = 10_000;
@@ -193,7 +193,7 @@ async function rssBackToIdle(t: TestContext, m: Mesh, h: Held): Promise<void> {
     t.diagnostic(`after close (${((Date.now() - start) / 1000).toFixed(1)} s): proxy A ${last.a} KiB (idle ${h.idle.a}, held ${h.held.a}), proxy B ${last.b} KiB (idle ${h.idle.b}, held ${h.held.b})`);
     t.diagnostic(`proxy A: ${memoryParts(m.proxyA)}; ${await heapParts(m.a)}`);
     t.diagnostic(`proxy B: ${memoryParts(m.proxyB)}; ${await heapParts(m.b)}`);
-    const reclaims = (p: PodProcess): string => p.lines().filter((l) => l.includes('memory reclaimed')).slice(-3).join(' | ') || 'none';
+    const reclaims = (p: PodProcess): string => reclaimLines(p).slice(-3).join(' | ') || 'none';
     t.diagnostic(`reclaims: proxy A ${reclaims(m.proxyA)}; proxy B ${reclaims(m.proxyB)}`);
   }
 }
