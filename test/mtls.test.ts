@@ -12,12 +12,15 @@ import { join } from 'node:path';
 import { createCsr, createIssuer, createTrustAnchor, issueLeaf, loadSigner, tlsKeyPem } from '../ca/index.js';
 import { eventually, Lab, patienceMs, type Pod, type PodProcess } from './harness/index.js';
 import { MeshIdentity } from './identity-lab.js';
+import { DEFAULT_BACKOFF } from '../proxy/identity/schedule.js';
 import { fixture, meshInit, node, proxiesReady, startEcho, startProxy } from './mesh.js';
 
 const APP_UID = 1000;
 const LEAF = '15s';
 // A renewal every 10.5 s, a retry backoff that may reach tens of seconds after an outage.
 const slow = { timeoutMs: Math.max(6 * patienceMs(), 60_000), intervalMs: 250 };
+// After an outage, a proxy's next identity retry may be a whole maximum backoff away.
+const recovery = { ...slow, timeoutMs: DEFAULT_BACKOFF.maxMs + slow.timeoutMs / 2 };
 
 interface PeerResult {
   secured: boolean;
@@ -244,6 +247,6 @@ describe('mutual TLS between proxies', () => {
       const t = JSON.parse((await load(1)).stdout.trim()) as typeof r;
       assert.deepEqual([t.http.failed, t.tcp.failed], [0, 0], t.errors.join('\n'));
       assert.ok(t.tcp.ok > 0);
-    }, { ...slow, what: 'traffic recovered after the identity service came back' });
+    }, { ...recovery, what: 'traffic recovered after the identity service came back' });
   });
 });
