@@ -66,6 +66,8 @@ export interface ProxyResult {
   held?: Memory;
   /** CPU time the proxy process spent per request during each saturation run, µs, per workload. */
   cpuUsPerRequest: Partial<Record<WorkloadName, { h1?: number; h2?: number }>>;
+  /** The same during the fixed-rate run: light traffic, no batching. */
+  fixedCpuUsPerRequest?: number;
 }
 
 export interface PathResult {
@@ -176,12 +178,19 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
     }
 
     progress(`${name}: HTTP/1.1 at a fixed ${plan.rate} req/s for ${plan.durationS}s (tiny requests)`);
+    const fixedCpu = proxyCpu();
     result.fixed = await watched('fixed', () =>
       fixedRate(ctx, path.h1, { rate: plan.rate, durationS: plan.durationS, connections: plan.rateConnections }),
     );
     const f = result.fixed;
+    const fixedCpuAfter = proxyCpu();
+    result.proxies.forEach((p, i) => (p.fixedCpuUsPerRequest = f.completed > 0 ? ((fixedCpuAfter[i]! - fixedCpu[i]!) * 1000) / f.completed : NaN));
     flag(result, 'fixed rate', f.errors, f.non2xx, f.firstError ?? '', f.timeouts, f.completed);
     path.proxies.forEach((p, i) => (result.proxies[i]!.loaded = memory(p.pid)));
+    // A mesh proxy says when it gave memory back; those lines explain the readings around them.
+    for (const p of path.proxies) {
+      for (const line of p.process.output().split('\n')) if (line.includes('memory reclaimed')) progress(`${name}: ${p.side}-side proxy: ${line.trim()}`);
+    }
     if (plan.settleS > 0) {
       progress(`${name}: quiet for ${plan.settleS}s (RSS settled)`);
       await delay(plan.settleS * 1000);

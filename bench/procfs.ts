@@ -8,6 +8,9 @@ export interface Memory {
   rssMb: number;
   /** Highest resident so far (VmHWM), MB. */
   hwmMb: number;
+  /** Of rssMb: anonymous (heaps, buffers) and file-backed (the executable's and libraries' pages), MB; absent in older results. */
+  anonMb?: number;
+  fileMb?: number;
 }
 
 export function memory(pid: number): Memory {
@@ -17,7 +20,7 @@ export function memory(pid: number): Memory {
     if (!m) throw new Error(`/proc/${pid}/status has no ${field}`);
     return Number(m[1]);
   };
-  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+  return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024, anonMb: kb('RssAnon') / 1024, fileMb: kb('RssFile') / 1024 };
 }
 
 let ticksPerSecond: number | undefined;

@@ -3,7 +3,7 @@
 // proxy. Not a test; bounded like the bench (fixed durations, the lab removed on exit).
 //
 //   node dist/bench/profile.js [--path mesh] [--proto h1|h2] [--workload tiny|realistic]
-//                              [--duration S] [--out DIR]
+//                              [--rate R] [--duration S] [--out DIR]
 //
 // `perf`, not `--cpu-prof`: the V8 profiler samples wall time and blames socket writes.
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -12,7 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROXY_PORTS } from '../contract/sidecar.js';
 import type { Pod } from '../lab/index.js';
-import { h2load, wrk, type LoadContext } from './load.js';
+import { fixedRate, h2load, wrk, type LoadContext } from './load.js';
 import { PATH_NAMES, upPath, type PathName } from './paths.js';
 import { choosePinning } from './pin.js';
 import { cpuMs } from './procfs.js';
@@ -30,6 +30,8 @@ interface Options {
   rounds: number;
   /** With --no-record: after the load, memory again every 5 s for this long (how it settles). */
   settle: number;
+  /** HTTP/1.1 at this fixed rate (tiny requests, 10 connections) instead of saturation. */
+  rate?: number;
 }
 
 /** The proxy's GC count and seconds so far (prom-client's nodejs_gc_duration_seconds, all kinds). */
@@ -73,10 +75,16 @@ async function profile(o: Options): Promise<number> {
     try {
       const ctx: LoadContext = { client: t.client, pin: t.pin, dir: t.dir };
       const w = WORKLOADS[o.workload];
-      const load = (durationS: number) =>
-        o.proto === 'h1'
+      const load = async (durationS: number): Promise<{ requests: number }> => {
+        if (o.rate !== undefined) {
+          const f = await fixedRate(ctx, path.h1, { rate: o.rate, durationS, connections: 10 });
+          say(`latency ms p50 ${f.latencyMs.p50.toFixed(2)} p90 ${f.latencyMs.p90.toFixed(2)} p99 ${f.latencyMs.p99.toFixed(2)} p99.9 ${f.latencyMs.p999.toFixed(2)}`);
+          return { requests: f.completed };
+        }
+        return o.proto === 'h1'
           ? wrk(ctx, path.h1, { connections: 50, durationS, workload: w })
           : h2load(ctx, path.h2, { clients: 10, streams: 10, durationS, workload: w });
+      };
       say(`${o.path}: warm-up 3s`);
       await load(3);
       const pods = path.proxies.map((p) => (p.side === 'client' ? t.client : t.server));
@@ -164,6 +172,11 @@ const program = new Command('profile')
     if (!Number.isFinite(n) || n < 0 || n > 600) throw new InvalidArgumentError('--settle must be 0..600 seconds');
     return n;
   }, 0)
+  .option('--rate <req/s>', 'HTTP/1.1 at this fixed rate (tiny requests, 10 connections) instead of saturating', (raw) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n <= 0 || n > 100_000) throw new InvalidArgumentError('--rate must be 1..100000 requests/s');
+    return n;
+  })
   .option('--out <dir>', 'where perf data and reports go', '/tmp/mesh-profile')
   .action(async (opts: Options) => {
     process.exitCode = await profile(opts);

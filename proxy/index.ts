@@ -29,7 +29,7 @@ import { inboundStack } from './inbound/index.js';
 import type { IdentityManager } from './identity/index.js';
 import { listenAll } from './listener.js';
 import type { Log } from './log.js';
-import { MemoryReclaimer, releaseStartup } from './memory.js';
+import { MemoryReclaimer, processSources, reclaimDefaults, releaseStartup } from './memory.js';
 import { ProxyMetrics } from './metrics.js';
 import { outboundStack } from './outbound/index.js';
 import { MeshTls, resetAndDestroy } from './transport/tls.js';
@@ -158,7 +158,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   if (config.meshedDestinations.size > 0) log.info('meshed destinations (override)', { count: config.meshedDestinations.size });
   if (config.discovery) log.info('discovery', { destination: config.discovery.url, server_name: config.discovery.serverName, namespace: config.discovery.namespace ?? '' });
   ready = true;
-  const reclaimer = new MemoryReclaimer(log).start();
+  const reclaimer = new MemoryReclaimer(log, reclaimDefaults, processSources(() => metrics.requestsSoFar())).start();
   if (identity && !identity.ready()) {
     const off = identity.on('certified', () => {
       off();

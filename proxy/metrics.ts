@@ -61,6 +61,8 @@ function sample(into: Sample[], labels: Labels): Sample {
  * Prometheus); per-connection objects are never kept here.
  */
 class Store {
+  /** Requests so far, all routes: one field the memory reclaimer reads to see load fall. */
+  requestCount = 0;
   readonly requests: Sample[] = [];
   readonly responses: Sample[] = [];
   readonly latency: Buckets[] = [];
@@ -90,6 +92,7 @@ export class RouteMetrics {
 
   request(): void {
     (this.#requests ??= sample(this.store.requests, this.labels)).value++;
+    this.store.requestCount++;
   }
 
   /** A request sent again (request_total{retry="true"}): counted apart, so request_total without it stays what clients sent. */
@@ -211,6 +214,11 @@ export class ProxyMetrics {
   /** Route handles by label set, so overflowed routes sharing labels share counts. */
   readonly #routeSeries = new Map<string, RouteMetrics>();
   readonly #conns = new Map<string, ConnSeries>();
+
+  /** HTTP requests received so far (request_total over every series, retries not counted). */
+  requestsSoFar(): number {
+    return this.#store.requestCount;
+  }
 
   constructor(withProcessMetrics = true) {
     const r = this.registry;
