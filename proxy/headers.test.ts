@@ -20,6 +20,12 @@ describe('endToEnd', () => {
     assert.deepEqual(endToEnd(raw), ['X-Keep', '3']);
   });
 
+  it('Connection: keep-alive (any case) drops only itself; a named token drops its field in any case', () => {
+    assert.deepEqual(endToEnd(['Server', 'x', 'Connection', 'Keep-Alive', 'Keep-Alive', 'timeout=5', 'Content-Length', '2']), ['Server', 'x', 'Content-Length', '2']);
+    assert.deepEqual(endToEnd(['connection', 'close', 'CLOSE', 'y', 'Date', 'd']), ['Date', 'd']);
+    assert.deepEqual(endToEnd(['Connection', 'TE, Trailer', 'te', 'trailers', 'trailer', 'x', 'A', 'b']), ['A', 'b']);
+  });
+
   it('keeps a field of a hop-by-hop name\'s length that is no hop-by-hop field', () => {
     const raw = ['X-Request', '1', 'Keep-Alivz', '2', 'tx', '3'];
     assert.equal(endToEnd(raw), raw);

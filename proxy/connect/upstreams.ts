@@ -46,7 +46,8 @@ export interface Connector {
 
 export class Upstreams implements Connector {
   readonly #h1 = new Map<string, H1PoolLike>();
-  readonly #h2 = new Map<string, H2Entry[]>();
+  /** By endpoint key, then by peer identity ('' for h2c): two lookups of strings whose hashes are cached, not a key built per request. */
+  readonly #h2 = new Map<string, Map<string, H2Entry[]>>();
   #closing = false;
 
   constructor(private readonly o: UpstreamsOptions) {}
@@ -70,9 +71,11 @@ export class Upstreams implements Connector {
    * them) cannot make others queue behind it.
    */
   h2(target: SocketAddress, key: string, peer: string | undefined): Dispatcher {
-    const k = peer === undefined ? key : `${key} ${peer}`;
-    let set = this.#h2.get(k);
-    if (set === undefined) this.#h2.set(k, (set = []));
+    let byPeer = this.#h2.get(key);
+    if (byPeer === undefined) this.#h2.set(key, (byPeer = new Map()));
+    const k = peer ?? '';
+    let set = byPeer.get(k);
+    if (set === undefined) byPeer.set(k, (set = []));
     let least: H2ClientConnection | undefined;
     for (const c of set) {
       if (c instanceof PendingDispatcher) return c;
@@ -81,10 +84,10 @@ export class Upstreams implements Connector {
       if (least === undefined || c.load < least.load) least = c;
     }
     if (least !== undefined && set.length >= MAX_H2_CONNECTIONS) return least;
-    return this.#dialH2(target, key, k, peer, set);
+    return this.#dialH2(target, key, byPeer, peer, set);
   }
 
-  #dialH2(target: SocketAddress, key: string, k: string, peer: string | undefined, set: H2Entry[]): Dispatcher {
+  #dialH2(target: SocketAddress, key: string, byPeer: Map<string, H2Entry[]>, peer: string | undefined, set: H2Entry[]): Dispatcher {
     const pending = new PendingDispatcher();
     set.push(pending);
     const swap = (from: H2Entry, to: H2ClientConnection | undefined): void => {
@@ -92,7 +95,10 @@ export class Upstreams implements Connector {
       if (i < 0) return;
       if (to === undefined) set.splice(i, 1);
       else set[i] = to;
-      if (set.length === 0 && this.#h2.get(k) === set) this.#h2.delete(k);
+      if (set.length === 0 && byPeer.get(peer ?? '') === set) {
+        byPeer.delete(peer ?? '');
+        if (byPeer.size === 0 && this.#h2.get(key) === byPeer) this.#h2.delete(key);
+      }
     };
     const dial = peer === undefined ? dialTcp(target, this.o.connectTimeoutMs) : this.dialMeshed(target, peer, 'h2');
     dial.then(
@@ -127,6 +133,6 @@ export class Upstreams implements Connector {
   drain(): void {
     this.#closing = true;
     for (const p of this.#h1.values()) p.close();
-    for (const set of this.#h2.values()) for (const c of set) if (c instanceof H2ClientConnection) c.close();
+    for (const byPeer of this.#h2.values()) for (const set of byPeer.values()) for (const c of set) if (c instanceof H2ClientConnection) c.close();
   }
 }

@@ -19,7 +19,7 @@ import { RESILIENCE_DEFAULTS } from '../../contract/destination.js';
 import type { Endpoint } from '../balance/endpoint.js';
 import type { Service } from '../discovery/service.js';
 import { ProxyError, statusFor } from '../errors.js';
-import { endToEnd } from '../headers.js';
+import { endToEnd, sameLower } from '../headers.js';
 import type { ConnContext } from '../context.js';
 import type { Log } from '../log.js';
 import type { ProxyMetrics, RouteMetrics } from '../metrics.js';
@@ -573,7 +573,7 @@ function endToEndHead<H extends { headers: HeaderList }>(h: H): H {
 function grpcStatusOf(fields: HeaderList): string | undefined {
   for (let i = 0; i < fields.length; i += 2) {
     const n = fields[i]!;
-    if (n.length === 11 && n.toLowerCase() === 'grpc-status') return fields[i + 1];
+    if (sameLower(n, 'grpc-status')) return fields[i + 1];
   }
   return undefined;
 }

@@ -24,6 +24,7 @@ import type { Connector } from '../connect/upstreams.js';
 import type { Forwarder, BalancedTarget, Upstream } from './forwarder.js';
 import { Endpoint } from '../balance/endpoint.js';
 import type { Service } from '../discovery/service.js';
+import { sameLower } from '../headers.js';
 
 /** What the HTTP stage needs of discovery (proxy/discovery/cache.ts; tests give their own). */
 export interface DiscoveryLookup {
@@ -62,7 +63,7 @@ function authorityOf(h: RequestHead): string {
   const fields = h.headers;
   for (let i = 0; i < fields.length; i += 2) {
     const n = fields[i]!;
-    if (n.length === 4 && n.toLowerCase() === 'host') return fields[i + 1]!;
+    if (sameLower(n, 'host')) return fields[i + 1]!;
   }
   return h.method === 'CONNECT' ? h.target : '';
 }

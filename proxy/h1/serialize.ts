@@ -5,6 +5,7 @@
 // unusable Content-Length) are dropped from the given list and written by us.
 import type { H1Output } from './batch.js';
 import type { HeaderList, RequestHead, ResponseHead } from '../message/types.js';
+import { sameLower } from '../headers.js';
 
 export type Framing = 'none' | 'length' | 'chunked' | 'close';
 
@@ -24,7 +25,7 @@ export function contentLengthOf(headers: HeaderList): number {
   let found = -1;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length !== 14 || name.toLowerCase() !== 'content-length') continue;
+    if (!sameLower(name, 'content-length')) continue;
     if (found !== -1) return -2;
     const v = headers[i + 1]!;
     if (v.length === 0 || v.length > 15) return -2;
@@ -41,11 +42,11 @@ export function contentLengthOf(headers: HeaderList): number {
 function framingField(name: string, dropLength: boolean): boolean {
   switch (name.length) {
     case 10:
-      return name.toLowerCase() === 'connection';
+      return sameLower(name, 'connection');
     case 14:
-      return dropLength && name.toLowerCase() === 'content-length';
+      return dropLength && sameLower(name, 'content-length');
     case 17:
-      return name.toLowerCase() === 'transfer-encoding';
+      return sameLower(name, 'transfer-encoding');
     default:
       return false;
   }
@@ -54,7 +55,7 @@ function framingField(name: string, dropLength: boolean): boolean {
 function hasHost(headers: HeaderList): boolean {
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') return true;
+    if (sameLower(name, 'host')) return true;
   }
   return false;
 }

@@ -11,6 +11,7 @@ import {
 import { H2Connection, type H2Options } from './connection.js';
 import { appendFields, badField, checkTrailers, H2Stream, streamReset } from './stream.js';
 import { parseLength } from './server.js';
+import { sameLower } from '../headers.js';
 
 const MAX_STREAM_ID = 0x7fffffff;
 
@@ -168,7 +169,7 @@ export function requestFields(h: RequestHead): string[] {
   let skip: string | undefined;
   if (authority === undefined) {
     for (let i = 0; i < h.headers.length; i += 2) {
-      if (h.headers[i]!.length === 4 && h.headers[i]!.toLowerCase() === 'host') {
+      if (sameLower(h.headers[i]!, 'host')) {
         authority = h.headers[i + 1]!;
         skip = 'host';
         break;

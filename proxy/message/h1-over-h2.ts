@@ -11,6 +11,7 @@
 // those are still understood on the way in.
 // Hop-by-hop headers never cross (the forwarder strips them before this).
 import { STATUS_CODES } from 'node:http';
+import { sameLower } from '../headers.js';
 import type { HeaderList, RequestHead, ResponseHead } from './types.js';
 
 export const ORIG_PROTO = 'mesh-orig-proto';
@@ -56,7 +57,7 @@ export function h2RequestOf(h1: RequestHead): RequestHead {
   if (authority === undefined) {
     for (let i = 0; i < h1.headers.length; i += 2) {
       const n = h1.headers[i]!;
-      if (n.length === 4 && n.toLowerCase() === 'host') {
+      if (sameLower(n, 'host')) {
         authority = h1.headers[i + 1]!;
         break;
       }
@@ -79,18 +80,6 @@ export function carriesH1(h2: RequestHead): boolean {
   return field(h2.headers, ORIG_PROTO) !== undefined;
 }
 
-/** `name` lower-cased equals `lower` (ASCII: field names are tokens), without making the lower-cased string. */
-function equalsLower(name: string, lower: string): boolean {
-  const n = name.length;
-  if (n !== lower.length) return false;
-  for (let k = 0; k < n; k++) {
-    let c = name.charCodeAt(k);
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c !== lower.charCodeAt(k)) return false;
-  }
-  return true;
-}
-
 /**
  * Rebuilds [name, value, ...] in the order and case `list` names. The h2 list
  * was made in that same order, so the two are walked side by side (no
@@ -109,7 +98,7 @@ function restore(list: string | undefined, h2: HeaderList, host: string | undefi
     if (to < 0) to = end;
     const name = list.slice(from, to);
     from = to + 1;
-    if (name.length === 4 && equalsLower(name, 'host')) {
+    if (name.length === 4 && sameLower(name, 'host')) {
       if (h !== undefined) out.push(name, h);
       h = undefined;
       continue;
@@ -118,7 +107,7 @@ function restore(list: string | undefined, h2: HeaderList, host: string | undefi
       if (h2[i]!.startsWith(DUP)) return restoreQueued(list, h2, host);
       i += 2;
     }
-    if (i >= h2.length || !equalsLower(name, h2[i]!)) return restoreQueued(list, h2, host);
+    if (i >= h2.length || !sameLower(name, h2[i]!)) return restoreQueued(list, h2, host);
     out.push(name, h2[i + 1]!);
     i += 2;
   }

@@ -4,12 +4,13 @@ import type { TapFilter } from '../../contract/tap.js';
 import type { ConnContext } from '../context.js';
 import type { ExchangeView } from '../forward/forwarder.js';
 import type { RequestHead } from '../message/types.js';
+import { sameLower } from '../headers.js';
 
 /** :authority on h2, Host on HTTP/1, the host of an absolute-form target, or "". */
 export function requestAuthority(r: RequestHead): string {
   if (r.authority !== undefined) return r.authority;
   const h = r.headers;
-  for (let i = 0; i < h.length; i += 2) if (h[i]!.length === 4 && h[i]!.toLowerCase() === 'host') return h[i + 1]!;
+  for (let i = 0; i < h.length; i += 2) if (sameLower(h[i]!, 'host')) return h[i + 1]!;
   const abs = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(r.target);
   return abs?.[1] ?? '';
 }
