@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { Log } from './log.js';
 import { MemoryReclaimer, reclaim, type Reclaimed } from './memory.js';
 
-const WINDOW_MS = 10_000;
+const WINDOW_MS = 5_000;
 
 /** A reclaimer whose windows are `WINDOW_MS` long and use the CPU shares given to step(). */
 function driven(leavesMb = 40) {
@@ -18,7 +18,7 @@ function driven(leavesMb = 40) {
   const logs: string[] = [];
   const r = new MemoryReclaimer(
     new Log('info', (l) => logs.push(l)),
-    { windowMs: WINDOW_MS, busyShare: 0.05, quietShare: 0.005, softLimitBytes: 64 * 1048576, saturatedLoop: 0.5, minBusyIntervalMs: 60_000 },
+    { windowMs: WINDOW_MS, busyShare: 0.05, quietShare: 0.005, softLimitBytes: 64 * 1048576, saturatedLoop: 0.5, minBusyIntervalMs: 60_000, calmWindows: 2 },
     { cpu: () => ({ user: cpuUs, system: 0 }), now: () => at, rss: () => rssMb * 1048576, loopBusy: () => loop, requests: () => requests },
     () => {
       // A reclaim leaves 40 MB by default (as measured after load).
@@ -49,14 +49,18 @@ function driven(leavesMb = 40) {
 }
 
 describe('memory reclaimer', () => {
-  it('reclaims once when a busy proxy falls quiet, and again only after it was busy again', async () => {
+  it('reclaims once when a busy proxy has been quiet two windows, and again only after it was busy again', async () => {
     const d = driven();
     d.step(0.5); // start-up is busy anyway; so is load
     d.step(0.8);
+    assert.equal(d.step(0.001), false, 'one quiet window: maybe a gap between bursts');
     assert.equal(d.step(0.001), true, 'quiet after load');
     assert.equal(d.step(0.001), false, 'still quiet: nothing new to give back');
     assert.equal(d.step(0), false);
     d.step(0.3);
+    assert.equal(d.step(0.002), false);
+    assert.equal(d.step(0.5), false, 'the gap ended: load again');
+    assert.equal(d.step(0.002), false);
     assert.equal(d.step(0.002), true, 'quiet after a second load');
     assert.equal(d.done.length, 2);
     await d.settled();
@@ -70,6 +74,7 @@ describe('memory reclaimer', () => {
     for (let i = 0; i < 20; i++) assert.equal(d.step(0.01), false);
     for (let i = 0; i < 20; i++) assert.equal(d.step(0.2), false);
     assert.equal(d.done.length, 0);
+    assert.equal(d.step(0), false);
     assert.equal(d.step(0), true);
   });
 
@@ -78,41 +83,50 @@ describe('memory reclaimer', () => {
     for (let i = 0; i < 10; i++) assert.equal(d.step(0.4, { rssMb: 95 }), false, 'saturated: no pause, however large');
     // 1,000 requests/s costs a fifth of a core (a wake-up each): CPU halved, requests fell 20x.
     const light = { loop: 0.2, rps: 1000 };
+    assert.equal(d.step(0.2, light), false, 'one window: maybe astride a gap');
     assert.equal(d.step(0.2, light), true, 'load fell; over the limit');
     await d.settled();
     assert.match(d.logs[0]!, / INFO memory reclaimed after load after="load fell, over soft limit" rss_mb=95->40 /);
     // It grows again under the same light traffic: that is what this load needs, not garbage.
     for (let i = 0; i < 12; i++) assert.equal(d.step(0.2, { ...light, rssMb: 80 }), false, 'no new fall');
-    // Load rises and falls every 10 s: one reclaim a minute, however often it falls.
+    // Bursts a window long with a window's gap between: no fall lasts, nothing reclaimed.
+    for (let i = 0; i < 24; i++) assert.equal(d.step(i % 2 === 0 ? 0.4 : 0.2, i % 2 === 0 ? { rssMb: 85 } : light), false, `window ${i}`);
+    // A burst, then two light windows, over and over: one reclaim a minute (12 windows of 5 s).
     const fell: number[] = [];
-    for (let i = 0; i < 24; i++) if (d.step(i % 2 === 0 ? 0.4 : 0.2, i % 2 === 0 ? { rssMb: 85 } : light)) fell.push(i);
-    assert.deepEqual(fell, [1, 7, 13, 19], 'windows are 10 s: the first fall (over a minute after the last reclaim), then every sixth window');
+    for (let i = 0; i < 40; i++) if (d.step(i % 3 === 0 ? 0.4 : 0.2, i % 3 === 0 ? { rssMb: 85 } : light)) fell.push(i);
+    assert.deepEqual(fell, [2, 14, 26, 38]);
   });
 
   it('under traffic, reclaims neither a moderate load\'s memory nor open connections\' (not garbage)', async () => {
     const d = driven();
     d.step(0.5);
+    d.step(0.001);
     assert.equal(d.step(0.001), true, 'quiet after start-up');
     // Moderate load, unsaturated, over the limit: no fall, no reclaim.
     for (let i = 0; i < 12; i++) assert.equal(d.step(0.2, { loop: 0.3, rps: 3000, rssMb: 80 }), false);
     // After a fall that left 100 MB (the connections' own): 120 MB is under a quarter more.
     const held = driven(100);
+    const light = { loop: 0.2, rps: 1000 };
     held.step(0.4, { rssMb: 140 });
-    assert.equal(held.step(0.2, { loop: 0.2, rps: 1000 }), true);
+    held.step(0.2, light);
+    assert.equal(held.step(0.2, light), true);
     await held.settled();
     held.step(0.4, { rssMb: 120 });
-    for (let i = 0; i < 12; i++) assert.equal(held.step(0.2, { loop: 0.2, rps: 1000 }), false, i < 6 ? 'within the minute' : '120 MB is not 125');
+    for (let i = 0; i < 20; i++) assert.equal(held.step(0.2, light), false, i < 12 ? 'within the minute' : '120 MB is not 125');
     held.step(0.4, { rssMb: 126 });
-    assert.equal(held.step(0.2, { loop: 0.2, rps: 1000 }), true);
+    assert.equal(held.step(0.2, light), false);
+    assert.equal(held.step(0.2, light), true);
     // Opaque traffic only (no requests): no fall to see; quiet still reclaims.
     const opaque = driven();
     opaque.step(0.5, { rps: 0 });
     for (let i = 0; i < 12; i++) assert.equal(opaque.step(0.1, { loop: 0.2, rps: 0, rssMb: 90 }), false);
+    opaque.step(0, { rps: 0 });
     assert.equal(opaque.step(0, { rps: 0 }), true);
   });
 
-  it('start-up counts as busy: the first quiet window after it reclaims', () => {
+  it('start-up counts as busy: the first quiet after it reclaims', () => {
     const d = driven();
+    assert.equal(d.step(0.001), false);
     assert.equal(d.step(0.001), true);
     assert.equal(d.step(0.001), false);
   });

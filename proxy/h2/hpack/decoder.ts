@@ -35,6 +35,9 @@ export interface HpackDecoderOptions {
   maxHeaderListSize?: number;
 }
 
+/** The ring's first size; it doubles from there as the table fills. */
+const INITIAL_SLOTS = 8;
+
 export class HpackDecoder {
   private readonly maxTableSize: number;
   private readonly maxHeaderListSize: number;
@@ -44,11 +47,14 @@ export class HpackDecoder {
   private tableSize = 0;
   // The dynamic table as a ring: `head` is where the next entry goes, the newest entry
   // (HPACK index 62) sits just before it. Every entry costs >= 32, so the ring never needs more
-  // than maxTableSize / 32 slots and is allocated once.
-  private readonly names: string[];
-  private readonly values: string[];
+  // than maxSlots = maxTableSize / 32 slots. It starts empty and doubles when full: a peer
+  // proxy's few repeated fields need a dozen slots, and a full ring per idle connection was
+  // ~1 KiB of each session.
+  private readonly maxSlots: number;
+  private names: string[] = [];
+  private values: string[] = [];
   /** Per slot: 1 when the entry's value holds NUL, CR or LF (RFC 9113 §8.2.1 forbids them). */
-  private readonly badValue: Uint8Array;
+  private badValue = new Uint8Array(0);
   private head = 0;
   /**
    * After decode(): no value in the block holds NUL, CR or LF. Literals are checked as they
@@ -64,10 +70,7 @@ export class HpackDecoder {
     this.maxTableSize = opts?.maxTableSize ?? 4096;
     this.maxHeaderListSize = opts?.maxHeaderListSize ?? 65536;
     this.tableLimit = this.maxTableSize;
-    const slots = Math.max(1, Math.floor(this.maxTableSize / ENTRY_OVERHEAD));
-    this.names = new Array<string>(slots).fill('');
-    this.values = new Array<string>(slots).fill('');
-    this.badValue = new Uint8Array(slots);
+    this.maxSlots = Math.max(1, Math.floor(this.maxTableSize / ENTRY_OVERHEAD));
   }
 
   /** Current dynamic table size by RFC 7541's accounting (for tests and the fuzzer). */
@@ -210,12 +213,31 @@ export class HpackDecoder {
       return;
     }
     this.evictTo(this.tableLimit - size);
+    if (this.count === this.names.length) this.grow();
     this.names[this.head] = name;
     this.values[this.head] = value;
     this.badValue[this.head] = bad ? 1 : 0;
     this.head = this.head + 1 === this.names.length ? 0 : this.head + 1;
     this.count++;
     this.tableSize += size;
+  }
+
+  /** A ring twice as large (up to maxSlots), entries laid out oldest first from slot 0. */
+  private grow(): void {
+    const size = Math.min(this.maxSlots, Math.max(INITIAL_SLOTS, this.names.length * 2));
+    const names = new Array<string>(size).fill('');
+    const values = new Array<string>(size).fill('');
+    const bad = new Uint8Array(size);
+    for (let d = this.count - 1, j = 0; d >= 0; d--, j++) {
+      const slot = this.slotOf(d);
+      names[j] = this.names[slot]!;
+      values[j] = this.values[slot]!;
+      bad[j] = this.badValue[slot]!;
+    }
+    this.names = names;
+    this.values = values;
+    this.badValue = bad;
+    this.head = this.count === size ? 0 : this.count;
   }
 
   /** Evicts the oldest entries until the table holds at most `limit` octets. */

@@ -132,3 +132,23 @@ test('a block larger than the scratch buffer', () => {
   for (let i = 0; i < 40; i++) headers.push(`x-h${i}`, String.fromCharCode(65 + (i % 26)).repeat(500 + i));
   roundTrip(enc, dec, headers);
 });
+
+test('the dynamic tables start empty and grow as they fill, entries and indices unchanged across each growth', () => {
+  const enc = new HpackEncoder();
+  const dec = new HpackDecoder();
+  // Small entries (so up to ~90 fit in 4096 octets): the rings grow 8 → 16 → 32 → 64 → 128 and
+  // then evict; each block repeats every field so far that is still in the table, as indices.
+  const sent: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    sent.push(`x-n${i % 150}`, `v${i}`);
+    const block = sent.slice(-2 * Math.min(sent.length / 2, 40));
+    const out: string[] = [];
+    dec.decode(enc.encode(block), out);
+    assert.deepEqual(out, block, `block ${i}`);
+  }
+  // The newest entry is index 62; its value is the last one sent, and the table stays within its size.
+  assert.deepEqual(dec.dynamicEntry(1), ['x-n149', 'v299']);
+  assert.ok(dec.dynamicTableSize <= 4096 && dec.dynamicTableLength > 64, `${dec.dynamicTableLength} entries, ${dec.dynamicTableSize} octets`);
+  // Repeats after all the growth are still found in the encoder's table: an indexed field is one octet.
+  assert.equal(enc.encode(['x-n149', 'v299']).length, 1);
+});

@@ -68,6 +68,9 @@ interface DynamicName {
   newest: number;
 }
 
+/** The ring's first size; it doubles from there as the table fills. */
+const INITIAL_SLOTS = 8;
+
 export class HpackEncoder {
   /** Our own cap (the constructor's maxTableSize). */
   private readonly cap: number;
@@ -83,8 +86,10 @@ export class HpackEncoder {
   // positions keep the Map below valid as entries come and go.
   private inserted = 0;
   private evicted = 0;
-  private readonly ringNames: string[];
-  private readonly ringValues: string[];
+  // The ring starts empty and doubles when full, up to maxSlots (as the decoder's).
+  private readonly maxSlots: number;
+  private ringNames: string[] = [];
+  private ringValues: string[] = [];
   private readonly byName = new Map<string, DynamicName>();
   private off = 0;
 
@@ -94,9 +99,7 @@ export class HpackEncoder {
     // The peer's decoder starts at the protocol default of 4096.
     this.limit = Math.min(4096, this.cap);
     if (this.limit !== 4096) this.pendingMin = this.limit;
-    const slots = Math.max(1, Math.floor(this.cap / ENTRY_OVERHEAD));
-    this.ringNames = new Array<string>(slots).fill('');
-    this.ringValues = new Array<string>(slots).fill('');
+    this.maxSlots = Math.max(1, Math.floor(this.cap / ENTRY_OVERHEAD));
   }
 
   setMaxTableSize(n: number): void {
@@ -167,6 +170,7 @@ export class HpackEncoder {
 
   private insert(name: string, value: string, size: number): void {
     this.evictTo(this.limit - size);
+    if (this.inserted - this.evicted === this.ringNames.length) this.grow();
     const n = this.inserted++;
     const slot = n % this.ringNames.length;
     this.ringNames[slot] = name;
@@ -179,6 +183,20 @@ export class HpackEncoder {
     }
     dyn.values.set(value, n);
     dyn.newest = n;
+  }
+
+  /** A ring twice as large (up to maxSlots): each live entry n moves to slot n % the new size. */
+  private grow(): void {
+    const size = Math.min(this.maxSlots, Math.max(INITIAL_SLOTS, this.ringNames.length * 2));
+    const names = new Array<string>(size).fill('');
+    const values = new Array<string>(size).fill('');
+    const old = this.ringNames.length;
+    for (let n = this.evicted; n < this.inserted; n++) {
+      names[n % size] = this.ringNames[n % old]!;
+      values[n % size] = this.ringValues[n % old]!;
+    }
+    this.ringNames = names;
+    this.ringValues = values;
   }
 
   private evictTo(limit: number): void {
