@@ -54,6 +54,7 @@ export const PROXY_ENV = {
   inboundConnectTimeout: 'MESH_PROXY_INBOUND_CONNECT_TIMEOUT',
   headTimeout: 'MESH_PROXY_HEAD_TIMEOUT',
   idleTimeout: 'MESH_PROXY_IDLE_TIMEOUT',
+  memorySoftLimit: 'MESH_PROXY_MEMORY_SOFT_LIMIT_MIB',
   logLevel: 'MESH_PROXY_LOG_LEVEL',
   identityUrl: 'MESH_PROXY_IDENTITY_URL',
   identityName: 'MESH_PROXY_IDENTITY_NAME',
@@ -118,6 +119,11 @@ export const PROXY_DEFAULTS = {
   headTimeoutMs: 10_000,
   /** Keep-alive client connections with no request in flight close after this. */
   idleTimeoutMs: 60_000,
+  /**
+   * Over this RSS (MiB), once load has fallen, memory is reclaimed though traffic goes on
+   * (proxy/memory.ts); 0: only when the proxy falls quiet. An idle proxy is ~50 MB.
+   */
+  memorySoftLimitMiB: 64,
   logLevel: 'info' as ProxyLogLevel,
   discoveryWaitMs: 1000,
   discoveryIdleMs: 5 * 60_000,

@@ -13,6 +13,7 @@ describe('proxy configuration from MESH_PROXY_* variables', () => {
     assert.equal(c.connectTimeoutOutboundMs, 1000);
     assert.equal(c.connectTimeoutInboundMs, 100);
     assert.equal(c.inboundMode, 'redirect');
+    assert.equal(c.memorySoftLimitBytes, 64 * 1048576);
   });
 
   it('reads every variable', () => {
@@ -24,6 +25,7 @@ describe('proxy configuration from MESH_PROXY_* variables', () => {
       MESH_PROXY_INBOUND_MODE: 'tproxy',
       MESH_PROXY_LOG_LEVEL: 'debug',
       MESH_PROXY_ADMIN_PORT: '9990',
+      MESH_PROXY_MEMORY_SOFT_LIMIT_MIB: '0',
     });
     assert.equal(c.inbound[0]!.port, 5143);
     assert.deepEqual([...c.opaquePorts], [3306, 8000, 8001, 8002]);
@@ -32,6 +34,7 @@ describe('proxy configuration from MESH_PROXY_* variables', () => {
     assert.equal(c.inboundMode, 'tproxy');
     assert.equal(c.logLevel, 'debug');
     assert.equal(c.admin.port, 9990);
+    assert.equal(c.memorySoftLimitBytes, 0, '0: reclaim only when quiet');
     assert.equal(loadConfig({ MESH_PROXY_OPAQUE_PORTS: '' }).opaquePorts.size, 0, 'an empty list means none');
   });
 
@@ -44,6 +47,7 @@ describe('proxy configuration from MESH_PROXY_* variables', () => {
       [{ MESH_PROXY_INBOUND_MODE: 'ebpf' }, /^MESH_PROXY_INBOUND_MODE: "ebpf" is not one of redirect, tproxy/],
       [{ MESH_PROXY_OUTBOUND_ADDRESSES: 'localhost' }, /^MESH_PROXY_OUTBOUND_ADDRESSES: "localhost" is not an IP address/],
       [{ MESH_PROXY_DETECT_MAX_BYTES: '1' }, /^MESH_PROXY_DETECT_MAX_BYTES: "1" is not a whole number from 64/],
+      [{ MESH_PROXY_MEMORY_SOFT_LIMIT_MIB: '64Mi' }, /^MESH_PROXY_MEMORY_SOFT_LIMIT_MIB: "64Mi" is not a whole number from 0/],
     ];
     for (const [env, message] of bad) {
       assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && e.code === 'MESH_PROXY_BAD_CONFIG' && message.test(e.message));

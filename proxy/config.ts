@@ -45,6 +45,8 @@ export interface ProxyConfig {
   headTimeoutMs: number;
   /** Keep-alive client connections with no request in flight close after this. */
   idleTimeoutMs: number;
+  /** RSS over which memory is reclaimed once load falls, traffic or not (bytes); 0: only when quiet. */
+  memorySoftLimitBytes: number;
   logLevel: LogLevel;
   /** Workload identity (MESH_PROXY_IDENTITY_*); undefined when off. */
   identity: IdentityConfig | undefined;
@@ -172,6 +174,7 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
     connectTimeoutInboundMs: duration(env, E.inboundConnectTimeout, D.inboundConnectTimeoutMs),
     headTimeoutMs: duration(env, E.headTimeout, D.headTimeoutMs),
     idleTimeoutMs: duration(env, E.idleTimeout, D.idleTimeoutMs),
+    memorySoftLimitBytes: integer(env, E.memorySoftLimit, D.memorySoftLimitMiB, 0, 1_048_576) * 1048576,
     logLevel: choice(env, E.logLevel, PROXY_LOG_LEVELS, D.logLevel),
     identity,
     meshedDestinations,

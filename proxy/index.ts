@@ -158,7 +158,8 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   if (config.meshedDestinations.size > 0) log.info('meshed destinations (override)', { count: config.meshedDestinations.size });
   if (config.discovery) log.info('discovery', { destination: config.discovery.url, server_name: config.discovery.serverName, namespace: config.discovery.namespace ?? '' });
   ready = true;
-  const reclaimer = new MemoryReclaimer(log, reclaimDefaults, processSources(() => metrics.requestsSoFar())).start();
+  const softLimitBytes = config.memorySoftLimitBytes === 0 ? Infinity : config.memorySoftLimitBytes;
+  const reclaimer = new MemoryReclaimer(log, { ...reclaimDefaults, softLimitBytes }, processSources(() => metrics.requestsSoFar())).start();
   if (identity && !identity.ready()) {
     const off = identity.on('certified', () => {
       off();

@@ -30,6 +30,7 @@
 // its CPU at saturation (a wake-up each), so CPU fell only 2x from saturation.
 // Windows in a row, not one: a window astride the gap between two bursts
 // looks like a fall, and a reclaim there was paid for again by the next burst.
+import { PROXY_DEFAULTS } from '../contract/sidecar.js';
 import { memoryPressure, releaseFilePages, trimMemory } from '../native/index.js';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import type { Log } from './log.js';
@@ -57,14 +58,15 @@ export interface ReclaimOptions {
 // Quiet is under 1% of a core: an idle proxy's own timers (metrics sampling, sweeps) use
 // 0.2-0.6% (measured), and a bound nearer that is missed on a busy host, so memory never came
 // back; 1% is ~500 requests/s at this proxy's cost, still traffic nobody should pause for.
-// 64 MiB: an idle proxy is ~50 MB, one settled after load 35-42 MB.
+// The soft limit: MESH_PROXY_MEMORY_SOFT_LIMIT_MIB's default (an idle proxy is ~50 MB, one
+// settled after load 35-42 MB).
 export const reclaimDefaults: Readonly<ReclaimOptions> = Object.freeze({
   // Two windows of 2.5 s: a reclaim comes 5 s into a calm, as with one 5 s window before.
   windowMs: 2_500,
   calmWindows: 2,
   busyShare: 0.05,
   quietShare: 0.01,
-  softLimitBytes: 64 * 1048576,
+  softLimitBytes: PROXY_DEFAULTS.memorySoftLimitMiB * 1048576,
   saturatedLoop: 0.5,
   // Bursts with gaps already reclaim after each burst (quiet); under traffic, three a minute at most.
   minBusyIntervalMs: 20_000,

@@ -35,7 +35,7 @@ describe(`limits: ${SESSIONS.toLocaleString('en')} idle mTLS HTTP/2 sessions bet
   after(() => destroy(m));
 
   it('holds them at ≤ 40 KB per session per proxy', {
-    todo: 'measured 82-89 KiB a session in the client proxy, 93-121 in the server proxy, each with a destination of its own (so discovery, balancer and metrics series per destination count too: ~30 KiB of V8 heap a session after a full collection). The TLS socket alone is most of the bound: a Node TLS client+server pair in one process costs 76 KiB resident with session tickets off (~38 a side: OpenSSL state ~18 KiB, Node TLSWrap buffers, the sockets), and Node offers no way to shrink it (it does not set SSL_MODE_RELEASE_BUFFERS; setting it through the addon changed nothing measurable)',
+    todo: 'measured 78-89 KiB a session in the client proxy, 93-121 in the server proxy, each with a destination of its own (so discovery, balancer and metrics series per destination count too: a heap snapshot diff over 500 sessions gives 22 KiB of V8 heap a session in the client proxy, 17 in the server). The TLS socket is most of the rest: a Node TLS 1.3 client+server pair with client certificates in one process costs 86 KiB resident, 43 a side (heaptrack: SSL_new 7.8 KiB, record buffers 7.7, Node\'s write-side BIO 8.6, its read-side BIO 64 KiB of which what bytes reached is resident), and Node offers no way to size these (it does not set SSL_MODE_RELEASE_BUFFERS; setting it through the addon measured 85-86 KiB a pair either way)',
   }, async (t) => {
     const { a, b, proxyA, proxyB } = m!;
     const seen = { a: reclaims(proxyA), b: reclaims(proxyB) };
