@@ -4,6 +4,7 @@ import type { FixedRateResult } from './fixed-rate.js';
 import type { PathResult, Plan, ProxyResult, Saturation } from './measure.js';
 import type { PathName } from './paths.js';
 import { compare, formatReport, type BenchReport } from './report.js';
+import { median, summarize, type Turn } from './rounds.js';
 import type { WorkloadName } from './workload.js';
 
 const saturation = (rps: number): Saturation => ({
@@ -129,5 +130,35 @@ describe('formatReport', () => {
     busy[0]!.saturation.realistic!.h1!.cpuBusy.load = 97;
     const text = formatReport(reportOf(busy, ['tiny', 'realistic']));
     assert.match(text, /^direct: realistic H1 load CPU 97 %: the generator, not the path, limited throughput/m);
+  });
+});
+
+describe('head to head (turns)', () => {
+  const turn = (path: PathName, h1Rps: number, h2Rps: number, cpu: number): Turn => ({ path, h1Rps, h2Rps, h1CpuUs: cpu, h2CpuUs: cpu / 2 });
+  // Three rounds; the machine slows down in the second (both paths alike) and mesh has a bad turn in the third.
+  const rounds: Array<[Turn, Turn]> = [
+    [turn('mesh', 18_000, 28_000, 22), turn('haproxy-mtls', 30_000, 38_000, 11)],
+    [turn('mesh', 12_000, 20_000, 33), turn('haproxy-mtls', 20_000, 26_000, 16)],
+    [turn('mesh', 9_000, 27_000, 40), turn('haproxy-mtls', 29_000, 37_000, 12)],
+  ];
+
+  it('takes each round\'s ratio from its own two turns, and the median of the rounds', () => {
+    const h = summarize('mesh', 'haproxy-mtls', 10, rounds);
+    assert.deepEqual(h.ratios.h1Rps.map((x) => x.toFixed(3)), ['0.600', '0.600', '0.310']);
+    assert.equal(h.median.h1Rps.toFixed(2), '0.60', 'the bad turn does not move the median; a slow machine in one round does not either');
+    assert.equal(h.median.h2Rps.toFixed(3), (28 / 38).toFixed(3));
+    assert.equal(h.median.h1Cpu.toFixed(2), '2.06');
+    assert.equal(median([3, 1, 2, 4]), 2.5);
+    assert.ok(Number.isNaN(median([NaN])));
+  });
+
+  it('prints the rounds and the median row after the ratios', () => {
+    const r = { ...reportOf(paths, ['tiny', 'realistic']), headToHead: summarize('mesh', 'haproxy-mtls', 10, rounds) };
+    const text = formatReport(r);
+    assert.match(text, /^ROUND +mesh H1 +haproxy-mtls H1 +H1 RATIO +mesh H2 +haproxy-mtls H2 +H2 RATIO +CPU\/REQ H1 +CPU\/REQ H2$/m);
+    assert.match(text, /^3 +9000 +29000 +0\.31x +27000 +37000 +0\.73x +3\.33x +3\.33x$/m);
+    assert.match(text, /^median +0\.60x +0\.74x +2\.06x +2\.06x$/m);
+    assert.ok(text.indexOf('ROUND') > text.indexOf('A/B'));
+    assert.doesNotMatch(formatReport(reportOf(paths, ['tiny', 'realistic'])), /ROUND/, 'no rounds, no table');
   });
 });

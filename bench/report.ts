@@ -3,6 +3,7 @@
 import { isNoisy, otherWorkPercent as outside, RSS_TARGET_MB, type PathResult, type Plan } from './measure.js';
 import type { PathName } from './paths.js';
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workload.js';
+import type { HeadToHead } from './rounds.js';
 
 export interface Added {
   p50: number;
@@ -41,6 +42,8 @@ export interface BenchReport {
   addedVsDirect: Partial<Record<PathName, Added>>;
   /** Keyed "a/b", e.g. "mesh/haproxy". */
   ratios: Record<string, Ratio>;
+  /** Mesh and HAProxy (mTLS) measured in turns, when both were measured. */
+  headToHead?: HeadToHead;
 }
 
 /** Which comparisons are printed, when both paths were measured. */
@@ -123,7 +126,7 @@ export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' 
 }
 
 export function formatReport(r: BenchReport): string {
-  const sections = [header(r), throughput(r), notes(r), memory(r), cpu(r), ratios(r), problems(r)];
+  const sections = [header(r), throughput(r), notes(r), memory(r), cpu(r), ratios(r), rounds(r), problems(r)];
   return `${sections.filter((x) => x !== '').join('\n\n')}\n`;
 }
 
@@ -273,6 +276,23 @@ function cpu(r: BenchReport): string {
     'busy share of the CPUs during the saturation runs (the one near 100 % is the bottleneck); OTHER WORK: the most',
     'of the machine that processes outside the bench, or other machines on the host (steal), took just before or',
     "during this path's runs",
+  ].join('\n');
+}
+
+function rounds(r: BenchReport): string {
+  const h = r.headToHead;
+  if (h === undefined || h.rounds.length === 0) return '';
+  const times = (v: number): string => (missing(v) ? '–' : `${v.toFixed(2)}x`);
+  const k = (v: number): string => (missing(v) ? '–' : String(Math.round(v)));
+  const rows = h.rounds.map(([a, b], i) => [
+    String(i + 1), k(a.h1Rps), k(b.h1Rps), times(h.ratios.h1Rps[i]!), k(a.h2Rps), k(b.h2Rps), times(h.ratios.h2Rps[i]!), times(h.ratios.h1Cpu[i]!), times(h.ratios.h2Cpu[i]!),
+  ]);
+  rows.push(['median', '', '', times(h.median.h1Rps), '', '', times(h.median.h2Rps), times(h.median.h1Cpu), times(h.median.h2Cpu)]);
+  return [
+    table(['ROUND', `${h.a} H1`, `${h.b} H1`, 'H1 RATIO', `${h.a} H2`, `${h.b} H2`, 'H2 RATIO', 'CPU/REQ H1', 'CPU/REQ H2'], rows),
+    `head to head: ${h.a} and ${h.b} in turns, each turn brought up afresh, warmed up, then tiny requests at saturation for ${h.durationS}s`,
+    `(HTTP/1.1, then h2c); ratios ${h.a} over ${h.b} per round (CPU: µs per request per proxy), and their median: the VM's speed drifts`,
+    'over a run, and turns minutes apart share it',
   ].join('\n');
 }
 

@@ -3,7 +3,7 @@
 // the whole bench a watchdog) and sends traffic only into the namespaces it creates.
 //
 //   node dist/bench/run.js [--quick] [--duration S] [--only direct,mesh,haproxy-mtls,...|all]
-//                          [--workload tiny|realistic|both] [-o json]
+//                          [--workload tiny|realistic|both] [--rounds N] [-o json]
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { isNoisy, measurePath, otherWorkPercent, type PathResult, type Plan } fr
 import { DEFAULT_PATHS, PATH_NAMES, type PathName } from './paths.js';
 import { choosePinning, describePinning } from './pin.js';
 import { compare, formatReport, type BenchReport } from './report.js';
+import { headToHead, type HeadToHead } from './rounds.js';
 import { createTopology, toolVersions } from './topology.js';
 import { workloadList, type WorkloadName } from './workload.js';
 
@@ -30,6 +31,7 @@ interface CliOptions {
   quietWait: number;
   settle: number;
   retries: number;
+  rounds: number;
   output: 'table' | 'json';
 }
 
@@ -57,7 +59,7 @@ function pathList(raw: string): PathName[] {
 }
 
 /** Which options were given on the command line (the rest are defaults --quick may change). */
-type Given = (name: 'duration' | 'quietWait' | 'retries' | 'settle') => boolean;
+type Given = (name: 'duration' | 'quietWait' | 'retries' | 'settle' | 'rounds') => boolean;
 
 function planFrom(o: CliOptions, given: Given): Plan {
   return {
@@ -112,7 +114,10 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
   // Each path: warm-up, two saturation runs per workload and a fixed-rate run of `duration`,
   // drains, idle connections, set-up; generously.
   const runs = 2 * plan.workloads.length + 1;
-  const limitS = 60 + o.only.length * (1 + retries) * (plan.quietWaitS + plan.warmupS + runs * plan.durationS + 30 * runs);
+  // Head to head: mesh against HAProxy with mTLS, when both are measured.
+  const rounds = o.only.includes('mesh') && o.only.includes('haproxy-mtls') ? (o.quick && !given('rounds') ? 0 : o.rounds) : 0;
+  const limitS =
+    60 + o.only.length * (1 + retries) * (plan.quietWaitS + plan.warmupS + runs * plan.durationS + 30 * runs) + rounds * 2 * (plan.warmupS + 2 * plan.durationS + 60);
   const watchdog = setTimeout(() => {
     progress(`still running after ${limitS}s: giving up (the lab is removed on exit)`);
     process.exit(3);
@@ -124,6 +129,7 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
   progress(describePinning(pin));
   const t = await createTopology(pin);
   const paths: PathResult[] = [];
+  let h2h: HeadToHead | undefined;
   try {
     progress(`lab ${t.lab.prefix}: client ${t.client.ipv4}, server ${t.server.ipv4} (nginx, 1 worker)`);
     for (const name of o.only) {
@@ -136,6 +142,13 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
         if (again.problems.length === 0 && otherWorkPercent(again) < otherWorkPercent(result)) result = again;
       }
       paths.push(result);
+    }
+    if (rounds > 0) {
+      try {
+        h2h = await headToHead(t, 'mesh', 'haproxy-mtls', rounds, plan.durationS, plan.warmupS, progress);
+      } catch (err) {
+        progress(`head to head: ${(err as Error).message}`);
+      }
     }
   } finally {
     await t.destroy();
@@ -152,6 +165,7 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
     plan,
     paths,
     ...compare(paths),
+    ...(h2h ? { headToHead: h2h } : {}),
   };
   const dir = join(repo, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
@@ -201,6 +215,11 @@ const program = new Command('bench')
     if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--retries must be a whole number, 0 or more');
     return n;
   }, 1)
+  .option('--rounds <n>', 'head to head: mesh and haproxy-mtls measured in turns this many times (tiny requests), median ratios; 0: none', (raw) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 0 || n > 20) throw new InvalidArgumentError('--rounds must be a whole number, 0..20');
+    return n;
+  }, 3)
   .addOption(new Option('-o, --output <format>', 'table (and the JSON after it) or only the JSON').choices(['table', 'json']).default('table'))
   .action(async (opts: CliOptions) => {
     process.exitCode = await bench(opts, (name) => program.getOptionValueSource(name) === 'cli');
