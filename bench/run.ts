@@ -174,7 +174,8 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
   writeFileSync(file, json);
   if (o.output === 'json') process.stdout.write(json);
   else process.stdout.write(`${formatReport(report)}\nresults: ${file}\n${json}`);
-  return paths.some((p) => p.problems.length > 0) ? 1 : 0;
+  // A head to head that was due and did not finish fails the run too (its reason is in the progress lines).
+  return paths.some((p) => p.problems.length > 0) || (rounds > 0 && h2h === undefined) ? 1 : 0;
 }
 
 const program = new Command('bench')
