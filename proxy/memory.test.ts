@@ -70,7 +70,7 @@ describe('memory reclaimer', () => {
   it('never reclaims under traffic while RSS is under the soft limit, even after heavy load', () => {
     const d = driven();
     d.step(0.9, { rssMb: 63 });
-    // 1 % of a core: ~500 requests/s at this proxy's cost, not quiet.
+    // 1 % of a core: ~50 requests/s at this proxy's light-traffic cost, not quiet.
     for (let i = 0; i < 20; i++) assert.equal(d.step(0.01), false);
     for (let i = 0; i < 20; i++) assert.equal(d.step(0.2), false);
     assert.equal(d.done.length, 0);

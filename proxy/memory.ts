@@ -57,7 +57,8 @@ export interface ReclaimOptions {
 
 // Quiet is under 1% of a core: an idle proxy's own timers (metrics sampling, sweeps) use
 // 0.2-0.6% (measured), and a bound nearer that is missed on a busy host, so memory never came
-// back; 1% is ~500 requests/s at this proxy's cost, still traffic nobody should pause for.
+// back; 1% is ~50 requests/s at this proxy's light-traffic cost (~200 µs a request, a wake-up
+// each: bench, fixed rate), still traffic nobody should pause for.
 // The soft limit: MESH_PROXY_MEMORY_SOFT_LIMIT_MIB's default (an idle proxy is ~50 MB, one
 // settled after load 35-42 MB).
 export const reclaimDefaults: Readonly<ReclaimOptions> = Object.freeze({
@@ -201,7 +202,7 @@ export class MemoryReclaimer {
 
   constructor(
     private readonly log: Log,
-    private readonly o: ReclaimOptions = reclaimDefaults,
+    private readonly o: ReclaimOptions,
     private readonly src: ReclaimSources,
     private readonly act: () => Promise<Reclaimed> = () => reclaim(),
   ) {}
