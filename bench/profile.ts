@@ -46,6 +46,34 @@ async function gcSeconds(pod: Pod): Promise<{ count: number; seconds: number }> 
   return { count, seconds };
 }
 
+/** GC counts by kind so far, and how many took over 1 ms and over 10 ms (prom-client's buckets). */
+async function gcByKind(pod: Pod): Promise<Map<string, { count: number; ms: number; over1: number; over10: number }>> {
+  const r = await pod.exec('curl', ['-sf', '--max-time', '5', `http://127.0.0.1:${PROXY_PORTS.admin}/metrics`]);
+  const by = new Map<string, { count: number; ms: number; over1: number; over10: number }>();
+  const of = (kind: string): { count: number; ms: number; over1: number; over10: number } => {
+    let k = by.get(kind);
+    if (!k) by.set(kind, (k = { count: 0, ms: 0, over1: 0, over10: 0 }));
+    return k;
+  };
+  const le1: Record<string, number> = {};
+  const le10: Record<string, number> = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^nodejs_gc_duration_seconds(_bucket|_count|_sum)\{(.*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const kind = /kind="([^"]+)"/.exec(m[2]!)?.[1] ?? '?';
+    const v = Number(m[3]);
+    if (m[1] === '_count') of(kind).count = v;
+    else if (m[1] === '_sum') of(kind).ms = v * 1000;
+    else if (m[2]!.includes('le="0.001"')) le1[kind] = v;
+    else if (m[2]!.includes('le="0.01"')) le10[kind] = v;
+  }
+  for (const [kind, k] of by) {
+    k.over1 = k.count - (le1[kind] ?? 0);
+    k.over10 = k.count - (le10[kind] ?? 0);
+  }
+  return by;
+}
+
 /** RSS split (anonymous and file-backed) and the heap as the proxy's own metrics report it. */
 async function memoryOf(pid: number, pod: Pod): Promise<string> {
   const st = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -55,6 +83,7 @@ async function memoryOf(pid: number, pod: Pod): Promise<string> {
   const mb = (b: number): string => (b / 1048576).toFixed(1);
   return (
     `VmRSS ${(kb('VmRSS') / 1024).toFixed(1)} MB (anon ${(kb('RssAnon') / 1024).toFixed(1)}, file ${(kb('RssFile') / 1024).toFixed(1)}), ` +
+    `spaces ${r.stdout.split('\n').filter((l) => l.startsWith('nodejs_heap_space_size_used_bytes')).map((l) => `${/space="(\w+)"/.exec(l)?.[1]}=${mb(Number(l.split(' ').pop()))}`).join(' ')}, ` +
     `heap used ${mb(metric('nodejs_heap_size_used_bytes'))} of ${mb(metric('nodejs_heap_size_total_bytes'))} MB, external ${mb(metric('nodejs_external_memory_bytes'))} MB`
   );
 }
@@ -92,7 +121,20 @@ async function profile(o: Options): Promise<number> {
         // Without sampling: CPU per request and throughput only, `rounds` times (to see the noise).
         for (let round = 1; round <= o.rounds; round++) {
           const cpu0 = path.proxies.map((p) => cpuMs(p.pid));
+          const gc0 = o.path.startsWith('mesh') ? await Promise.all(pods.map((pod) => gcByKind(pod))) : [];
           const r = await load(o.duration);
+          if (gc0.length > 0) {
+            const gc1 = await Promise.all(pods.map((pod) => gcByKind(pod)));
+            for (const [i, p] of path.proxies.entries()) {
+              const parts: string[] = [];
+              for (const [kind, k] of gc1[i]!) {
+                const b = gc0[i]!.get(kind) ?? { count: 0, ms: 0, over1: 0, over10: 0 };
+                if (k.count === b.count) continue;
+                parts.push(`${kind} ${k.count - b.count} (${(k.ms - b.ms).toFixed(0)} ms, ${k.over1 - b.over1} over 1 ms, ${k.over10 - b.over10} over 10 ms)`);
+              }
+              say(`${p.side}-side GC in the run: ${parts.join('; ') || 'none'}`);
+            }
+          }
           const cpu = path.proxies.map((p, i) => ((cpuMs(p.pid) - cpu0[i]!) * 1000) / r.requests);
           say(`round ${round}: ${Math.round(r.requests / o.duration)} req/s, CPU µs/request ${path.proxies.map((p, i) => `${p.side} ${cpu[i]!.toFixed(1)}`).join(', ')}`);
         }

@@ -18,8 +18,14 @@ export function startAdmin(addr: ListenAddress, o: AdminOptions): Promise<Server
     }
     switch (path) {
       case '/metrics':
-        o.metrics.registry.metrics().then(
-          (text) => res.writeHead(200, { 'content-type': o.metrics.registry.contentType }).end(text),
+        // In pieces: a proxy with thousands of destinations has megabytes to say, and one string
+        // (then one Buffer) of all of it would be held at once.
+        o.metrics.registry.pieces().then(
+          (pieces) => {
+            res.writeHead(200, { 'content-type': o.metrics.registry.contentType });
+            for (const p of pieces) res.write(p);
+            res.end();
+          },
           (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${err.message}\n`),
         );
         return;

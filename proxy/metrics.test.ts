@@ -229,6 +229,44 @@ describe('proxy metrics', () => {
     assert.match(want, /le="50000",direction="inbound".*authority="api:8080",status_code="200"\} 12/);
   });
 
+  it('write, in pieces, the text prom-client itself formats for the same series', async () => {
+    // Without the process series (their values move between two readings); the identity ones,
+    // registered as prom-client metrics, are formatted by prom-client in the same text.
+    const m = new ProxyMetrics(false);
+    script(m);
+    m.acceptRefused('inbound', 'descriptors');
+    m.protocolError('outbound', 'MESH_HTTP1_BAD_HEAD');
+    m.detected('inbound', 'http1', 0.0004);
+    m.detected('inbound', 'http1', 12);
+    m.retrySkipped('outbound', 'web.default.svc:80', 'budget').value++;
+    // Enough routes that the text is several pieces, and one label value to escape in each.
+    const conn = m.connection({ direction: 'outbound', target_addr: '10.1.0.1:80', tls: 'true', server_id: 'a\\b"c' });
+    for (let i = 0; i < 500; i++) {
+      const r = m.route(conn, `svc-${i}.ns.svc.cluster.local:80`);
+      r.request();
+      r.responseHeaders(200, i);
+      r.responseEnd(200, undefined, undefined);
+    }
+    const oracle = await Registry.prototype.metrics.call(m.registry);
+    const pieces = await m.registry.pieces();
+    assert.ok(pieces.length > 3, `${pieces.length} pieces`);
+    assert.ok(pieces.every((p) => p.length < 70_000), 'each piece about 64 KB');
+    assert.equal(Buffer.concat(pieces).toString(), oracle);
+    assert.equal(await m.registry.metrics(), oracle);
+    // Twice: label text made once and kept must give the same answer the second time.
+    assert.equal(Buffer.concat(await m.registry.pieces()).toString(), oracle);
+    assert.match(oracle, /^identity_cert_refresh_total\{result="success"\} 2$/m);
+  });
+
+  it('leave default labels to prom-client', async () => {
+    const m = new ProxyMetrics(false);
+    script(m);
+    m.registry.setDefaultLabels({ pod: 'web-1' });
+    const text = await m.registry.metrics();
+    assert.equal(text, await Registry.prototype.metrics.call(m.registry));
+    assert.match(text, /^request_total\{.*pod="web-1"\} \d+$/m);
+  });
+
   it('keep the same metric families, in the same order, with process metrics on', async () => {
     const families = async (r: Registry) => (await r.metrics()).split('\n').filter((l) => l.startsWith('# '));
     const want = await families(new OldProxyMetrics(true).registry);

@@ -4,8 +4,8 @@
 // time (metrics-exposition.ts), so /metrics reads as it did when every
 // increment went through prom-client's label children.
 import type { Counter as PromCounter } from 'prom-client';
-import { Counter, Gauge, registerProcessMetrics, Registry } from './prom.js';
-import { Buckets, exposeCounter, exposeGauge, exposeHistogram, type Labels, type Sample } from './metrics-exposition.js';
+import { Counter, Gauge, registerProcessMetrics } from './prom.js';
+import { Buckets, ExpositionRegistry, exposeCounter, exposeGauge, exposeHistogram, type Labels, type Sample } from './metrics-exposition.js';
 import type { Direction } from './target.js';
 
 /** How a connection was secured, as the `tls` label family says it. */
@@ -206,7 +206,7 @@ function bump(series: Map<string, Sample>, labels: Labels): void {
 }
 
 export class ProxyMetrics {
-  readonly registry = new Registry();
+  readonly registry = new ExpositionRegistry();
   #identity: IdentityMetrics | undefined;
   readonly #store = new Store();
   /** Route handles by the key callers look up with; at most maxRoutes of them. */
