@@ -152,10 +152,7 @@ export class MeshTls {
         secureContext: context,
         minVersion: 'TLSv1.3',
         allowHalfOpen: true,
-        checkServerIdentity: (_host, cert) => {
-          const got = identityOf(cert);
-          return got === peer ? undefined : new ProxyError('MESH_PEER_IDENTITY_MISMATCH', `${formatTarget(target)} presented ${got ?? cert.subjectaltname ?? 'no name'}, expected ${peer}`);
-        },
+        checkServerIdentity: expectPeer(peer, target),
       };
       const s = tls.connect(options);
       rawUnder.set(s, raw);
@@ -198,6 +195,18 @@ export class MeshTls {
       });
     });
   }
+}
+
+/**
+ * The client's identity check, made outside connect(): node keeps it (in the socket's options)
+ * for as long as the connection lives, and a closure made there would keep all of connect()'s
+ * state with it (the header's pooled buffer, timers, callbacks), ~1 KB per idle session.
+ */
+function expectPeer(peer: string, target: SocketAddress): (host: string, cert: tls.PeerCertificate) => Error | undefined {
+  return (_host, cert) => {
+    const got = identityOf(cert);
+    return got === peer ? undefined : new ProxyError('MESH_PEER_IDENTITY_MISMATCH', `${formatTarget(target)} presented ${got ?? cert.subjectaltname ?? 'no name'}, expected ${peer}`);
+  };
 }
 
 function formatTarget(t: SocketAddress): string {
