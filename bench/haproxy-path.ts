@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { writeBenchCerts, type BenchCerts } from './certs.js';
 import { startHaproxy, type Between, type H1Between, type HaproxyMode, type HopTls } from './haproxy.js';
+import { BULK_PORT } from './bulk.js';
 import { NGINX_H1_PORT, NGINX_H2_PORT } from './nginx.js';
 import type { PathName, RunningPath } from './paths.js';
 import type { Topology } from './topology.js';
@@ -12,8 +13,8 @@ export interface HaproxyVariant {
   between: Between;
   /** mode http over mTLS: what the HTTP/1.1 hop speaks between the proxies; h2 (the default) as the mesh does. */
   h1As?: H1Between;
-  /** Ports of the two hops, the same on both sides; distinct per variant. */
-  ports: { h1: number; h2: number };
+  /** Ports of the two hops, the same on both sides; distinct per variant. mode tcp: a third, for the opaque bulk transfer. */
+  ports: { h1: number; h2: number; bulk?: number };
 }
 
 type Security = { between: 'plain' } | { between: 'mtls'; tls: HopTls };
@@ -31,12 +32,14 @@ export async function upHaproxy(t: Topology, name: PathName, v: HaproxyVariant):
     mode: v.mode,
     h1: { bind: peer(v.ports.h1), to: `127.0.0.1:${NGINX_H1_PORT}` },
     h2: { bind: peer(v.ports.h2), to: `127.0.0.1:${NGINX_H2_PORT}` },
+    ...(v.ports.bulk !== undefined && { bulk: { bind: peer(v.ports.bulk), to: `127.0.0.1:${BULK_PORT}` } }),
     ...security('server'),
   }, t.pin);
   const client = startHaproxy(t.client, t.dir, `${name}-client`, {
     mode: v.mode,
     h1: { bind: `127.0.0.1:${v.ports.h1}`, to: peer(v.ports.h1) },
     h2: { bind: `127.0.0.1:${v.ports.h2}`, to: peer(v.ports.h2) },
+    ...(v.ports.bulk !== undefined && { bulk: { bind: `127.0.0.1:${v.ports.bulk}`, to: peer(v.ports.bulk) } }),
     ...security('client'),
   }, t.pin);
   const procs = [client, server];
@@ -45,6 +48,7 @@ export async function upHaproxy(t: Topology, name: PathName, v: HaproxyVariant):
     description: `client pod → HAProxy 127.0.0.1 (mode ${v.mode}) → ${between(v)} → HAProxy in server pod (mode ${v.mode}) → nginx`,
     h1: { host: '127.0.0.1', port: v.ports.h1 },
     h2: { host: '127.0.0.1', port: v.ports.h2 },
+    ...(v.ports.bulk !== undefined && { bulk: { host: '127.0.0.1', port: v.ports.bulk } }),
     proxies: [
       { side: 'client', pid: client.child.pid!, process: client },
       { side: 'server', pid: server.child.pid!, process: server },

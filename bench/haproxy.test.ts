@@ -27,6 +27,15 @@ describe('haproxyConfig', () => {
     assert.match(haproxyConfig(hop), /http-reuse always/);
   });
 
+  it('mode tcp with a bulk hop: a third frontend and backend, with the same TLS as the others', () => {
+    const hop: HaproxyHop = { mode: 'tcp', between: 'mtls', tls: serverTls, ...hops, bulk: { bind: '198.18.0.3:10122', to: '127.0.0.1:6379' } };
+    assert.deepEqual(lines(hop, 'bind').slice(2), ['bind 198.18.0.3:10122 ssl crt /t/server.pem ca-file /t/anchor.crt verify required']);
+    assert.deepEqual(lines(hop, 'server').slice(2), ['server next 127.0.0.1:6379']);
+    assert.deepEqual(lines(hop, 'frontend'), ['frontend h1', 'frontend h2', 'frontend bulk']);
+    // mode http parses: no bulk hop there.
+    assert.deepEqual(lines({ ...hop, mode: 'http' }, 'frontend'), ['frontend h1', 'frontend h2']);
+  });
+
   it('plaintext mode tcp names no protocol and shares no connections', () => {
     const hop: HaproxyHop = { mode: 'tcp', between: 'plain', ...toPeer };
     assert.deepEqual(lines(hop, 'server'), ['server next 198.18.0.3:10100', 'server next 198.18.0.3:10101']);

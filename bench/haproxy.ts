@@ -29,6 +29,8 @@ interface HopCommon {
   /** Where it listens and where it forwards, for the HTTP/1.1 and the h2c hop. */
   h1: { bind: string; to: string };
   h2: { bind: string; to: string };
+  /** mode tcp: a third hop for the opaque bulk transfer (bench/bulk.ts). */
+  bulk?: { bind: string; to: string };
 }
 
 export type HaproxyHop = HopCommon & ({ between: 'plain' } | { between: 'mtls'; tls: HopTls });
@@ -58,13 +60,20 @@ frontend h2
   default_backend h2
 backend h2
   server next ${hop.h2.to}${serverOptions(hop, 'h2')}
-`;
+${hop.bulk && !http ? `frontend bulk
+  bind ${hop.bulk.bind}${bindOptions(hop, 'bulk')}
+  default_backend bulk
+backend bulk
+  server next ${hop.bulk.to}${serverOptions(hop, 'bulk')}
+` : ''}`;
 }
 
 /** h2c with prior knowledge, on a plaintext HTTP hop that carries h2; a tcp hop names no protocol. */
-const priorKnowledge = (hop: HaproxyHop, which: 'h1' | 'h2'): string => (hop.mode === 'http' && which === 'h2' ? ' proto h2' : '');
+const priorKnowledge = (hop: HaproxyHop, which: Hop): string => (hop.mode === 'http' && which === 'h2' ? ' proto h2' : '');
 
-function bindOptions(hop: HaproxyHop, which: 'h1' | 'h2'): string {
+type Hop = 'h1' | 'h2' | 'bulk';
+
+function bindOptions(hop: HaproxyHop, which: Hop): string {
   if (hop.between === 'plain' || hop.tls.side === 'client') return priorKnowledge(hop, which);
   const { crt, caFile } = hop.tls;
   // ALPN picks the protocol in mode http: h2 for what the client side multiplexes, HTTP/1.1
@@ -73,7 +82,7 @@ function bindOptions(hop: HaproxyHop, which: 'h1' | 'h2'): string {
   return ` ssl crt ${crt} ca-file ${caFile} verify required${alpn}`;
 }
 
-function serverOptions(hop: HaproxyHop, which: 'h1' | 'h2'): string {
+function serverOptions(hop: HaproxyHop, which: Hop): string {
   if (hop.between === 'plain' || hop.tls.side === 'server') return priorKnowledge(hop, which);
   const { crt, caFile, serverName, h1As } = hop.tls;
   // With `verify required`, HAProxy also matches the SNI it sends against the server's names.

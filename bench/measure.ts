@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
+import { bulkTransfer, type BulkResult } from './bulk.js';
 import type { FixedRateResult } from './fixed-rate.js';
 import type { HoldResult } from './hold-conns.js';
 import { fixedRate, h2load, holdConnections, wrk, type LoadContext } from './load.js';
@@ -31,6 +32,8 @@ export interface Plan {
   quietWaitS: number;
   /** After the loads, how long the proxies are left quiet before RSS is read again (`settled`). */
   settleS: number;
+  /** Bytes each way of the opaque bulk transfer (bench/bulk.ts); 0: none. */
+  bulkBytes: number;
 }
 
 /** Per-proxy memory target with the idle connections held (the product's goal). */
@@ -54,7 +57,7 @@ export interface WorkloadRuns {
 }
 
 /** A measured run, for the noise readings: a workload's saturation run, or the fixed-rate run. */
-export type RunKey = `${WorkloadName} ${Proto}` | 'fixed';
+export type RunKey = `${WorkloadName} ${Proto}` | 'fixed' | 'bulk';
 
 export interface ProxyResult {
   side: 'client' | 'server';
@@ -68,6 +71,8 @@ export interface ProxyResult {
   cpuUsPerRequest: Partial<Record<WorkloadName, { h1?: number; h2?: number }>>;
   /** The same during the fixed-rate run: light traffic, no batching. */
   fixedCpuUsPerRequest?: number;
+  /** CPU time the proxy spent on the opaque bulk transfer, ms per GiB carried (each way counted). */
+  bulkCpuMsPerGiB?: number;
 }
 
 export interface PathResult {
@@ -77,6 +82,8 @@ export interface PathResult {
   saturation: Partial<Record<WorkloadName, WorkloadRuns>>;
   fixed?: FixedRateResult;
   hold?: HoldResult & { lostWhileHeld: number };
+  /** The opaque bulk transfer, on paths that carry opaque TCP (last: its buffers are in no memory reading). */
+  bulk?: BulkResult;
   proxies: ProxyResult[];
   /**
    * Busy share of the machine's CPUs (percent) in a second before this path's load, when only
@@ -210,6 +217,21 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
         `idle connections: ${held.result.open} open, ${held.result.failed} failed, ${held.result.non2xx} non-2xx, ` +
           `${lostWhileHeld} dropped while held${held.result.firstError ? ` (${held.result.firstError})` : ''}`,
       );
+    }
+
+    const bulkEnd = t.bulk;
+    if (bulkEnd && path.bulk) {
+      await delay(SETTLE_MS);
+      const mib = bulkEnd.bytes / 1048576;
+      progress(`${name}: opaque bulk, ${mib} MiB each way at once with half-close, to port ${path.bulk.port}`);
+      const before = proxyCpu();
+      const target = path.bulk;
+      // Generous: 30 MB/s would be a broken path, not a slow one.
+      const b = await watched('bulk', () => bulkTransfer(t.client, t.pin, bulkEnd.server, target, bulkEnd.bytes, 60_000 + (2 * bulkEnd.bytes) / 30_000));
+      const after = proxyCpu();
+      result.bulk = b;
+      result.proxies.forEach((p, i) => (p.bulkCpuMsPerGiB = (after[i]! - before[i]!) / ((2 * bulkEnd.bytes) / 2 ** 30)));
+      if (!b.intact) result.problems.push(`opaque bulk: ${b.problem}`);
     }
   } catch (err) {
     result.problems.push(`run failed: ${(err as Error).message}`);

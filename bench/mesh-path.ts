@@ -19,7 +19,8 @@ import { discoveryEnv, startDestination, type LabDestination } from '../lab/dest
 import { MeshIdentity } from '../lab/identity.js';
 import { meshInit, startProxy } from '../test/mesh.js';
 import { BENCH_NAMESPACE, BENCH_TRUST_DOMAIN } from './certs.js';
-import { inboundTls, mtlsProblems } from './mtls-check.js';
+import { inboundConnections, inboundTls, mtlsProblems } from './mtls-check.js';
+import { BULK_PORT } from './bulk.js';
 import { NGINX_H1_PORT, NGINX_H2_PORT } from './nginx.js';
 import type { PathName, ProxyProcess, RunningPath } from './paths.js';
 import { pinProcess } from './pin.js';
@@ -30,13 +31,13 @@ const tapWatcherBin = join(dirname(fileURLToPath(import.meta.url)), 'tap-watcher
 /** Certifying is a key, a CSR and one round trip, after Node starts; generous for a busy machine. */
 const READY_TIMEOUT_MS = 30_000;
 
-/** The services file for the bench: nginx's pod, both its ports, proving the bench's `server` identity. */
+/** The services file for the bench: nginx's pod, both its ports and the bulk transfer's, proving the bench's `server` identity. */
 function benchServices(t: Topology): string {
   return [
     'services:',
     '  - name: nginx',
     `    namespace: ${BENCH_NAMESPACE}`,
-    `    ports: [${NGINX_H1_PORT}, ${NGINX_H2_PORT}]`,
+    `    ports: [${NGINX_H1_PORT}, ${NGINX_H2_PORT}, ${BULK_PORT}]`,
     '    endpoints:',
     `      - { address: ${t.server.ipv4}, serviceAccount: server, name: nginx }`,
     '',
@@ -123,11 +124,17 @@ export async function upMesh(t: Topology, name: PathName, o: { identity: boolean
       : 'client pod → mesh-proxy outbound (iptables REDIRECT) → plaintext → mesh-proxy inbound (REDIRECT) → nginx',
     h1: { host: t.server.ipv4, port: NGINX_H1_PORT },
     h2: { host: t.server.ipv4, port: NGINX_H2_PORT },
+    // An opaque port by default (as Redis's is): TCP through both proxies, mTLS between them.
+    bulk: { host: t.server.ipv4, port: BULK_PORT },
     proxies,
     ...(client && {
       confirm: async () => {
         const metrics = await t.server.execOk('curl', ['-sS', '--max-time', '5', `${ADMIN}/metrics`]);
-        return mtlsProblems(inboundTls(metrics.stdout, client), client);
+        const problems = mtlsProblems(inboundTls(metrics.stdout, client), client);
+        // The opaque bulk transfer, when it ran: one connection, mTLS like the requests.
+        const bulk = inboundConnections(metrics.stdout, client, BULK_PORT);
+        if (bulk.mtls + [...bulk.other.values()].reduce((a, b) => a + b, 0) > 0) problems.push(...mtlsProblems(bulk, client, 'connection').map((m) => `opaque bulk (port ${BULK_PORT}): ${m}`));
+        return problems;
       },
     }),
     down,

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { inboundTls, mtlsProblems } from './mtls-check.js';
+import { inboundConnections, inboundTls, mtlsProblems } from './mtls-check.js';
 
 const CLIENT = 'client.bench.serviceaccount.identity.cluster.local';
 const SERVER = 'server.bench.serviceaccount.identity.cluster.local';
@@ -38,6 +38,16 @@ describe('inboundTls / mtlsProblems', () => {
     const other = MTLS.replaceAll(CLIENT, 'web.emojivoto.serviceaccount.identity.cluster.local');
     assert.match(mtlsProblems(inboundTls(other, CLIENT), CLIENT)[0]!, /^not mTLS: .*client_id="web\.emojivoto/);
     assert.match(mtlsProblems(inboundTls(MTLS + PLAIN, CLIENT), CLIENT)[0]!, /^partly mTLS: .*1416355 inbound requests over mTLS.*1020 with/);
+  });
+
+  it('judges opaque connections to one port by tcp_open_total', () => {
+    const opaque = `tcp_open_total{direction="inbound",target_addr="198.18.0.3:6379",tls="true",client_id="${CLIENT}"} 1
+tcp_open_total{direction="inbound",target_addr="198.18.0.3:16379",tls="no_identity",no_tls_reason="disabled"} 4
+`;
+    assert.deepEqual(mtlsProblems(inboundConnections(MTLS + opaque, CLIENT, 6379), CLIENT, 'connection'), []);
+    assert.equal(inboundConnections(MTLS, CLIENT, 6379).mtls, 0);
+    const plain = opaque.replace('tls="true",client_id="' + CLIENT + '"', 'tls="no_identity",no_tls_reason="not_provided_by_remote"');
+    assert.match(mtlsProblems(inboundConnections(plain, CLIENT, 6379), CLIENT, 'connection')[0]!, /^not mTLS: .*no inbound connection .*1 with tls="no_identity" no_tls_reason="not_provided_by_remote"/);
   });
 
   it('reports a proxy that counted nothing', () => {

@@ -11,9 +11,18 @@ export interface InboundTls {
 }
 
 export function inboundTls(metricsText: string, client: string): InboundTls {
+  return classify(metricsText, client, 'request_total', () => true);
+}
+
+/** The same for the connections accepted for one target port (tcp_open_total): how opaque TCP to it arrived. */
+export function inboundConnections(metricsText: string, client: string, port: number): InboundTls {
+  return classify(metricsText, client, 'tcp_open_total', (target) => target?.endsWith(`:${port}`) === true);
+}
+
+function classify(metricsText: string, client: string, name: string, target: (addr: string | undefined) => boolean): InboundTls {
   const out: InboundTls = { mtls: 0, other: new Map() };
   for (const s of parseMetrics(metricsText)) {
-    if (s.name !== 'request_total' || s.labels.direction !== 'inbound' || !(s.value > 0)) continue;
+    if (s.name !== name || s.labels.direction !== 'inbound' || !(s.value > 0) || !target(s.labels.target_addr)) continue;
     if (s.labels.tls === 'true' && s.labels.client_id === client) {
       out.mtls += s.value;
       continue;
@@ -27,12 +36,12 @@ export function inboundTls(metricsText: string, client: string): InboundTls {
   return out;
 }
 
-/** What is wrong with a path that should carry every request over mTLS from `client`; empty when nothing. */
-export function mtlsProblems(seen: InboundTls, client: string): string[] {
+/** What is wrong with a path that should carry every request (or connection: `what`) over mTLS from `client`; empty when nothing. */
+export function mtlsProblems(seen: InboundTls, client: string, what = 'request'): string[] {
   const others = [...seen.other].map(([how, n]) => `${n} with ${how}`).join(', ');
   if (seen.mtls === 0) {
-    return [`not mTLS: the server-side proxy counted no inbound request with tls="true" client_id="${client}"${others ? ` (it counted ${others})` : ' (it counted none at all)'}`];
+    return [`not mTLS: the server-side proxy counted no inbound ${what} with tls="true" client_id="${client}"${others ? ` (it counted ${others})` : ' (it counted none at all)'}`];
   }
-  if (others) return [`partly mTLS: the server-side proxy counted ${seen.mtls} inbound requests over mTLS from ${client}, and ${others}`];
+  if (others) return [`partly mTLS: the server-side proxy counted ${seen.mtls} inbound ${what}s over mTLS from ${client}, and ${others}`];
   return [];
 }

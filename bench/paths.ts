@@ -2,6 +2,7 @@
 // path up returns where the client connects (HTTP/1.1 and h2c) and which proxy processes to
 // watch; bringing it down leaves the pods as they were, ready for the next path.
 import type { PodProcess } from '../lab/index.js';
+import { BULK_PORT } from './bulk.js';
 import { upHaproxy } from './haproxy-path.js';
 import { upMesh } from './mesh-path.js';
 import { NGINX_H1_PORT, NGINX_H2_PORT } from './nginx.js';
@@ -24,9 +25,10 @@ export type PathName = (typeof PATH_NAMES)[number];
 
 /**
  * What `npm run bench` measures unless told otherwise: the mesh as it runs (mTLS between the
- * proxies), HAProxy doing the same, and the plaintext HAProxy paths earlier runs reported.
+ * proxies), HAProxy doing the same (mode http for requests; mode tcp for the opaque bulk
+ * transfer), and the plaintext HAProxy paths earlier runs reported.
  */
-export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'mesh', 'mesh-static', 'haproxy-mtls', 'haproxy', 'haproxy-tcp'];
+export const DEFAULT_PATHS: readonly PathName[] = ['direct', 'mesh', 'mesh-static', 'haproxy-mtls', 'haproxy-tcp-mtls', 'haproxy', 'haproxy-tcp'];
 
 export interface ProxyProcess {
   /** Which side of the path: 'client' (beside the load) or 'server' (beside nginx). */
@@ -40,6 +42,8 @@ export interface RunningPath {
   description: string;
   h1: Endpoint;
   h2: Endpoint;
+  /** Where the opaque bulk transfer connects (bench/bulk.ts); paths that parse HTTP have none. */
+  bulk?: Endpoint;
   proxies: ProxyProcess[];
   /**
    * After the runs: checks that the path did what its name claims (e.g. every request crossed
@@ -55,6 +59,7 @@ const paths: Record<PathName, (t: Topology) => Promise<RunningPath>> = {
     description: 'client pod → nginx',
     h1: { host: t.server.ipv4, port: NGINX_H1_PORT },
     h2: { host: t.server.ipv4, port: NGINX_H2_PORT },
+    bulk: { host: t.server.ipv4, port: BULK_PORT },
     proxies: [],
     down: async () => {},
   }),
@@ -64,9 +69,9 @@ const paths: Record<PathName, (t: Topology) => Promise<RunningPath>> = {
   'mesh-plain': (t) => upMesh(t, 'mesh-plain', { identity: false, discovery: false }),
   'haproxy-mtls': (t) => upHaproxy(t, 'haproxy-mtls', { mode: 'http', between: 'mtls', h1As: 'h2', ports: { h1: 10100, h2: 10101 } }),
   'haproxy-mtls-h1': (t) => upHaproxy(t, 'haproxy-mtls-h1', { mode: 'http', between: 'mtls', h1As: 'http/1.1', ports: { h1: 10110, h2: 10111 } }),
-  'haproxy-tcp-mtls': (t) => upHaproxy(t, 'haproxy-tcp-mtls', { mode: 'tcp', between: 'mtls', ports: { h1: 10120, h2: 10121 } }),
+  'haproxy-tcp-mtls': (t) => upHaproxy(t, 'haproxy-tcp-mtls', { mode: 'tcp', between: 'mtls', ports: { h1: 10120, h2: 10121, bulk: 10122 } }),
   haproxy: (t) => upHaproxy(t, 'haproxy', { mode: 'http', between: 'plain', ports: { h1: 10080, h2: 10081 } }),
-  'haproxy-tcp': (t) => upHaproxy(t, 'haproxy-tcp', { mode: 'tcp', between: 'plain', ports: { h1: 10090, h2: 10091 } }),
+  'haproxy-tcp': (t) => upHaproxy(t, 'haproxy-tcp', { mode: 'tcp', between: 'plain', ports: { h1: 10090, h2: 10091, bulk: 10092 } }),
 };
 
 /** Brings `name` up and checks that both protocols get a 200 through it. */

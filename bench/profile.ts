@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROXY_PORTS } from '../contract/sidecar.js';
 import type { Pod } from '../lab/index.js';
+import { bulkTransfer } from './bulk.js';
 import { fixedRate, h2load, wrk, type LoadContext } from './load.js';
 import { PATH_NAMES, upPath, type PathName } from './paths.js';
 import { choosePinning } from './pin.js';
@@ -32,6 +33,8 @@ interface Options {
   settle: number;
   /** HTTP/1.1 at this fixed rate (tiny requests, 10 connections) instead of saturation. */
   rate?: number;
+  /** The opaque bulk transfer instead (bench/bulk.ts), this many MiB each way; "requests" are MiB. */
+  bulkMib?: number;
 }
 
 /** The proxy's GC count and seconds so far (prom-client's nodejs_gc_duration_seconds, all kinds). */
@@ -98,13 +101,18 @@ async function profile(o: Options): Promise<number> {
   // Node writes /tmp/perf-<pid>.map for its JIT code when started with this; perf reads it.
   process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
   mkdirSync(o.out, { recursive: true });
-  const t = await createTopology(choosePinning());
+  const t = await createTopology(choosePinning(), (o.bulkMib ?? 0) * 1048576);
   try {
     const path = await upPath(t, o.path);
     try {
       const ctx: LoadContext = { client: t.client, pin: t.pin, dir: t.dir };
       const w = WORKLOADS[o.workload];
       const load = async (durationS: number): Promise<{ requests: number }> => {
+        if (t.bulk && path.bulk) {
+          const b = await bulkTransfer(t.client, t.pin, t.bulk.server, path.bulk, t.bulk.bytes, 600_000);
+          say(`bulk: ${o.bulkMib} MiB each way in ${(b.ms / 1000).toFixed(2)} s, ${b.mbPerS.toFixed(0)} MB/s both ways${b.intact ? '' : `; NOT INTACT: ${b.problem}`} (per "request" below: per MiB each way)`);
+          return { requests: o.bulkMib! };
+        }
         if (o.rate !== undefined) {
           const f = await fixedRate(ctx, path.h1, { rate: o.rate, durationS, connections: 10 });
           say(`latency ms p50 ${f.latencyMs.p50.toFixed(2)} p90 ${f.latencyMs.p90.toFixed(2)} p99 ${f.latencyMs.p99.toFixed(2)} p99.9 ${f.latencyMs.p999.toFixed(2)}`);
@@ -217,6 +225,11 @@ const program = new Command('profile')
   .option('--rate <req/s>', 'HTTP/1.1 at this fixed rate (tiny requests, 10 connections) instead of saturating', (raw) => {
     const n = Number(raw);
     if (!Number.isInteger(n) || n <= 0 || n > 100_000) throw new InvalidArgumentError('--rate must be 1..100000 requests/s');
+    return n;
+  })
+  .option('--bulk-mib <n>', 'the opaque bulk transfer instead of HTTP (this many MiB each way; the path must carry opaque TCP); figures per MiB', (raw) => {
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n <= 0 || n > 16384) throw new InvalidArgumentError('--bulk-mib must be 1..16384');
     return n;
   })
   .option('--out <dir>', 'where perf data and reports go', '/tmp/mesh-profile')

@@ -6,6 +6,8 @@ import type { PathName } from './paths.js';
 import { compare, formatReport, type BenchReport } from './report.js';
 import { median, summarize, type Turn } from './rounds.js';
 import type { WorkloadName } from './workload.js';
+import { BULK_PORT, judge, type BulkResult, type PeerReport } from './bulk.js';
+import { DEFAULT_OPAQUE_PORTS } from '../contract/sidecar.js';
 
 const saturation = (rps: number): Saturation => ({
   tool: 'wrk', requests: rps * 10, rps, latencyMs: { p50: 1, p90: 2, p99: 3, max: 4 },
@@ -41,7 +43,7 @@ const paths = [
 
 const plan = (workloads: WorkloadName[]): Plan => ({
   durationS: 10, warmupS: 2, connections: 50, h2Clients: 10, h2Streams: 10, rate: 1000, rateConnections: 10,
-  idleConnections: 1000, workloads, quietWaitS: 0, settleS: 30,
+  idleConnections: 1000, workloads, quietWaitS: 0, settleS: 30, bulkBytes: 1024 * 1048576,
 });
 const reportOf = (ps: PathResult[], workloads: WorkloadName[]): BenchReport => ({
   startedAt: '2026-01-01T00:00:00.000Z', finishedAt: '2026-01-01T00:01:00.000Z', argv: [], pinning: 'p', tools: {},
@@ -89,6 +91,43 @@ describe('compare', () => {
     const { ratios } = compare(ps);
     assert.deepEqual(Object.keys(ratios['mesh/haproxy-mtls']!.workloads), ['realistic']);
     assert.deepEqual(Object.keys(ratios['haproxy-mtls/direct']!.workloads), ['tiny', 'realistic']);
+  });
+});
+
+describe('opaque bulk', () => {
+  const bulk = (mbPerS: number, intact = true): BulkResult => ({ bytes: 2 ** 30, ms: (2 * 2 ** 30) / 1e3 / mbPerS, mbPerS, intact, ...(intact ? {} : { problem: 'digest differs' }) });
+  const withBulk = [
+    { ...paths[0]!, bulk: bulk(2000) },
+    { ...paths[1]!, bulk: bulk(1300), proxies: paths[1]!.proxies.map((p, i) => ({ ...p, bulkCpuMsPerGiB: [900, 700][i] })) },
+    { ...paths[2]!, bulk: bulk(1500, false) },
+  ];
+
+  it('compares each path with direct, only when both arrived intact', () => {
+    assert.deepEqual(compare(withBulk).bulkVsDirect, { mesh: 0.65 });
+    assert.deepEqual(compare([{ ...withBulk[0]!, bulk: bulk(2000, false) }, withBulk[1]!]).bulkVsDirect, {});
+  });
+
+  it('prints a table: seconds, MB/s, the ratio, proxy CPU per GiB, intact', () => {
+    const text = formatReport(reportOf(withBulk, ['tiny']));
+    assert.match(text, /^PATH +SECONDS +MB\/S +VS DIRECT +CPU MS\/GIB CLIENT-SIDE +SERVER-SIDE +INTACT$/m);
+    assert.match(text, /^direct +1\.07 +2000 +1\.00x +– +– +yes$/m);
+    assert.match(text, /^mesh +1\.65 +1300 +0\.65x +900 +700 +yes$/m);
+    assert.match(text, /^haproxy-mtls +1\.43 +1500 +– +– +– +NO$/m);
+    assert.match(text, /^opaque bulk: 1024 MiB each way/m);
+    assert.doesNotMatch(formatReport(reportOf(paths, ['tiny'])), /opaque bulk/);
+  });
+
+  it('judges two peers\' reports: bytes and digests both ways', () => {
+    const c: PeerReport = { role: 'client', sent: 10, sentSha: 'a', received: 10, receivedSha: 'b', ms: 1000 };
+    const sv: PeerReport = { role: 'server', sent: 10, sentSha: 'b', received: 10, receivedSha: 'a', ms: 990 };
+    assert.deepEqual(judge(10, c, sv), { bytes: 10, ms: 1000, mbPerS: 20 / 1e6, intact: true });
+    assert.match(judge(10, c, { ...sv, receivedSha: 'x' }).problem!, /^client to server: 10 of 10 bytes, digest differs$/);
+    assert.match(judge(10, { ...c, received: 7 }, sv).problem!, /^server to client: 7 of 10 bytes$/);
+    assert.equal(judge(10, c, { ...sv, error: 'ECONNRESET' }).intact, false);
+  });
+
+  it('uses a port the mesh treats as opaque by default', () => {
+    assert.ok(DEFAULT_OPAQUE_PORTS.includes(BULK_PORT));
   });
 });
 

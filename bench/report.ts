@@ -42,6 +42,8 @@ export interface BenchReport {
   addedVsDirect: Partial<Record<PathName, Added>>;
   /** Keyed "a/b", e.g. "mesh/haproxy". */
   ratios: Record<string, Ratio>;
+  /** Opaque bulk throughput of each path over direct's (both directions together), when both ran it intact. */
+  bulkVsDirect: Partial<Record<PathName, number>>;
   /** Mesh and HAProxy (mTLS) measured in turns, when both were measured. */
   headToHead?: HeadToHead;
 }
@@ -79,7 +81,7 @@ function perProxy(p: PathResult, value: (x: PathResult['proxies'][number]) => nu
   return vs.length === 0 ? NaN : vs.reduce((a, b) => a + b, 0) / vs.length;
 }
 
-export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' | 'ratios'> {
+export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' | 'ratios' | 'bulkVsDirect'> {
   const by = new Map(paths.map((p) => [p.name, p]));
   const delta = (a: PathResult, b: PathResult): Added | undefined =>
     a.fixed && b.fixed
@@ -90,7 +92,11 @@ export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' 
         }
       : undefined;
   const addedVsDirect: BenchReport['addedVsDirect'] = {};
+  const bulkVsDirect: BenchReport['bulkVsDirect'] = {};
   const direct = by.get('direct');
+  if (direct?.bulk?.intact) {
+    for (const p of paths) if (p.name !== 'direct' && p.bulk?.intact) bulkVsDirect[p.name] = p.bulk.mbPerS / direct.bulk.mbPerS;
+  }
   if (direct) {
     for (const p of paths) {
       const d = p.name === 'direct' ? undefined : delta(p, direct);
@@ -122,11 +128,11 @@ export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' 
     }
     ratios[`${a}/${b}`] = r;
   }
-  return { addedVsDirect, ratios };
+  return { addedVsDirect, ratios, bulkVsDirect };
 }
 
 export function formatReport(r: BenchReport): string {
-  const sections = [header(r), throughput(r), notes(r), memory(r), cpu(r), ratios(r), rounds(r), problems(r)];
+  const sections = [header(r), throughput(r), notes(r), memory(r), cpu(r), ratios(r), bulk(r), rounds(r), problems(r)];
   return `${sections.filter((x) => x !== '').join('\n\n')}\n`;
 }
 
@@ -276,6 +282,26 @@ function cpu(r: BenchReport): string {
     'busy share of the CPUs during the saturation runs (the one near 100 % is the bottleneck); OTHER WORK: the most',
     'of the machine that processes outside the bench, or other machines on the host (steal), took just before or',
     "during this path's runs",
+  ].join('\n');
+}
+
+function bulk(r: BenchReport): string {
+  const ran = r.paths.filter((x) => x.bulk !== undefined);
+  if (ran.length === 0) return '';
+  const mib = r.plan.bulkBytes / 1048576;
+  return [
+    table(
+      ['PATH', 'SECONDS', 'MB/S', 'VS DIRECT', 'CPU MS/GIB CLIENT-SIDE', 'SERVER-SIDE', 'INTACT'],
+      ran.map((x) => {
+        const b = x.bulk!;
+        const cpu = (side: 'client' | 'server'): string => num(x.proxies.find((p) => p.side === side)?.bulkCpuMsPerGiB, 0);
+        const vs = r.bulkVsDirect?.[x.name];
+        return [x.name, num(b.ms / 1000, 2), num(b.mbPerS, 0), x.name === 'direct' ? '1.00x' : missing(vs) ? '–' : `${vs.toFixed(2)}x`, cpu('client'), cpu('server'), b.intact ? 'yes' : 'NO'];
+      }),
+    ),
+    `opaque bulk: ${mib} MiB each way at once over one connection, with half-close, SHA-256 checked at both ends; MB/s both`,
+    'directions together (10^6 bytes); CPU: ms of proxy CPU per GiB carried. The sender on the load CPU, the receiver beside',
+    'nginx and the proxies on the serving CPU',
   ].join('\n');
 }
 

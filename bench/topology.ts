@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, Lab, type Pod, type PodProcess } from '../lab/index.js';
+import { startBulkServer } from './bulk.js';
 import { startNginx } from './nginx.js';
 import type { Pinning } from './pin.js';
 
@@ -23,13 +24,15 @@ export interface Topology {
   /** Unmeshed; for the identity service, started and stopped by the paths that use it. */
   control: Pod;
   nginx: PodProcess;
+  /** The opaque bulk transfer's receiving end (bench/bulk.ts), when the plan has one. */
+  bulk?: { server: PodProcess; bytes: number };
   pin: Pinning | undefined;
   /** Scratch directory for configs and logs (pods share the host's filesystem). */
   dir: string;
   destroy(): Promise<void>;
 }
 
-export async function createTopology(pin: Pinning | undefined): Promise<Topology> {
+export async function createTopology(pin: Pinning | undefined, bulkBytes = 0): Promise<Topology> {
   const dir = mkdtempSync(join(tmpdir(), 'mesh-bench-'));
   const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
   // The lab removes its namespaces at exit (Ctrl-C included); the scratch directory goes too.
@@ -49,6 +52,11 @@ export async function createTopology(pin: Pinning | undefined): Promise<Topology
     const control = await lab.pod('control');
     const nginx = startNginx(server, dir, pin);
     const t: Topology = { lab, client, server, control, nginx, pin, dir, destroy };
+    if (bulkBytes > 0) {
+      const bulk = startBulkServer(server, pin, bulkBytes);
+      await bulk.waitForLine(/^listening/);
+      t.bulk = { server: bulk, bytes: bulkBytes };
+    }
     await answers(t, { host: server.ipv4, port: 8080 }, 'h1');
     return t;
   } catch (err) {
