@@ -39,6 +39,13 @@ export function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks();
 }
 
+/** Page faults the process has taken that needed no disk read (minflt): a freshly mapped, zeroed page each, among others. */
+export function minorFaults(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // minflt is field 10 of the whole line, so 7 after the name.
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+}
+
 /** The CPUs this process may run on, from Cpus_allowed_list ("0-1,4"). */
 export function allowedCpus(): number[] {
   const status = readFileSync('/proc/self/status', 'utf8');

@@ -16,7 +16,7 @@ import { bulkTransfer } from './bulk.js';
 import { fixedRate, h2load, wrk, type LoadContext } from './load.js';
 import { PATH_NAMES, upPath, type PathName } from './paths.js';
 import { choosePinning } from './pin.js';
-import { cpuMs } from './procfs.js';
+import { cpuMs, minorFaults } from './procfs.js';
 import { createTopology } from './topology.js';
 import { WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from './workload.js';
 
@@ -129,6 +129,7 @@ async function profile(o: Options): Promise<number> {
         // Without sampling: CPU per request and throughput only, `rounds` times (to see the noise).
         for (let round = 1; round <= o.rounds; round++) {
           const cpu0 = path.proxies.map((p) => cpuMs(p.pid));
+          const faults0 = path.proxies.map((p) => minorFaults(p.pid));
           const gc0 = o.path.startsWith('mesh') ? await Promise.all(pods.map((pod) => gcByKind(pod))) : [];
           const r = await load(o.duration);
           if (gc0.length > 0) {
@@ -144,7 +145,8 @@ async function profile(o: Options): Promise<number> {
             }
           }
           const cpu = path.proxies.map((p, i) => ((cpuMs(p.pid) - cpu0[i]!) * 1000) / r.requests);
-          say(`round ${round}: ${Math.round(r.requests / o.duration)} req/s, CPU µs/request ${path.proxies.map((p, i) => `${p.side} ${cpu[i]!.toFixed(1)}`).join(', ')}`);
+          const faults = path.proxies.map((p, i) => (minorFaults(p.pid) - faults0[i]!) / r.requests);
+          say(`round ${round}: ${Math.round(r.requests / o.duration)} req/s, CPU µs/request ${path.proxies.map((p, i) => `${p.side} ${cpu[i]!.toFixed(1)}`).join(', ')}; minor faults/request ${path.proxies.map((p, i) => `${p.side} ${faults[i]!.toFixed(2)}`).join(', ')}`);
         }
         for (const [i, p] of path.proxies.entries()) say(`${p.side}-side memory after load: ${await memoryOf(p.pid, pods[i]!)}`);
         for (let waited = 5; waited <= o.settle; waited += 5) {

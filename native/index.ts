@@ -38,6 +38,7 @@ interface Binding {
   resetOnClose(fd: number): void;
   raiseFdLimit(): FdLimit;
   trimMemory(): boolean;
+  holdAllocatorPages(): boolean;
   memoryPressure(): void;
   releaseFilePages(): number;
   noSessionTickets(ctx: unknown): boolean;
@@ -118,6 +119,15 @@ export function raiseFdLimit(): FdLimit {
 /** Returns the C allocator's free pages to the kernel (glibc malloc_trim); true when some were. */
 export function trimMemory(): boolean {
   return call((b) => b.trimMemory());
+}
+
+/**
+ * glibc keeps what is freed (up to 64 MB at the top of its heap; allocations up to 4 MB from the
+ * heap, not a mapping each) instead of trimming as it goes: under bulk traffic it gave pages back
+ * and faulted them in again per read. The proxy trims itself when load falls (trimMemory).
+ */
+export function holdAllocatorPages(): boolean {
+  return call((b) => b.holdAllocatorPages());
 }
 
 /**

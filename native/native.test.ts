@@ -154,3 +154,37 @@ describe('releasing node executable pages', () => {
     assert.ok(out.second > 0 && out.second < out.released, `second release ${out.second} of ${out.released}`);
   });
 });
+
+describe('holding freed allocator pages', () => {
+  // In children of their own: the allocator's settings are process-wide. 32 buffers of 1 MiB
+  // (malloc'd outside the V8 heap) are written, then collected: glibc by default maps each and
+  // unmaps it on free, so RSS falls at once; held, the memory stays with the allocator (no fault
+  // and zeroing when the next buffers come) until the proxy trims it.
+  const run = async (hold: boolean): Promise<{ held: boolean; filled: number; freed: number; trimmed: number }> => {
+    const { spawnSync } = await import('node:child_process');
+    const script = `
+      const m = await import('${new URL('./index.js', import.meta.url).href}');
+      const held = ${hold} ? m.holdAllocatorPages() : false;
+      const rss = () => process.memoryUsage.rss();
+      let bufs = Array.from({ length: 32 }, () => Buffer.allocUnsafeSlow(1 << 20).fill(7));
+      const filled = rss();
+      bufs = null;
+      for (let i = 0; i < 20 && process.memoryUsage().arrayBuffers > 1 << 20; i++) { globalThis.gc(); await new Promise((r) => setImmediate(r)); }
+      const freed = rss();
+      m.trimMemory();
+      console.log(JSON.stringify({ held, filled, freed, trimmed: rss() }));`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '--single-threaded-gc', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { held: boolean; filled: number; freed: number; trimmed: number };
+  };
+  const MiB = 1048576;
+
+  it('keeps freed memory until the proxy trims; glibc alone gives it back at once', async () => {
+    const held = await run(true);
+    assert.equal(held.held, true);
+    assert.ok(held.freed > held.filled - 8 * MiB, `held: RSS ${held.filled / MiB | 0} -> ${held.freed / MiB | 0} MiB after the free`);
+    assert.ok(held.trimmed < held.freed - 16 * MiB, `held: RSS ${held.freed / MiB | 0} -> ${held.trimmed / MiB | 0} MiB after the trim`);
+    const plain = await run(false);
+    assert.ok(plain.freed < plain.filled - 16 * MiB, `default: RSS ${plain.filled / MiB | 0} -> ${plain.freed / MiB | 0} MiB after the free`);
+  });
+});

@@ -29,7 +29,7 @@ import { inboundStack } from './inbound/index.js';
 import type { IdentityManager } from './identity/index.js';
 import { listenAll } from './listener.js';
 import type { Log } from './log.js';
-import { MemoryReclaimer, processSources, reclaimDefaults, releaseStartup } from './memory.js';
+import { holdAllocator, MemoryReclaimer, processSources, reclaimDefaults, releaseStartup } from './memory.js';
 import { ProxyMetrics } from './metrics.js';
 import { outboundStack } from './outbound/index.js';
 import { MeshTls, resetAndDestroy } from './transport/tls.js';
@@ -82,6 +82,7 @@ function endpointStates(d: Discovery): Sample[] {
 
 export async function startProxy(config: ProxyConfig, log: Log, metrics = new ProxyMetrics()): Promise<RunningProxy> {
   let ready = false;
+  holdAllocator(log);
   // Certify while the listeners come up; /ready waits for the first certificate.
   // Loaded only when identity is on: the certificate code (pkijs) costs ~10 MB of RSS.
   const identity = config.identity === undefined ? undefined : (await import('./identity/index.js')).startIdentity(config.identity, { log, metrics });

@@ -31,7 +31,7 @@
 // Windows in a row, not one: a window astride the gap between two bursts
 // looks like a fall, and a reclaim there was paid for again by the next burst.
 import { PROXY_DEFAULTS } from '../contract/sidecar.js';
-import { memoryPressure, releaseFilePages, trimMemory } from '../native/index.js';
+import { holdAllocatorPages, memoryPressure, releaseFilePages, trimMemory } from '../native/index.js';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 import type { Log } from './log.js';
 
@@ -108,6 +108,19 @@ export async function reclaim(collectMs = COLLECT_MS): Promise<Reclaimed> {
   const fileReleased = releaseFilePages();
   const after = process.memoryUsage();
   return { rssBefore: before.rss, rssAfter: after.rss, heapBefore: before.heapTotal, heapAfter: after.heapTotal, fileReleased, pauseMs };
+}
+
+/**
+ * At start: the C allocator keeps what is freed instead of trimming as it goes (it faulted the
+ * same pages in again and again under bulk traffic); what it keeps goes back when this
+ * module's reclaimer trims, after load.
+ */
+export function holdAllocator(log: Log): void {
+  try {
+    if (!holdAllocatorPages()) log.info('allocator left as it is (not glibc)');
+  } catch (err) {
+    log.warn('allocator left as it is', { error: (err as Error).message });
+  }
 }
 
 /**
