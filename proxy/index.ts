@@ -16,7 +16,7 @@ import { defaultEndpointStats, Endpoint } from './balance/endpoint.js';
 import type { DiscoveryConfig, ProxyConfig } from './config.js';
 import { formatAddr } from './context.js';
 import { Discovery } from './discovery/cache.js';
-import type { Sample } from './metrics-exposition.js';
+import type { Labels, Sample } from './metrics-exposition.js';
 import { Connections } from './connections.js';
 import { Upstreams } from './connect/upstreams.js';
 import { ServerFirstMemory } from './detect/learned.js';
@@ -69,13 +69,19 @@ function startDiscovery(c: DiscoveryConfig, upstreams: Upstreams, log: Log, metr
 }
 
 /** balancer_endpoints samples, made at scrape time. */
+const ACCRUAL_STATES = ['ready', 'failed', 'probing'] as const;
+/** Each service's three label sets, made once: the exposition keeps their text by label object. */
+const stateLabels = new WeakMap<object, Labels[]>();
+
 function endpointStates(d: Discovery): Sample[] {
   const out: Sample[] = [];
   for (const s of d.services()) {
     if (s.state !== 'ready') continue;
     const n = { ready: 0, failed: 0, probing: 0 };
     for (const e of s.balancer.endpoints) n[e.accrual?.state ?? 'ready']++;
-    for (const state of ['ready', 'failed', 'probing'] as const) out.push({ labels: { authority: s.authority, state }, value: n[state] });
+    let labels = stateLabels.get(s);
+    if (!labels) stateLabels.set(s, (labels = ACCRUAL_STATES.map((state) => ({ authority: s.authority, state }))));
+    for (let i = 0; i < ACCRUAL_STATES.length; i++) out.push({ labels: labels[i]!, value: n[ACCRUAL_STATES[i]!] });
   }
   return out;
 }
