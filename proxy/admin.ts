@@ -22,7 +22,9 @@ export function startAdmin(addr: ListenAddress, o: AdminOptions): Promise<Server
         // (then one Buffer) of all of it would be held at once.
         o.metrics.registry.pieces().then(
           (pieces) => {
-            res.writeHead(200, { 'content-type': o.metrics.registry.contentType });
+            let length = 0;
+            for (const p of pieces) length += p.length;
+            res.writeHead(200, { 'content-type': o.metrics.registry.contentType, 'content-length': length });
             for (const p of pieces) res.write(p);
             res.end();
           },
