@@ -68,11 +68,11 @@ function startDiscovery(c: DiscoveryConfig, upstreams: Upstreams, log: Log, metr
   return d;
 }
 
-/** balancer_endpoints samples, made at scrape time. */
 const ACCRUAL_STATES = ['ready', 'failed', 'probing'] as const;
 /** Each service's three label sets, made once: the exposition keeps their text by label object. */
 const stateLabels = new WeakMap<object, Labels[]>();
 
+/** balancer_endpoints samples, made at scrape time. */
 function endpointStates(d: Discovery): Sample[] {
   const out: Sample[] = [];
   for (const s of d.services()) {
