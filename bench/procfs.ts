@@ -30,20 +30,26 @@ function ticks(): number {
   return ticksPerSecond;
 }
 
-/** User + system CPU time of the whole process (all threads), in milliseconds. */
-export function cpuMs(pid: number): number {
+/**
+ * /proc/PID/stat's fields after the command name: the name (field 2) may hold spaces and
+ * parentheses, so they are counted after the last ')'; field N of the whole line is [N - 3].
+ */
+function statFields(pid: number): string[] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may hold spaces and parentheses; fields are counted after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of the whole line, so 11 and 12 after the name.
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks();
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
-/** Page faults the process has taken that needed no disk read (minflt): a freshly mapped, zeroed page each, among others. */
+/** utime + stime (fields 14 and 15) in milliseconds. */
+const cpuOf = (fields: string[]): number => ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks();
+
+/** User + system CPU time of the whole process (all threads), in milliseconds. */
+export function cpuMs(pid: number): number {
+  return cpuOf(statFields(pid));
+}
+
+/** Page faults the process has taken that needed no disk read (minflt, field 10): a freshly mapped, zeroed page each, among others. */
 export function minorFaults(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // minflt is field 10 of the whole line, so 7 after the name.
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+  return Number(statFields(pid)[7]);
 }
 
 /** The CPUs this process may run on, from Cpus_allowed_list ("0-1,4"). */
@@ -113,13 +119,12 @@ export function foreignCpu(ownNamespaces: readonly string[]): Map<number, number
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
     try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const fields = statFields(pid);
       // Field 4 (ppid) is 2 for kernel threads, whose parent is kthreadd; kthreadd is pid 2.
       if (pid === 2 || fields[1] === '2') continue;
       const ino = Number(/\[(\d+)\]/.exec(readlinkSync(`/proc/${pid}/ns/net`))?.[1]);
       if (own.has(ino)) continue;
-      out.set(pid, ((Number(fields[11]) + Number(fields[12])) * 1000) / ticks());
+      out.set(pid, cpuOf(fields));
     } catch {
       // Exited while we looked.
     }
