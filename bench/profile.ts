@@ -12,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROXY_PORTS } from '../contract/sidecar.js';
 import type { Pod } from '../lab/index.js';
+import { wholeNumber } from './args.js';
 import { bulkTransfer } from './bulk.js';
 import { fixedRate, h2load, wrk, type LoadContext } from './load.js';
 import { PATH_NAMES, upPath, type PathName } from './paths.js';
@@ -224,16 +225,8 @@ const program = new Command('profile')
     if (!Number.isFinite(n) || n < 0 || n > 600) throw new InvalidArgumentError('--settle must be 0..600 seconds');
     return n;
   }, 0)
-  .option('--rate <req/s>', 'HTTP/1.1 at this fixed rate (tiny requests, 10 connections) instead of saturating', (raw) => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n <= 0 || n > 100_000) throw new InvalidArgumentError('--rate must be 1..100000 requests/s');
-    return n;
-  })
-  .option('--bulk-mib <n>', 'the opaque bulk transfer instead of HTTP (this many MiB each way; the path must carry opaque TCP); figures per MiB', (raw) => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n <= 0 || n > 16384) throw new InvalidArgumentError('--bulk-mib must be 1..16384');
-    return n;
-  })
+  .option('--rate <req/s>', 'HTTP/1.1 at this fixed rate (tiny requests, 10 connections) instead of saturating', wholeNumber('--rate', 1, 100_000))
+  .option('--bulk-mib <n>', 'the opaque bulk transfer instead of HTTP (this many MiB each way; the path must carry opaque TCP); figures per MiB', wholeNumber('--bulk-mib', 1, 16384))
   .option('--out <dir>', 'where perf data and reports go', '/tmp/mesh-profile')
   .action(async (opts: Options) => {
     process.exitCode = await profile(opts);

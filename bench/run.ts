@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isNoisy, measurePath, otherWorkPercent, type PathResult, type Plan } from './measure.js';
+import { wholeNumber } from './args.js';
 import { DEFAULT_PATHS, PATH_NAMES, type PathName } from './paths.js';
 import { choosePinning, describePinning } from './pin.js';
 import { compare, formatReport, type BenchReport } from './report.js';
@@ -42,11 +43,6 @@ const positive = (what: string) => (raw: string): number => {
   return n;
 };
 
-const count = (what: string) => (raw: string): number => {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${what} must be a whole number above 0`);
-  return n;
-};
 
 function pathList(raw: string): PathName[] {
   if (raw.trim() === 'all') return [...PATH_NAMES];
@@ -205,8 +201,8 @@ const program = new Command('bench')
       .default(workloadList('both'), 'both'),
   )
   .option('--rate <req/s>', 'request rate of the fixed-rate run', positive('--rate'), 1000)
-  .option('--connections <n>', 'wrk connections at saturation', count('--connections'), 50)
-  .option('--idle-connections <n>', 'idle keep-alive connections held for the RSS reading', count('--idle-connections'), 1000)
+  .option('--connections <n>', 'wrk connections at saturation', wholeNumber('--connections', 1), 50)
+  .option('--idle-connections <n>', 'idle keep-alive connections held for the RSS reading', wholeNumber('--idle-connections', 1), 1000)
   .option('--quiet-wait <seconds>', 'before each path, wait this long at most for other work on the machine to stop', (raw) => {
     const n = Number(raw);
     if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('--quiet-wait must be a number of seconds, 0 or more');
@@ -217,21 +213,9 @@ const program = new Command('bench')
     if (!Number.isFinite(n) || n < 0 || n > 300) throw new InvalidArgumentError('--settle must be 0..300 seconds');
     return n;
   }, 30)
-  .option('--retries <n>', 'measure a path again (at most this often) when other work on the machine disturbed it', (raw) => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('--retries must be a whole number, 0 or more');
-    return n;
-  }, 1)
-  .option('--rounds <n>', 'head to head: mesh and haproxy-mtls measured in turns this many times (tiny requests), median ratios; 0: none', (raw) => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0 || n > 20) throw new InvalidArgumentError('--rounds must be a whole number, 0..20');
-    return n;
-  }, 3)
-  .option('--bulk-mib <n>', 'opaque bulk transfer: MiB each way at once, with half-close, through paths that carry opaque TCP; 0: none', (raw) => {
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0 || n > 16384) throw new InvalidArgumentError('--bulk-mib must be a whole number, 0..16384');
-    return n;
-  }, 1024)
+  .option('--retries <n>', 'measure a path again (at most this often) when other work on the machine disturbed it', wholeNumber('--retries', 0), 1)
+  .option('--rounds <n>', 'head to head: mesh and haproxy-mtls measured in turns this many times (tiny requests), median ratios; 0: none', wholeNumber('--rounds', 0, 20), 3)
+  .option('--bulk-mib <n>', 'opaque bulk transfer: MiB each way at once, with half-close, through paths that carry opaque TCP; 0: none', wholeNumber('--bulk-mib', 0, 16384), 1024)
   .addOption(new Option('-o, --output <format>', 'table (and the JSON after it) or only the JSON').choices(['table', 'json']).default('table'))
   .action(async (opts: CliOptions) => {
     process.exitCode = await bench(opts, (name) => program.getOptionValueSource(name) === 'cli');
