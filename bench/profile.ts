@@ -10,6 +10,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseMetrics, type Sample } from '../cli/prom-text.js';
 import { PROXY_PORTS } from '../contract/sidecar.js';
 import type { Pod } from '../lab/index.js';
 import { wholeNumber } from './args.js';
@@ -17,7 +18,7 @@ import { bulkTransfer } from './bulk.js';
 import { fixedRate, h2load, wrk, type LoadContext } from './load.js';
 import { PATH_NAMES, upPath, type PathName } from './paths.js';
 import { choosePinning } from './pin.js';
-import { cpuMs, minorFaults } from './procfs.js';
+import { cpuMs, memory, minorFaults } from './procfs.js';
 import { createTopology } from './topology.js';
 import { WORKLOADS, WORKLOAD_NAMES, type WorkloadName } from './workload.js';
 
@@ -38,56 +39,62 @@ interface Options {
   bulkMib?: number;
 }
 
-/** The proxy's GC count and seconds so far (prom-client's nodejs_gc_duration_seconds, all kinds). */
-async function gcSeconds(pod: Pod): Promise<{ count: number; seconds: number }> {
+/** The proxy's own /metrics, parsed. */
+async function scrape(pod: Pod): Promise<Sample[]> {
   const r = await pod.exec('curl', ['-sf', '--max-time', '5', `http://127.0.0.1:${PROXY_PORTS.admin}/metrics`]);
-  let count = 0;
-  let seconds = 0;
-  for (const line of r.stdout.split('\n')) {
-    if (line.startsWith('nodejs_gc_duration_seconds_count')) count += Number(line.split(' ').pop());
-    if (line.startsWith('nodejs_gc_duration_seconds_sum')) seconds += Number(line.split(' ').pop());
-  }
-  return { count, seconds };
+  return parseMetrics(r.stdout);
 }
 
-/** GC counts by kind so far, and how many took over 1 ms and over 10 ms (prom-client's buckets). */
-async function gcByKind(pod: Pod): Promise<Map<string, { count: number; ms: number; over1: number; over10: number }>> {
-  const r = await pod.exec('curl', ['-sf', '--max-time', '5', `http://127.0.0.1:${PROXY_PORTS.admin}/metrics`]);
-  const by = new Map<string, { count: number; ms: number; over1: number; over10: number }>();
-  const of = (kind: string): { count: number; ms: number; over1: number; over10: number } => {
+interface GcKind {
+  count: number;
+  ms: number;
+  /** How many took over 1 ms and over 10 ms (prom-client's buckets). */
+  over1: number;
+  over10: number;
+}
+
+/** GC counts and time by kind so far (prom-client's nodejs_gc_duration_seconds). */
+function gcByKind(samples: Sample[]): Map<string, GcKind> {
+  const by = new Map<string, GcKind>();
+  const of = (kind: string): GcKind => {
     let k = by.get(kind);
     if (!k) by.set(kind, (k = { count: 0, ms: 0, over1: 0, over10: 0 }));
     return k;
   };
-  const le1: Record<string, number> = {};
-  const le10: Record<string, number> = {};
-  for (const line of r.stdout.split('\n')) {
-    const m = /^nodejs_gc_duration_seconds(_bucket|_count|_sum)\{(.*)\} (\S+)$/.exec(line);
-    if (!m) continue;
-    const kind = /kind="([^"]+)"/.exec(m[2]!)?.[1] ?? '?';
-    const v = Number(m[3]);
-    if (m[1] === '_count') of(kind).count = v;
-    else if (m[1] === '_sum') of(kind).ms = v * 1000;
-    else if (m[2]!.includes('le="0.001"')) le1[kind] = v;
-    else if (m[2]!.includes('le="0.01"')) le10[kind] = v;
+  const within = { '0.001': new Map<string, number>(), '0.01': new Map<string, number>() };
+  for (const x of samples) {
+    const kind = x.labels.kind ?? '?';
+    if (x.name === 'nodejs_gc_duration_seconds_count') of(kind).count = x.value;
+    else if (x.name === 'nodejs_gc_duration_seconds_sum') of(kind).ms = x.value * 1000;
+    else if (x.name === 'nodejs_gc_duration_seconds_bucket' && (x.labels.le === '0.001' || x.labels.le === '0.01')) within[x.labels.le].set(kind, x.value);
   }
   for (const [kind, k] of by) {
-    k.over1 = k.count - (le1[kind] ?? 0);
-    k.over10 = k.count - (le10[kind] ?? 0);
+    k.over1 = k.count - (within['0.001'].get(kind) ?? 0);
+    k.over10 = k.count - (within['0.01'].get(kind) ?? 0);
   }
   return by;
 }
 
+/** The proxy's GC count and seconds so far, all kinds. */
+async function gcSeconds(pod: Pod): Promise<{ count: number; seconds: number }> {
+  let count = 0;
+  let ms = 0;
+  for (const k of gcByKind(await scrape(pod)).values()) {
+    count += k.count;
+    ms += k.ms;
+  }
+  return { count, seconds: ms / 1000 };
+}
+
 /** RSS split (anonymous and file-backed) and the heap as the proxy's own metrics report it. */
 async function memoryOf(pid: number, pod: Pod): Promise<string> {
-  const st = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(/^\S+:\s+(\d+)/.exec(st.split('\n').find((l) => l.startsWith(`${k}:`)) ?? '')?.[1] ?? NaN);
-  const r = await pod.exec('curl', ['-sf', '--max-time', '5', `http://127.0.0.1:${PROXY_PORTS.admin}/metrics`]);
-  const metric = (name: string): number => Number(r.stdout.split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? NaN);
+  const m = memory(pid);
+  const samples = await scrape(pod);
+  const metric = (name: string): number => samples.find((x) => x.name === name)?.value ?? NaN;
   const mb = (b: number): string => (b / 1048576).toFixed(1);
+  const spaces = samples.filter((x) => x.name === 'nodejs_heap_space_size_used_bytes').map((x) => `${x.labels.space}=${mb(x.value)}`);
   return (
-    `VmRSS ${(kb('VmRSS') / 1024).toFixed(1)} MB (anon ${(kb('RssAnon') / 1024).toFixed(1)}, file ${(kb('RssFile') / 1024).toFixed(1)}), ` +
-    `spaces ${r.stdout.split('\n').filter((l) => l.startsWith('nodejs_heap_space_size_used_bytes')).map((l) => `${/space="(\w+)"/.exec(l)?.[1]}=${mb(Number(l.split(' ').pop()))}`).join(' ')}, ` +
+    `VmRSS ${m.rssMb.toFixed(1)} MB (anon ${m.anonMb?.toFixed(1)}, file ${m.fileMb?.toFixed(1)}), spaces ${spaces.join(' ')}, ` +
     `heap used ${mb(metric('nodejs_heap_size_used_bytes'))} of ${mb(metric('nodejs_heap_size_total_bytes'))} MB, external ${mb(metric('nodejs_external_memory_bytes'))} MB`
   );
 }
@@ -131,10 +138,10 @@ async function profile(o: Options): Promise<number> {
         for (let round = 1; round <= o.rounds; round++) {
           const cpu0 = path.proxies.map((p) => cpuMs(p.pid));
           const faults0 = path.proxies.map((p) => minorFaults(p.pid));
-          const gc0 = o.path.startsWith('mesh') ? await Promise.all(pods.map((pod) => gcByKind(pod))) : [];
+          const gc0 = o.path.startsWith('mesh') ? await Promise.all(pods.map(async (pod) => gcByKind(await scrape(pod)))) : [];
           const r = await load(o.duration);
           if (gc0.length > 0) {
-            const gc1 = await Promise.all(pods.map((pod) => gcByKind(pod)));
+            const gc1 = await Promise.all(pods.map(async (pod) => gcByKind(await scrape(pod))));
             for (const [i, p] of path.proxies.entries()) {
               const parts: string[] = [];
               for (const [kind, k] of gc1[i]!) {
