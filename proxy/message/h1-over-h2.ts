@@ -98,7 +98,7 @@ function restore(list: string | undefined, h2: HeaderList, host: string | undefi
     if (to < 0) to = end;
     const name = list.slice(from, to);
     from = to + 1;
-    if (name.length === 4 && sameLower(name, 'host')) {
+    if (sameLower(name, 'host')) {
       if (h !== undefined) out.push(name, h);
       h = undefined;
       continue;
