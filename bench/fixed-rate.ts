@@ -32,6 +32,10 @@ export interface FixedRateResult {
   serviceMs: Percentiles;
   /** How late requests were written after their due time (generator or connection queueing). */
   sendLagMs: Percentiles;
+  /** Requests over 1 ms, by second of the timetable: a reclaim, a GC or a neighbour shows as a cluster, noise as a spread. */
+  over1msBySecond: number[];
+  /** Wall clock (ms since the epoch) of the first measured request's due time, to line the seconds up with proxy logs. */
+  startedAtMs: number;
   firstError?: string;
 }
 
@@ -77,6 +81,7 @@ const total = warm + measured;
 const latency = new Float64Array(measured);
 const service = new Float64Array(measured);
 const lag = new Float64Array(measured);
+const over1ms = new Array<number>(Math.ceil(durationS)).fill(0);
 let done = 0; // measured requests answered
 let settled = 0; // all requests answered or lost
 let non2xx = 0;
@@ -128,6 +133,7 @@ function answered(c: Conn, status: number): void {
   if (c.index < 0) return lost(c, new Error(`unsolicited response ${status}`));
   if (c.index >= warm) {
     latency[done] = now - due(c.index);
+    if (latency[done]! > 1) over1ms[Math.min(over1ms.length - 1, Math.floor((c.index - warm) / rate))]!++;
     service[done] = now - c.sent;
     lag[done] = c.sent - due(c.index);
     done++;
@@ -199,6 +205,8 @@ function finish(): void {
     latencyMs: percentiles(latency.subarray(0, done)),
     serviceMs: percentiles(service.subarray(0, done)),
     sendLagMs: percentiles(lag.subarray(0, done)),
+    over1msBySecond: over1ms,
+    startedAtMs: Date.now() - (performance.now() - start),
     ...(firstError === undefined ? {} : { firstError }),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

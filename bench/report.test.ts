@@ -17,7 +17,7 @@ const fixed = (p50: number): FixedRateResult => {
   const lat = { count: 10_000, mean: p50, p50, p90: p50 * 2, p99: p50 * 4, p999: p50 * 8, max: p50 * 10 };
   return {
     rate: 1000, durationS: 10, connections: 10, scheduled: 10_000, completed: 10_000, non2xx: 0, errors: 0, timeouts: 0,
-    achievedRps: 1000, latencyMs: lat, serviceMs: lat, sendLagMs: { ...lat, p50: 0, p99: 0.1 },
+    achievedRps: 1000, latencyMs: lat, serviceMs: lat, sendLagMs: { ...lat, p50: 0, p99: 0.1 }, over1msBySecond: new Array(10).fill(0), startedAtMs: 0,
   };
 };
 // The realistic workload: a tenth of the tiny one's throughput, three times its CPU per request.
@@ -169,6 +169,14 @@ describe('formatReport', () => {
     busy[0]!.saturation.realistic!.h1!.cpuBusy.load = 97;
     const text = formatReport(reportOf(busy, ['tiny', 'realistic']));
     assert.match(text, /^direct: realistic H1 load CPU 97 %: the generator, not the path, limited throughput/m);
+  });
+
+  it('shows each path\'s fixed-rate requests over 1 ms by second, and nothing for a path with none', () => {
+    const slow = structuredClone(paths);
+    slow[1]!.fixed!.over1msBySecond = [3, 2, 140, 60, 4, 0, 1, 2, 3, 1];
+    const text = formatReport(reportOf(slow, ['tiny']));
+    assert.match(text, new RegExp(`^${slow[1]!.name}: fixed-rate requests over 1 ms, by second: 3 2 140 60 4 0 1 2 3 1$`, 'm'));
+    assert.doesNotMatch(text, new RegExp(`^${slow[0]!.name}: fixed-rate requests over 1 ms`, 'm'));
   });
 });
 

@@ -206,6 +206,9 @@ function notes(r: BenchReport): string {
         }
       }
     }
+    // Where the tail comes from: a reclaim or a GC shows as one busy second, a noisy machine as a spread.
+    const slow = x.fixed?.over1msBySecond;
+    if (slow !== undefined && slow.some((n) => n > 0)) out.push(`${x.name}: fixed-rate requests over 1 ms, by second: ${slow.join(' ')}`);
     const lag = x.fixed?.sendLagMs.p99;
     if (lag !== undefined && lag > 1) {
       out.push(`${x.name}: fixed-rate requests left up to ${ms(lag)} ms late (p99): the generator was starved of CPU or all its connections were busy`);

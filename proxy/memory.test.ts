@@ -22,7 +22,7 @@ function driven(leavesMb = 40) {
     { cpu: () => ({ user: cpuUs, system: 0 }), now: () => at, rss: () => rssMb * 1048576, loopBusy: () => loop, requests: () => requests },
     () => {
       // A reclaim leaves 40 MB by default (as measured after load).
-      const one = { rssBefore: rssMb * 1048576, rssAfter: leavesMb * 1048576, heapBefore: 28 * 1048576, heapAfter: 14 * 1048576, fileReleased: 30 * 1048576, pauseMs: 3.2 };
+      const one = { rssBefore: rssMb * 1048576, rssAfter: leavesMb * 1048576, heapBefore: 28 * 1048576, heapAfter: 14 * 1048576, fileReleased: 30 * 1048576, pauseMs: 3.2, collectMs: 900, trimMs: 1.5, releaseMs: 0.8 };
       rssMb = leavesMb;
       done.push(one);
       return Promise.resolve(one);
@@ -64,7 +64,7 @@ describe('memory reclaimer', () => {
     assert.equal(d.step(0.002), true, 'quiet after a second load');
     assert.equal(d.done.length, 2);
     await d.settled();
-    assert.match(d.logs[0]!, / INFO memory reclaimed after load after=quiet rss_mb=50->40 heap_mb=28->14 file_released_mb=30 gc_pause_ms=3.2\n$/);
+    assert.match(d.logs[0]!, / INFO memory reclaimed after load after=quiet rss_mb=50->40 heap_mb=28->14 file_released_mb=30 gc_pause_ms=3.2 gc_ms=900 trim_ms=1.5 release_ms=0.8\n$/);
   });
 
   it('never reclaims under traffic while RSS is under the soft limit, even after heavy load', () => {

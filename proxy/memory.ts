@@ -25,7 +25,16 @@
 // executable's pages the traffic uses fault back; p99 rose by 0.4-1.3 ms. In
 // one blocking pause instead (V8's critical pressure) it was worse: 14-37 ms
 // pauses, p99 +1.8-3.2 ms. Without the executable's pages, RSS stayed 62-68 MB
-// for the same p99 cost.
+// for the same p99 cost. Where that cost is (perf by half-second, --trace-deopt):
+// not the collection itself (40-60 ms of incremental marking, a 7-13 ms last
+// pause, a 1-2 ms trim, 4-6 ms to release the executable's pages: the `gc_ms`,
+// `gc_pause_ms`, `trim_ms`, `release_ms` of the log line) but what follows it:
+// V8 deoptimizes ~30 hot functions (ours and node's stream code) whose optimized
+// code held maps of objects that died ("weak objects": shapes the saturating
+// load's h2c and realistic clients used), and TurboFan compiles them again over
+// ~2 s, 15-27% of the proxy's CPU. A plain full collection (not memory-reducing)
+// does the same, with a 25-29 ms pause and RSS left at 73 MB.
+
 // Requests, not CPU, tell the fall: at 1,000 requests/s a request costs ~8x
 // its CPU at saturation (a wake-up each), so CPU fell only 2x from saturation.
 // Windows in a row, not one: a window astride the gap between two bursts
@@ -95,19 +104,29 @@ export interface Reclaimed {
   fileReleased: number;
   /** The longest GC pause while it ran (the collection's last, atomic step), ms. */
   pauseMs: number;
+  /** From the start to the end of V8's collection (incremental: traffic is served meanwhile), ms. */
+  collectMs: number;
+  /** The C allocator's trim and the release of the executable's pages, each blocking the loop, ms. */
+  trimMs: number;
+  releaseMs: number;
 }
 
 /** Reclaims: V8's memory-reducing collection, then the C allocator's free pages and node's executable pages; what it gave back. */
 export async function reclaim(collectMs = COLLECT_MS): Promise<Reclaimed> {
   const before = process.memoryUsage();
+  const t0 = performance.now();
   const collected = majorCollection(collectMs);
   memoryPressure();
   const pauseMs = await collected;
+  const t1 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, FINALIZE_MS).unref());
+  const t2 = performance.now();
   trimMemory();
+  const t3 = performance.now();
   const fileReleased = releaseFilePages();
+  const t4 = performance.now();
   const after = process.memoryUsage();
-  return { rssBefore: before.rss, rssAfter: after.rss, heapBefore: before.heapTotal, heapAfter: after.heapTotal, fileReleased, pauseMs };
+  return { rssBefore: before.rss, rssAfter: after.rss, heapBefore: before.heapTotal, heapAfter: after.heapTotal, fileReleased, pauseMs, collectMs: t1 - t0, trimMs: t3 - t2, releaseMs: t4 - t3 };
 }
 
 /**
@@ -278,6 +297,9 @@ export class MemoryReclaimer {
           heap_mb: `${mb(r.heapBefore)}->${mb(r.heapAfter)}`,
           file_released_mb: mb(r.fileReleased),
           gc_pause_ms: Math.round(r.pauseMs * 10) / 10,
+          gc_ms: Math.round(r.collectMs),
+          trim_ms: Math.round(r.trimMs * 10) / 10,
+          release_ms: Math.round(r.releaseMs * 10) / 10,
         });
       },
       // No addon (it is loaded at start, so not expected): memory stays as it is.
