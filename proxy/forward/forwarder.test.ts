@@ -533,6 +533,71 @@ describe('h1 metrics through both stages', () => {
   });
 });
 
+// ---- an upstream that answers before the request body is all sent ----
+
+describe('answers before the request body', () => {
+  /** A backend that answers each request head at once with `answer`, reading no body. */
+  async function eager(answer: string): Promise<{ port: number; close(): Promise<void> }> {
+    const sockets = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      sockets.add(s);
+      s.on('error', () => {});
+      let text = '';
+      s.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+        if (text.includes('\r\n\r\n')) {
+          text = '';
+          s.write(answer);
+        }
+      });
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    return {
+      port: (server.address() as net.AddressInfo).port,
+      close: () => {
+        for (const s of sockets) s.destroy();
+        return new Promise<void>((r) => server.close(() => r()));
+      },
+    };
+  }
+
+  // Upstream answers that end the exchange while the client is still to send its body:
+  // an upload answered early without a body (it crashed the process: the upstream request
+  // was reset from inside the response parser), and Expect: 100-continue refused (counted
+  // twice, once as a client reset).
+  const cases = [
+    ['an upload answered 204 before its body', 'POST', [], 'HTTP/1.1 204 No Content\r\n\r\n', 204, 'abc'],
+    ['an upload answered 200 with Content-Length: 0 before its body', 'POST', [], 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 200, 'abc'],
+    ['Expect: 100-continue refused with a bodyless 417', 'PUT', ['Expect: 100-continue'], 'HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n', 417, ''],
+    ['Expect: 100-continue refused with a 417 and a body', 'PUT', ['Expect: 100-continue'], 'HTTP/1.1 417 Expectation Failed\r\nContent-Length: 2\r\n\r\nno', 417, ''],
+  ] as const;
+  for (const meshed of [false, true]) {
+    for (const [name, method, extra, answer, status, partial] of cases) {
+      it(`${name}: the client gets the answer, counted once as a response${meshed ? ' (via mesh)' : ''}`, async () => {
+        const backend = await eager(answer);
+        const mesh = meshed ? await startMesh('h1', addr(backend.port), pool) : undefined;
+        const proxy = mesh ? mesh.client : await startProxy({ direction: 'outbound', protocol: 'h1', target: addr(backend.port), h1Pool: pool });
+        try {
+          const head = [`${method} /up HTTP/1.1`, 'Host: early.test', 'Content-Length: 100', ...extra].join('\r\n');
+          const text = await rawExchange(proxy.port, `${head}\r\n\r\n${partial}`, (t) => new RegExp(`^HTTP/1\\.1 ${status} [^\\r]*\\r\\n[\\s\\S]*\\r\\n\\r\\n${answer.split('\r\n\r\n')[1]}$`).test(t));
+          assert.match(text, new RegExp(`^HTTP/1\\.1 ${status} `));
+          // Still serving, and the exchange counted once, as the response it was.
+          assert.match(await rawExchange(proxy.port, 'GET /again HTTP/1.1\r\nHost: early.test\r\nConnection: close\r\n\r\n'), new RegExp(`^HTTP/1\\.1 ${status} `));
+          for (const node of mesh ? [mesh.client, mesh.server] : [proxy]) {
+            await eventually(() => node.contexts.length > 0);
+            const res = samples(await node.metrics.registry.metrics(), 'response_total').filter((x) => x.labels.authority === 'early.test');
+            assert.deepEqual(res.map((x) => [x.labels.status_code, x.labels.error, x.value]), [[String(status), undefined, 2]], JSON.stringify(res));
+          }
+        } finally {
+          await (mesh ? mesh.close() : proxy.close());
+          await backend.close();
+        }
+      });
+    }
+  }
+});
+
 // ---- request smuggling: a body the client framed must reach the backend framed, once ----
 
 describe('request smuggling', () => {

@@ -543,6 +543,8 @@ class Exchange implements ResponseListener, ExchangeView {
   }
 
   #complete(): void {
+    // Once: a codec may end the exchange (a reset) from inside the call that completes it.
+    if (this.#state === S_DONE) return;
     this.#state = S_DONE;
     const ep = this.#ep;
     this.#ep = undefined;

@@ -317,4 +317,52 @@ describe('H1Pool', () => {
     pool.close();
     srv.close();
   });
+
+  // The forwarder resets an upstream request from inside the response parser's
+  // callbacks (a retried status; a bodyless answer to an upload still being sent).
+  // The parser was reading the same buffer on, into a request that was gone:
+  // a TypeError out of the socket's 'data' handler, and the process died.
+  for (const [name, answer, during] of [
+    ['a retried 503 whose body came in the same read', 'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\nerror', 'response'],
+    ['a bodyless 204 while the request body is still being sent', 'HTTP/1.1 204 No Content\r\n\r\n', 'response'],
+    ['a chunked answer reset at its first body chunk', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n0\r\n\r\n', 'body'],
+  ] as const) {
+    it(`a request reset from inside the response parser (${name}) costs its connection only`, async () => {
+      const srv = await raw((s, text) => {
+        if (!text.includes('\r\n\r\n')) return false;
+        s.write(answer);
+        return true;
+      });
+      const pool = new H1Pool({ dial: dialer(srv.port) });
+      const r = new Res();
+      let resets = 0;
+      const cut = (): void => {
+        resets++;
+        up.reset({ h2Code: 0x8, error: new ProxyError('MESH_CLIENT_RESET', 'retrying') });
+      };
+      r.onResponse = (h, endStream) => {
+        r.head = h;
+        r.endStream = endStream;
+        if (during === 'response') cut();
+      };
+      r.onData = (c) => {
+        r.body.push(Buffer.from(c));
+        if (during === 'body') cut();
+        return true;
+      };
+      // An upload announced longer than what is sent: the request is still open when the answer comes.
+      const up = pool.request(get('/u', 'POST', ['Host', 'x', 'Content-Length', '100']), false, r);
+      up.write(Buffer.from('abc'));
+      await eventually(() => r.head !== undefined && pool.idle === 0 && srv.seen[0] !== undefined);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(resets, 1, 'reset once, and no callback after it');
+      assert.equal(r.ended, false, 'no end after the reset');
+      // The pool goes on: a fresh request is answered on a new connection.
+      const next = send(pool, get('/next', 'POST', ['Host', 'x', 'Content-Length', '0']), []);
+      await eventually(() => next.settled());
+      assert.equal(next.head?.status, answer.startsWith('HTTP/1.1 503') ? 503 : answer.startsWith('HTTP/1.1 204') ? 204 : 200);
+      assert.ok(srv.conns >= 2, 'the reset connection was not reused');
+      pool.close();
+    });
+  }
 });

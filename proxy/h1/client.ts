@@ -110,9 +110,15 @@ export class H1ClientConnection implements H1ParserListener, Expiring {
     this.#drive();
   }
 
-  /** The forwarder gave up on the request: the connection cannot be trusted any more. */
+  /**
+   * The forwarder gave up on the request: the connection cannot be trusted any more.
+   * Often called from inside one of the parser's callbacks below (a bodyless answer to an
+   * upload still being sent, a retried status): the parser is told to stop, and the
+   * callbacks it still makes for the buffer it is reading find no stream and do nothing.
+   */
   abort(): void {
     this.#stream = undefined;
+    this.#parser.stop();
     this.#close(true);
   }
 
@@ -173,7 +179,8 @@ export class H1ClientConnection implements H1ParserListener, Expiring {
   }
 
   onResponseHead(head: ResponseHead): void {
-    const s = this.#stream!;
+    const s = this.#stream;
+    if (s === undefined) return; // aborted meanwhile (see abort())
     if (head.status < 200) {
       if (head.status === 100) s.listener.onContinue();
       // Other interim responses (102, 103) have no place in the seam: dropped.
@@ -186,7 +193,9 @@ export class H1ClientConnection implements H1ParserListener, Expiring {
   }
 
   onBody(chunk: Buffer): boolean {
-    if (this.#stream!.listener.onData(chunk)) return true;
+    const s = this.#stream;
+    if (s === undefined) return false; // aborted meanwhile: read nothing more
+    if (s.listener.onData(chunk)) return true;
     this.#paused = true;
     this.socket.pause();
     return false;
@@ -194,7 +203,8 @@ export class H1ClientConnection implements H1ParserListener, Expiring {
 
   onMessageEnd(trailers: HeaderList | undefined): void {
     this.#resDone = true;
-    const s = this.#stream!;
+    const s = this.#stream;
+    if (s === undefined) return; // aborted meanwhile
     if (!this.#reqDone || !this.#parser.keepAlive) {
       // Answered before the request was all sent (or closing): never reused.
       this.#stream = undefined;

@@ -88,16 +88,22 @@ export class Deadlines {
     const cursor = this.#cursor!;
     const now = this.now;
     let fired = 0;
-    for (let r = cursor.next(); !r.done; r = cursor.next()) {
-      const x = r.value;
-      if (x.deadline > now) continue;
-      x.expire(now);
-      if (++fired >= this.#perTurn) {
-        setImmediate(this.#run);
-        return;
+    let more = false;
+    try {
+      for (let r = cursor.next(); !r.done; r = cursor.next()) {
+        const x = r.value;
+        if (x.deadline > now) continue;
+        x.expire(now);
+        if (++fired >= this.#perTurn) {
+          more = true;
+          setImmediate(this.#run);
+          return;
+        }
       }
+    } finally {
+      // An expire() that throws must not leave every later sweep waiting for this one.
+      if (!more) this.#cursor = undefined;
     }
-    this.#cursor = undefined;
   };
 }
 

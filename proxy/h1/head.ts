@@ -97,12 +97,12 @@ export class HeadScan {
     if (this.teFields > 0) {
       if (this.clCount > 0) return this.#refuse('content-length with transfer-encoding');
       if (this.teChunked > 1) return this.#refuse('chunked applied more than once');
-      if (request) {
-        // Any other coding would reach the server undeclared once we decode the chunks.
-        if (this.teChunked !== 1 || this.teOther !== 0) return this.#refuse('transfer-encoding other than chunked');
-        return 'chunked';
-      }
-      return this.teLastChunked ? 'chunked' : 'close';
+      // Any other coding would reach the other side undeclared: Transfer-Encoding is
+      // not forwarded (HTTP/2 between the proxies has none), and we do not decode
+      // gzip. A server applies one only when the request's TE asked for it, and TE
+      // is a hop-by-hop field the proxy does not forward; a response with one is 502.
+      if (this.teChunked !== 1 || this.teOther !== 0) return this.#refuse('transfer-encoding other than chunked');
+      return request || this.teLastChunked ? 'chunked' : 'close';
     }
     if (this.clCount === 1) return 'length';
     return request ? 'none' : 'close';

@@ -210,13 +210,17 @@ describe('response parsing', () => {
     assert.equal((r.rec.messages[0]!.head as ResponseHead).reason, '');
   });
 
-  it('reads until close without a length, and TE not ending in chunked', () => {
-    let r = feed('response', b('HTTP/1.1 200 OK\r\n\r\nall of it'), [5, 22], {}, true);
+  it('reads until close without a length; refuses a response transfer-coding other than chunked (it would be forwarded undeclared)', () => {
+    const r = feed('response', b('HTTP/1.1 200 OK\r\n\r\nall of it'), [5, 22], {}, true);
     assert.equal(r.rec.messages[0]!.body.toString(), 'all of it');
     assert.ok(r.rec.messages[0]!.ended);
     assert.equal(r.parser.keepAlive, false);
-    r = feed('response', b('HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n'), [], {}, true);
-    assert.equal(r.rec.messages[0]!.body.toString(), '0\r\n\r\n');
+    for (const te of ['gzip', 'gzip, chunked', 'chunked, gzip']) {
+      const x = feed('response', b(`HTTP/1.1 200 OK\r\nTransfer-Encoding: ${te}\r\n\r\n3\r\nabc\r\n0\r\n\r\n`), [], {}, true);
+      assert.equal(x.rec.messages.length, 0, te);
+      assert.equal(x.rec.error?.code, 'MESH_UPSTREAM_PROTOCOL', te);
+      assert.match(x.rec.error?.message ?? '', /transfer-encoding other than chunked|chunked/, te);
+    }
   });
 
   it('no body for HEAD, 204 and 304 whatever the length says', () => {

@@ -73,6 +73,8 @@ export class H1ServerConnection implements H1ParserListener, Expiring {
   #bufPaused = false;
   #peerEnded = false;
   #closing = false;
+  /** Closing: bytes still queued for the client at the last linger check (Infinity before the first). */
+  #lingerQueued = Infinity;
   #closed = false;
   #draining = false;
   readonly #onGone: ((c: H1ServerConnection) => void) | undefined;
@@ -126,8 +128,14 @@ export class H1ServerConnection implements H1ParserListener, Expiring {
       this.#answerAndClose(408);
     } else if (kind === D_IDLE) this.#closeGracefully();
     else if (kind === D_LINGER) {
-      // Our last bytes are still leaving (a slow reader of a large response): not cut yet.
-      if (!this.socket.writableFinished && !this.socket.destroyed) return this.#arm(D_LINGER, LINGER_MS);
+      // Our last bytes are still leaving (a slow reader of a large response): not cut
+      // yet, as long as the client takes some in each period; one that reads nothing
+      // would hold the connection (and what is queued for it) forever.
+      const queued = this.socket.writableLength;
+      if (!this.socket.writableFinished && !this.socket.destroyed && queued < this.#lingerQueued) {
+        this.#lingerQueued = queued;
+        return this.#arm(D_LINGER, LINGER_MS);
+      }
       this.#destroy();
     }
   }
@@ -306,9 +314,10 @@ export class H1ServerConnection implements H1ParserListener, Expiring {
     if (this.#reqDone) return this.#exchangeDone();
     if (this.#continuePending) {
       // The body was never asked for and will not come: this connection ends here.
-      const l = this.#listener;
+      // The exchange is complete, not reset (a 401/413/417 refusing an upload is
+      // how Expect is meant to be used): the forwarder, which is sending this
+      // response, stops the request upstream itself.
       this.#endExchange();
-      l.onReset({ h2Code: H2_CANCEL, error: new ProxyError('MESH_CLIENT_RESET', 'response sent before the request body was asked for') });
       this.#closeGracefully();
     }
     // Otherwise the rest of the request body is still read (and delivered) before the next request.
@@ -386,6 +395,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring {
     this.#buf = undefined;
     this.#out.flushNow();
     this.socket.end();
+    this.#lingerQueued = Infinity;
     this.#arm(D_LINGER, LINGER_MS);
     if (this.socket.isPaused()) this.socket.resume();
   }

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { after, test } from 'node:test';
 import * as F from './frames.js';
 import { HpackEncoder } from './hpack/index.js';
+import type { ServerStream } from '../message/types.js';
 import { Echo, eventually, ourServer, type OurServer } from './testkit.js';
 
 const servers: OurServer[] = [];
@@ -107,6 +108,51 @@ test('abuse: PING, SETTINGS, empty DATA and CONTINUATION floods are cut', async 
     assert.equal(r.goaway, 0xb, what);
     assert.equal(seen.length, 1, what);
   }
+});
+
+test('abuse: WINDOW_UPDATEs for streams already closed are legal (Go returns window as its app reads): thousands pass, a flood is still cut', async () => {
+  for (const [updates, cut] of [[15, false], [150, true]] as const) {
+    const seen: string[] = [];
+    // Answers every request at once, whole: the stream is closed before the client's updates come.
+    const srv = await ourServer({ onRequest: (st) => { st.listen({ onData: () => true, onEnd: () => {}, onReset: () => {}, onWritable: () => {} }); st.respond({ status: 200, reason: '', version: 20, headers: [] }, true); } }, { onAbuse: (c: string, d: string) => seen.push(`${c} ${d}`) });
+    servers.push(srv);
+    const r = new Raw(srv.port);
+    // 200 requests, each followed by `updates` stream WINDOW_UPDATEs: 3,000 in all (a Go client reading
+    // 200 responses of 60 kB in 4 KiB steps), then 30,000 (no client does that).
+    for (let id = 1; id < 400; id += 2) {
+      r.send(r.request(id), ...Array.from({ length: updates }, () => F.frame(F.WINDOW_UPDATE, 0, id, Buffer.from([0, 0, 0x10, 0]))));
+    }
+    if (cut) {
+      await eventually(() => r.closed);
+      assert.equal(r.goaway, 0xb);
+      assert.match(seen[0]!, /WINDOW_UPDATE flood/);
+    } else {
+      await eventually(() => r.headers === 200);
+      assert.equal(r.goaway, -1);
+      assert.deepEqual(seen, []);
+      assert.equal(srv.conns[0]!.dead, false);
+    }
+    r.sock.destroy();
+  }
+});
+
+// Not abuse, but frame by frame is how to get it: DATA queued behind a paused listener when END_STREAM comes.
+test('a complete response while the ended request body waits paused closes the stream (it held a concurrency slot for good)', async () => {
+  let stream: ServerStream | undefined;
+  // Takes nothing: the body waits, as it does behind an upstream still being dialled.
+  const srv = await ourServer({ onRequest: (st) => { stream = st; st.listen({ onData: () => false, onEnd: () => {}, onReset: () => {}, onWritable: () => {} }); } });
+  servers.push(srv);
+  const r = new Raw(srv.port);
+  const head = r.request(1, false);
+  r.send(head, F.frame(F.DATA, 0, 1, Buffer.alloc(1000)), F.frame(F.DATA, 0, 1, Buffer.alloc(1000)), F.frame(F.DATA, F.FLAG_END_STREAM, 1));
+  await eventually(() => srv.conns[0]?.streams.get(1)?.remoteEnded === true);
+  // The upstream failed: the handler answers, whole, and never resumes the body.
+  stream!.respond({ status: 502, reason: '', version: 20, headers: [] }, false);
+  stream!.write(Buffer.from('bad'));
+  stream!.end();
+  await eventually(() => r.headers === 1);
+  await eventually(() => srv.conns[0]!.streams.size === 0);
+  r.sock.destroy();
 });
 
 test('abuse: malformed frames end the connection with the RFC code', async () => {

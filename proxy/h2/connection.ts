@@ -28,6 +28,8 @@ export abstract class H2Connection implements F.FrameSink {
   readonly #limits: Limits;
   readonly #resets: Budget;
   readonly #control: Budget;
+  /** WINDOW_UPDATEs for streams already closed: every eighth is charged to #control. */
+  #lateUpdates = 0;
   readonly #ourResets: Budget;
   protected readonly decoder: HpackDecoder;
   protected readonly encoder = new HpackEncoder();
@@ -266,11 +268,13 @@ export abstract class H2Connection implements F.FrameSink {
    */
   endedEarly(s: H2Stream): void {
     if (this.role !== 'server') return;
-    const l = s.l;
+    // The rest of the request body is not read (RFC 9113 §8.1: RST_STREAM NO_ERROR).
+    // The listener is not told of a reset: the exchange is complete, not cut (an
+    // upload refused with 413 is a response like any other), and the one who sent
+    // this response, the forwarder, stops the request upstream itself.
     s.l = null;
     s.discardRest();
     if (this.#ourResets.take()) this.resetStream(s, H2_NO_ERROR);
-    if (l !== null && !s.endDelivered) l.onReset(streamReset(H2_NO_ERROR, 'MESH_CLIENT_RESET', 'request body not read: the response is complete'));
   }
 
   /** A stream error: RST_STREAM to the peer, onReset to the listener. */
@@ -481,7 +485,10 @@ export abstract class H2Connection implements F.FrameSink {
     const s = this.streams.get(id);
     if (s === undefined) {
       if (this.isIdle(id)) return this.fail(H2_PROTOCOL_ERROR, 'WINDOW_UPDATE on an idle stream');
-      this.charge(this.#control, 'WINDOW_UPDATE flood'); // for a stream that is gone: useless work
+      // For a stream that is gone: legal (RFC 9113 §6.9), and common: Go's client returns
+      // window as its app reads a response it already has whole. Useless work all the same,
+      // so a flood is still charged, at an eighth of a control frame each.
+      if ((++this.#lateUpdates & 7) === 0) this.charge(this.#control, 'WINDOW_UPDATE flood');
       return;
     }
     if (inc === 0) return this.streamError(s, H2_PROTOCOL_ERROR, 'WINDOW_UPDATE of 0');

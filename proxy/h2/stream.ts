@@ -349,6 +349,14 @@ export class H2Stream implements ServerStream, ClientStream {
     this.localEnded = true;
     if (this.remoteEnded) {
       if (this.endDelivered || this.l === null) this.conn.streamDone(this);
+      else if (this.conn.role === 'server') {
+        // The response is complete while the rest of the request body waits,
+        // paused, for a listener that is done with the exchange and will never
+        // resume it: dropped with the stream, which would otherwise hold its
+        // concurrency slot and its share of the connection window for good.
+        this.l = null;
+        this.conn.streamDone(this);
+      }
     } else {
       this.conn.endedEarly(this);
     }
