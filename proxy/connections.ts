@@ -180,7 +180,7 @@ export class Connections {
     const ep = upstream === undefined && svc !== undefined && svc.usable ? svc.balancer.pick(performance.now()) : undefined;
     const target = ep?.target ?? ctx.target;
     const peer = ep !== undefined ? ep.identity : ctx.peerIdentity;
-    const meshed = upstream !== undefined ? { dial: () => upstream } : peer !== undefined ? { dial: () => this.o.dialMeshed(target, peer, 'opaque') } : {};
+    const meshed = upstream !== undefined ? { upstream } : peer !== undefined ? { dial: () => this.o.dialMeshed(target, peer, 'opaque') } : {};
     const tapped = this.o.tap?.openOpaque(ctx, protocol);
     if (ep?.ewma !== undefined) {
       ep.ewma.pending++;

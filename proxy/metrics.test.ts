@@ -229,6 +229,15 @@ describe('proxy metrics', () => {
     assert.match(want, /le="50000",direction="inbound".*authority="api:8080",status_code="200"\} 12/);
   });
 
+  it('retry_skipped_total: one series per label set, however often a caller asks for it (an authority dropped as idle and used again)', async () => {
+    const m = new ProxyMetrics(false);
+    m.retrySkipped('outbound', 'svc:80', 'limit').value++;
+    m.retrySkipped('outbound', 'svc:80', 'limit').value++;
+    m.retrySkipped('outbound', 'svc:80', 'budget').value++;
+    const lines = (await m.registry.metrics()).split('\n').filter((l) => l.startsWith('retry_skipped_total{'));
+    assert.deepEqual(lines, ['retry_skipped_total{direction="outbound",authority="svc:80",reason="limit"} 2', 'retry_skipped_total{direction="outbound",authority="svc:80",reason="budget"} 1']);
+  });
+
   it('write, in pieces, the text prom-client itself formats for the same series', async () => {
     // Without the process series (their values move between two readings); the identity ones,
     // registered as prom-client metrics, are formatted by prom-client in the same text.

@@ -72,7 +72,7 @@ class Store {
   readonly written: Sample[] = [];
   readonly closed: Sample[] = [];
   readonly acceptRefused = new Map<string, Sample>();
-  readonly retrySkipped: Sample[] = [];
+  readonly retrySkipped = new Map<string, Sample>();
   readonly protocolErrors = new Map<string, Sample>();
   readonly detectOutcomes = new Map<string, Sample>();
   readonly detectDuration = new Map<string, Buckets>();
@@ -289,11 +289,15 @@ export class ProxyMetrics {
   /** A retry_skipped_total series (the caller keeps it and counts on it). */
   retrySkipped(direction: Direction, authority: string, reason: string): Sample {
     // Registered on first use: /metrics of a proxy without discovery stays as it was.
-    if (this.#store.retrySkipped.length === 0) {
-      const s = this.#store;
-      exposeCounter(this.registry, 'retry_skipped_total', 'Total count of failed requests not retried, by reason (budget, limit, body, ...).', () => s.retrySkipped);
+    const series = this.#store.retrySkipped;
+    if (series.size === 0) {
+      exposeCounter(this.registry, 'retry_skipped_total', 'Total count of failed requests not retried, by reason (budget, limit, body, ...).', () => series.values());
     }
-    return sample(this.#store.retrySkipped, { direction, authority, reason });
+    // One series per label set: an authority dropped as idle and used again gets its old one back.
+    const key = `${direction}\0${authority}\0${reason}`;
+    let c = series.get(key);
+    if (c === undefined) series.set(key, (c = { labels: { direction, authority, reason }, value: 0 }));
+    return c;
   }
 
   /**

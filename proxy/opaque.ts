@@ -13,7 +13,14 @@ export interface ForwardOptions {
   prefix?: Buffer;
   /** Reaches the target some other way (mTLS); resolves once bytes may flow, rejects with a ProxyError. */
   dial?: () => Promise<Socket>;
+  /**
+   * An upstream already being opened (the server-speaks-first window's early one, a CONNECT's):
+   * used instead of dialling, and closed if the client is gone before forwarding begins.
+   */
+  upstream?: Promise<Socket>;
 }
+
+const ignore = (): void => {};
 
 export type ForwardErrorCode = ProxyErrorCode | 'MESH_STREAM_RESET';
 
@@ -56,6 +63,8 @@ export function dialTcp(target: SocketAddress, timeoutMs: number): Promise<Socke
 export function forwardOpaque(client: Socket, target: SocketAddress, options: ForwardOptions): Promise<ForwardResult> {
   // Its 'close' has come and gone: waiting for it would never end.
   if (client.destroyed) {
+    // Nobody will forward on an upstream opened for it: it must not stay open (nor its dial fail unheard).
+    options.upstream?.then((s) => s.destroy(), ignore);
     return Promise.resolve({ error: 'MESH_STREAM_RESET', detail: 'client closed before forwarding began', bytesFromClient: 0, bytesFromServer: 0 });
   }
   return new Promise((resolve) => {
@@ -79,7 +88,8 @@ export function forwardOpaque(client: Socket, target: SocketAddress, options: Fo
 
     client.on('error', (err: NodeJS.ErrnoException) => fail('MESH_STREAM_RESET', `client: ${err.message}`, upstream));
     client.once('close', closed);
-    (options.dial ?? (() => dialTcp(target, options.connectTimeoutMs)))().then(
+    const opening = options.upstream ?? (options.dial ?? (() => dialTcp(target, options.connectTimeoutMs)))();
+    opening.then(
       (up) => {
         upstream = up;
         up.on('error', (err: NodeJS.ErrnoException) => fail('MESH_STREAM_RESET', err.message, client));

@@ -38,6 +38,11 @@ export class FailureAccrual {
     if (this.state === 'failed' && now >= this.probeAt) this.state = 'probing';
   }
 
+  /** The probe's client gave up before it said anything: the next request may probe instead. */
+  abandoned(): void {
+    if (this.state === 'probing') this.state = 'failed';
+  }
+
   success(): void {
     this.#failures = 0;
     if (this.state !== 'ready') {

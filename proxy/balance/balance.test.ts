@@ -78,6 +78,21 @@ describe('failure accrual', () => {
     assert.equal(a.probeAt, 1000, 'back to the first backoff after a recovery');
   });
 
+  it('a probe whose client gave up is handed back: the next request probes (it stayed probing, out of rotation, for good)', () => {
+    const a = new FailureAccrual(stats(() => 0.5));
+    for (let i = 0; i < 7; i++) a.failure(0);
+    a.dispatched(1000);
+    assert.equal(a.state, 'probing');
+    a.abandoned();
+    assert.equal(a.state, 'failed');
+    assert.equal(a.available(1001), true, 'due again at once');
+    a.dispatched(1001);
+    a.success();
+    assert.equal(a.state, 'ready');
+    a.abandoned();
+    assert.equal(a.state, 'ready', 'an abandoned request to a ready endpoint changes nothing');
+  });
+
   it('jitters the wait within ±50%', () => {
     const low = new FailureAccrual(stats(() => 0));
     const high = new FailureAccrual(stats(() => 0.999999));

@@ -82,7 +82,10 @@ export class FirstBytes {
     if (u === undefined) return undefined;
     this.metrics.earlyUpstream(this.direction, this.det === UPSTREAM_FAILED ? 'failed' : 'used');
     // Reset while we waited: its 'close' is gone, and a forwarder waiting for it would wait forever.
-    return u.then((s) => (s.destroyed ? Promise.reject(new ProxyError('MESH_UPSTREAM_RESET', 'upstream reset before forwarding began')) : s));
+    const ready = u.then((s) => (s.destroyed ? Promise.reject(new ProxyError('MESH_UPSTREAM_RESET', 'upstream reset before forwarding began')) : s));
+    // Whoever uses it sees the rejection; one that never does (its client gone) must not crash the process.
+    ready.catch(ignore);
+    return ready;
   }
 
   /** The protocol found cannot use the upstream (HTTP dials its own; a peer proxy's mTLS is terminated): close it. */

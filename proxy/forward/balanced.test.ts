@@ -221,6 +221,41 @@ describe('balanced requests (discovery on, outbound HTTP/1)', () => {
     assert.ok(took >= 95 && took < 900, `answered after ${took} ms`);
   });
 
+  it('a 503 retried after discovery emptied the service goes to the original destination (it threw and killed the process)', async () => {
+    disco.answer('scaled:80', [backends[0]!.port], { retryHttp: '5xx' });
+    // The pod answers 503 while its service is scaled to zero (an empty answer, as during a rollout).
+    backends[0]!.behaviour = (_q, res) => {
+      disco.answer('scaled:80', [], { retryHttp: '5xx' });
+      res.statusCode = 503;
+      res.end();
+    };
+    const r = await get(proxy.port, 'scaled:80');
+    assert.equal(r.status, 200);
+    assert.equal(r.backend, 'origin');
+    assert.equal(backends[0]!.hits, 1);
+  });
+
+  it('an authority timeout longer than a timer can hold (720h) is no timeout, not an instant 504', async () => {
+    disco.answer('patient:80', [backends[1]!.port], { timeoutMs: 720 * 3600_000 });
+    backends[1]!.behaviour = (_q, res) => void setTimeout(() => res.end('late'), 50);
+    const r = await get(proxy.port, 'patient:80');
+    assert.equal(r.status, 200, r.error);
+    assert.equal(r.body, 'late');
+  });
+
+  it('a grpc-status from a response is a label only as a gRPC code (0-16): anything else is one value', async () => {
+    disco.answer('odd:80', [backends[2]!.port]);
+    let i = 0;
+    backends[2]!.behaviour = (_q, res) => {
+      res.statusCode = 204;
+      res.setHeader('grpc-status', ['x1', '17', '3', '99999'][i++ % 4]!);
+      res.end();
+    };
+    for (let k = 0; k < 8; k++) assert.equal((await get(proxy.port, 'odd:80')).status, 204);
+    const codes = (await metric('response_total')).filter((x) => x.labels.authority === 'odd:80').map((x) => [x.labels.grpc_status, x.value]);
+    assert.deepEqual(codes.sort(), [['3', 2], ['invalid', 6]]);
+  });
+
   it('an endpoint that refuses connections costs no request: they go to another endpoint', async () => {
     const dead = await closedPort();
     const s = disco.answer('half:80', [dead, backends[0]!.port]);

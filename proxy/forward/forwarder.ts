@@ -98,6 +98,8 @@ export interface BalancedTarget {
 const MAX_BODY = RESILIENCE_DEFAULTS.retryMaxBodyBytes;
 /** Attempts after a failed connection (never sent, so not charged to the budget): bounded all the same. */
 const MAX_CONNECT_RETRIES = 2;
+/** The longest delay setTimeout keeps (2^31-1 ms); a longer timeout is no timeout. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** One attempt's listener: detached when the exchange moves on, so a discarded attempt's late events go nowhere. */
 class Attempt implements ResponseListener {
@@ -230,7 +232,8 @@ class Exchange implements ResponseListener, ExchangeView {
       const p = svc.policy;
       // The budget only matters where there are retries to pay for.
       if (p.retryLimit > 0) svc.budget.deposit(this.f.now());
-      if (p.timeoutMs > 0) this.#timer = setTimeout(fireTimeout, Math.max(1, p.timeoutMs - (performance.now() - this.startedAt)), this);
+      // Node fires a delay past 2^31-1 ms (24.8 days) after 1 ms: "720h" meant no timeout, not an instant 504.
+      if (p.timeoutMs > 0 && p.timeoutMs < MAX_TIMER_MS) this.#timer = setTimeout(fireTimeout, Math.max(1, p.timeoutMs - (performance.now() - this.startedAt)), this);
       // Nothing will ever replay the body: stop copying it once the first attempt has it.
       if (p.retryLimit === 0 && svc.balancer.endpoints.length <= 1) this.#keepBody = false;
     } else this.#keepBody = false;
@@ -257,7 +260,7 @@ class Exchange implements ResponseListener, ExchangeView {
       this.#sentAt = now;
       ep.ewma!.pending++;
       ep.accrual!.dispatched(now);
-    } else ep = eps === undefined ? b.origin : eps[0]!;
+    } else ep = eps === undefined || eps.length === 0 ? b.origin : eps[0]!; // a retry after discovery emptied the service: where it would go without discovery
     this.conversion = ep.conversion(b.protocol);
     // A discarded attempt (retry, timeout) must not reach the exchange again: it gets a listener
     // of its own that is cut loose. Where neither can happen, the exchange listens itself.
@@ -389,10 +392,14 @@ class Exchange implements ResponseListener, ExchangeView {
     // The client reset or went away: cancel upstream with the same code.
     if (this.#attempt !== undefined) this.#attempt.x = undefined;
     this.up?.reset({ h2Code: reset.h2Code === H2_NO_ERROR ? H2_CANCEL : reset.h2Code, error: reset.error });
-    // Not the endpoint's fault: its in-flight count drops, its health does not change.
+    // Not the endpoint's fault: its in-flight count drops, its health does not change. A probe
+    // of a failed endpoint is handed back (else it would stay 'probing', out of rotation for good).
     const ep = this.#ep;
     this.#ep = undefined;
-    if (ep?.ewma !== undefined) ep.ewma.pending--;
+    if (ep?.ewma !== undefined) {
+      ep.ewma.pending--;
+      ep.accrual!.abandoned();
+    }
     this.#finish(new ProxyError('MESH_CLIENT_RESET', reset.error.message));
   }
 
@@ -531,7 +538,8 @@ class Exchange implements ResponseListener, ExchangeView {
   #skipped(reason: string): void {
     const svc = this.#svc;
     const m = this.f.metrics;
-    if (svc === undefined || m === undefined) return;
+    if (m === undefined) return;
+    if (svc === undefined) return void m.retrySkipped(this.ctx.direction, this.#b?.service.authority ?? '', reason).value++;
     let c = svc.skipped.get(reason);
     if (c === undefined) svc.skipped.set(reason, (c = m.retrySkipped(this.ctx.direction, svc.authority, reason)));
     c.value++;
@@ -575,9 +583,15 @@ function endToEndHead<H extends { headers: HeaderList }>(h: H): H {
 function grpcStatusOf(fields: HeaderList): string | undefined {
   for (let i = 0; i < fields.length; i += 2) {
     const n = fields[i]!;
-    if (sameLower(n, 'grpc-status')) return fields[i + 1];
+    if (sameLower(n, 'grpc-status')) return grpcCode(fields[i + 1]!);
   }
   return undefined;
+}
+
+/** A metric label from a response's grpc-status: the codes gRPC defines (0-16), else one value, so an upstream cannot make series without bound. */
+function grpcCode(v: string): string {
+  if (v.length === 1) return v.charCodeAt(0) >= 48 && v.charCodeAt(0) <= 57 ? v : 'invalid';
+  return v.length === 2 && v.charCodeAt(0) === 49 && v.charCodeAt(1) >= 48 && v.charCodeAt(1) <= 54 ? v : 'invalid';
 }
 
 export class Forwarder {

@@ -120,14 +120,18 @@ export class HttpStage {
   balancedFor(ctx: ConnContext, protocol: 'h1' | 'h2', authority: string): BalancedTarget | undefined {
     const d = this.o.discovery!;
     let t = ctx.balanced?.authority === authority ? ctx.balanced.target : undefined;
-    if (t === undefined || t.service.dropped || t.protocol !== protocol) {
+    if (t === undefined || t.service.dropped || t.alternate?.dropped === true || t.protocol !== protocol) {
+      // The connection's target service, dropped as idle (nothing marked it used), is asked for again:
+      // a dropped service's endpoints are frozen, no update reaches them any more.
+      if (ctx.service?.dropped === true) ctx.service = d.service(ctx.targetAddr);
       const service = d.service(authorityKey(authority, ctx));
-      const alternate = ctx.service !== undefined && ctx.service !== service && !ctx.service.dropped ? ctx.service : undefined;
+      const alternate = ctx.service !== undefined && ctx.service !== service ? ctx.service : undefined;
       t = { service, alternate, origin: this.originOf(ctx), protocol };
       ctx.balanced = { authority, target: t };
     }
     const svc = t.service;
     svc.used = d.epoch;
+    if (t.alternate !== undefined) t.alternate.used = d.epoch;
     if (svc.usable || !svc.settled || t.alternate?.usable === true) return t;
     return undefined;
   }

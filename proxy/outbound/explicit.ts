@@ -87,6 +87,10 @@ function readHead(socket: Socket, maxBytes: number, timeoutMs: number): Promise<
       socket.removeListener('data', onData);
       socket.removeListener('close', onClose);
       socket.pause();
+      // Put back at once: a FIN that comes while the target is resolved or dialled would
+      // emit 'end' on an empty buffer, and an unshift after 'end' destroys the socket
+      // (the request was lost). Bytes held in the buffer keep 'end' behind them.
+      if (r !== undefined && !socket.destroyed) socket.unshift(r.bytes);
       done(r);
     };
     const onData = (chunk: Buffer): void => {
@@ -136,13 +140,10 @@ export function explicitProxy(d: ExplicitDeps): (socket: Socket, src: string) =>
       const a = conns.adopt(socket, 'outbound', target, src, d.tlsLabels(undefined), discovered === undefined ? d.peerOf : () => discovered);
       const ctx = conns.begin(a, d.tlsLabels(a.peer));
       if (log.enabled('debug')) log.debug('explicit proxy', { src, dst: a.targetAddr, method: req.kind, ...(a.peer ? { server_id: a.peer } : {}) });
-      if (req.kind === 'forward') {
-        // The HTTP stage reads the request again from its first byte.
-        socket.unshift(got.bytes);
-        return conns.serve(socket, socket, ctx, 'http1', d.http, a.at);
-      }
-      // A tunnel: whatever came after the CONNECT head belongs to it.
-      const rest = got.bytes.subarray(got.headLength);
+      // The HTTP stage reads the request again from its first byte (readHead put it back).
+      if (req.kind === 'forward') return conns.serve(socket, socket, ctx, 'http1', d.http, a.at);
+      // A tunnel: whatever came after the CONNECT head belongs to it; the head itself is ours.
+      socket.read(got.headLength);
       conns.dial(target, a.peer, 'opaque', d.connectTimeoutMs).then(
         (up) => {
           if (socket.destroyed) {
@@ -150,7 +151,6 @@ export function explicitProxy(d: ExplicitDeps): (socket: Socket, src: string) =>
             return conns.closed(socket, ctx, 'connect', 'MESH_CLIENT_RESET');
           }
           socket.write('HTTP/1.1 200 Connection established\r\n\r\n');
-          if (rest.length > 0) socket.unshift(rest);
           conns.opaque(socket, socket, ctx, 'connect', d.connectTimeoutMs, Promise.resolve(up));
         },
         (e: { code?: string; message?: string }) => {
