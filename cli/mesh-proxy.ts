@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --single-threaded-gc
 // mesh-proxy: the sidecar. Configuration comes only from MESH_PROXY_* variables.
 import { ConfigError, loadConfig } from '../proxy/config.js';
+import { guardFaults } from '../proxy/faults.js';
 import { startProxy } from '../proxy/index.js';
 import { Log } from '../shared/log.js';
 import { missingNodeFlags, proxyNodeFlags } from '../proxy/runtime.js';
@@ -29,6 +30,7 @@ async function main(): Promise<number> {
     return undefined;
   });
   if (!proxy) return 1;
+  guardFaults(log, { count: (kind) => proxy.metrics.internalError(kind) });
   const stop = (signal: string): void => {
     log.info('shutting down', { signal, grace: `${graceMs}ms` });
     proxy.close(graceMs).then(() => process.exit(0));

@@ -73,6 +73,7 @@ class Store {
   readonly closed: Sample[] = [];
   readonly acceptRefused = new Map<string, Sample>();
   readonly retrySkipped = new Map<string, Sample>();
+  readonly internalErrors = new Map<string, Sample>();
   readonly protocolErrors = new Map<string, Sample>();
   readonly detectOutcomes = new Map<string, Sample>();
   readonly detectDuration = new Map<string, Buckets>();
@@ -284,6 +285,13 @@ export class ProxyMetrics {
   /** A connection closed at accept, unread: `reason` is 'fd_reserve' (our budget said no) or the errno code (EMFILE, ENFILE). */
   acceptRefused(direction: Direction, reason: string): void {
     bump(this.#store.acceptRefused, { direction, reason });
+  }
+
+  /** An exception or rejection nobody handled (proxy/faults.ts): registered on the first, so /metrics shows none until then. */
+  internalError(kind: 'exception' | 'rejection'): void {
+    const series = this.#store.internalErrors;
+    if (series.size === 0) exposeCounter(this.registry, 'proxy_internal_errors_total', 'Total count of errors nobody handled (bugs), by kind: each cost the connection it happened on.', () => series.values());
+    bump(series, { kind });
   }
 
   /** A retry_skipped_total series (the caller keeps it and counts on it). */
