@@ -34,6 +34,13 @@ export interface UpstreamsOptions {
 
 type H2Entry = H2ClientConnection | PendingDispatcher;
 
+/**
+ * A PING after this long without traffic on an upstream h2 connection; a peer that
+ * answers nothing for as long again is taken as gone (Linkerd's HTTP/2 keepalive
+ * between proxies is 10 s too).
+ */
+const H2_KEEPALIVE_MS = 10_000;
+
 /** Connections per h2 upstream: one normally; more only while the first ones are full. */
 const MAX_H2_CONNECTIONS = 8;
 
@@ -105,6 +112,7 @@ export class Upstreams implements Connector {
       (socket) => {
         const conn: H2ClientConnection = new H2ClientConnection(socket, {
           peer: peer === undefined ? 'app' : 'mesh',
+          keepaliveMs: H2_KEEPALIVE_MS,
           onClose: () => swap(conn, undefined),
         });
         swap(pending, conn);

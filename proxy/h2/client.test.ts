@@ -306,3 +306,36 @@ test('client: a response head beyond our limit resets that stream only', async (
   await ok.done;
   assert.equal(ok.head!.status, 200);
 });
+
+test('client keepalive: a peer that goes silent (no FIN, no RST) is found by PING; its request is reset, not left waiting', async () => {
+  // Answers the preface and SETTINGS once, then nothing ever again, as a lost node.
+  const quiet = net.createServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => s.write(Buffer.concat([Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]), Buffer.from([0, 0, 0, 4, 1, 0, 0, 0, 0])])));
+  });
+  await new Promise<void>((r) => quiet.listen(0, '127.0.0.1', r));
+  closers.push(() => quiet.close());
+  let closed = false;
+  const c = await client((quiet.address() as net.AddressInfo).port, { keepaliveMs: 100, onClose: () => (closed = true) });
+  const r = new Recorder();
+  const t0 = performance.now();
+  c.request(get('/hang'), true, r);
+  await r.done;
+  const took = performance.now() - t0;
+  assert.equal(r.reset?.error.code, 'MESH_UPSTREAM_RESET');
+  assert.match(r.reset!.error.message, /no answer to a PING within 100 ms/);
+  assert.ok(took >= 150 && took < 2000, `found after ${took.toFixed(0)} ms (two quiet periods)`);
+  assert.equal(closed, true);
+});
+
+test('client keepalive: a live peer answers the PINGs and the connection stays, idle or not', async () => {
+  const { port } = await nodeServer(echo);
+  const c = await client(port, { keepaliveMs: 30 });
+  // Several quiet periods with no stream open: PING, answer, PING, answer...
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(c.dead, false);
+  const r = new Recorder();
+  c.request(get('/after'), true, r);
+  await r.done;
+  assert.equal(r.head!.status, 200);
+});

@@ -21,6 +21,9 @@ export type { H2Options } from './limits.js';
 /** How long a connection failed with GOAWAY is kept reading (discarding) so the GOAWAY is delivered. */
 const GOAWAY_LINGER_MS = 1000;
 
+/** The opaque data of our keepalive PINGs (any 8 bytes; the peer echoes them). */
+const KEEPALIVE_PING = Buffer.from('meshping', 'latin1');
+
 export abstract class H2Connection implements F.FrameSink {
   readonly w = new F.FrameWriter();
   readonly streams = new Map<number, H2Stream>();
@@ -97,6 +100,9 @@ export abstract class H2Connection implements F.FrameSink {
     if (options.idleTimeoutMs !== undefined && options.idleTimeoutMs > 0) {
       socket.setTimeout(options.idleTimeoutMs);
       socket.on('timeout', this.#onIdle);
+    } else if (options.keepaliveMs !== undefined && options.keepaliveMs > 0) {
+      socket.setTimeout(options.keepaliveMs);
+      socket.on('timeout', this.#onQuiet);
     }
     if (options.initial !== undefined && options.initial.length > 0) this.#onBytes(options.initial);
   }
@@ -288,6 +294,7 @@ export abstract class H2Connection implements F.FrameSink {
 
   readonly #onBytes = (chunk: Buffer): void => {
     if (this.dead) return;
+    this.#pingOut = false; // anything read shows the peer is there
     try {
       if (this.#preface > 0) {
         const n = Math.min(this.#preface, chunk.length);
@@ -555,6 +562,22 @@ export abstract class H2Connection implements F.FrameSink {
 
   readonly #onIdle = (): void => {
     if (this.streams.size === 0 && this.idle()) this.close();
+  };
+
+  /** A keepalive PING is out and nothing was read since. */
+  #pingOut = false;
+
+  /** keepaliveMs with no traffic either way: a PING; the next one with nothing read: the peer is gone. */
+  readonly #onQuiet = (): void => {
+    if (this.dead) return;
+    if (this.#pingOut) {
+      this.#teardown(this.lostReset(0x8, `peer silent: no answer to a PING within ${this.options.keepaliveMs} ms`, false, true));
+      this.socket.destroy();
+      return;
+    }
+    this.#pingOut = true;
+    this.w.ping(false, KEEPALIVE_PING);
+    this.schedule();
   };
 
   // The peer closed or the socket failed without GOAWAY (a client exiting):

@@ -79,6 +79,14 @@ export interface H2Options {
   maxHeaderListSize?: number;
   /** Close (GOAWAY) after this long without traffic and without streams. No PINGs. */
   idleTimeoutMs?: number;
+  /**
+   * Client role: after this long with nothing read or written, a PING; if the next such
+   * period passes with nothing read either, the peer is gone (a node lost, a NAT entry
+   * expired: no FIN, no RST ever comes) and the connection is failed, so its requests are
+   * answered and new ones go to a fresh connection instead of waiting for TCP to give up
+   * (~15 minutes). Not with idleTimeoutMs (both use the socket's inactivity timer).
+   */
+  keepaliveMs?: number;
   /** Bytes already read from the socket (detection peeked the preface). */
   initial?: Buffer;
   /** A peer exceeded a budget; its connection is being closed with ENHANCE_YOUR_CALM. */
