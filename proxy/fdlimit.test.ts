@@ -85,6 +85,21 @@ describe('FdBudget', () => {
     assert.equal(world.counts, 2, 'not recounted within the second');
   });
 
+  it('never estimates below what acquire() counted: a swing from one-descriptor clients to two-descriptor ones stays within the limit', () => {
+    // Each connection acquires two; an HTTP client on a pooled upstream really holds one.
+    let real = 20;
+    let now = 0;
+    const b = new FdBudget({ raiseLimit: () => ({ soft: 1024, hard: 1024 }), reserve: 64, countOpen: () => real, now: () => (now += 2000) });
+    b.raise();
+    let http = 0;
+    while (b.canAccept()) b.acquire(), b.acquire(), real++, http++;
+    // Half of them close (each releases its two), then opaque clients (two real descriptors each) come.
+    for (let i = 0; i < http / 2; i++) b.release(), b.release(), real--;
+    while (b.canAccept()) b.acquire(), b.acquire(), (real += 2);
+    assert.ok(real <= 1024 - 64 + 2, `${real} descriptors open, limit 1024, reserve 64`);
+    assert.ok(http >= (1024 - 64 - 20) / 2 - 1, `${http} HTTP clients admitted at first: two each, as charged`);
+  });
+
   it('accepts everything until the limit is known, and never counts below zero', () => {
     const b = new FdBudget({ raiseLimit: () => ({ soft: 100, hard: 100 }), countOpen: () => 0 });
     assert.equal(b.canAccept(), true);

@@ -33,7 +33,10 @@ export class FdBudget {
   /** Until raise() has read the limit there is no budget: every connection is accepted, as before. */
   #limit = Infinity;
   #reserve = 0;
-  #open = 0;
+  /** Descriptors counted by acquire() and release(): two per connection, its own and its upstream's. */
+  #tracked = 0;
+  /** Open descriptors no acquire() counted (files, DNS, the process's own), as of the last recount. */
+  #untracked = 0;
   #countedAt = -Infinity;
   readonly #options: FdBudgetOptions;
 
@@ -47,23 +50,23 @@ export class FdBudget {
     this.#limit = limit.soft;
     this.#reserve = this.#options.reserve ?? Math.max(64, Math.ceil(limit.soft * 0.02));
     this.#recount();
-    return { ...limit, open: this.#open, reserve: this.#reserve };
+    return { ...limit, open: this.#tracked + this.#untracked, reserve: this.#reserve };
   }
 
   /** The proxy opened a descriptor (accepted or dialled a socket). */
   acquire(): void {
-    this.#open++;
+    this.#tracked++;
   }
 
   /** A descriptor from acquire() was closed. */
   release(): void {
     // An unpaired release would make the budget generous for good: it never goes below nothing.
-    if (this.#open > 0) this.#open--;
+    if (this.#tracked > 0) this.#tracked--;
   }
 
   /** Descriptors left before the limit, by the estimate. */
   get remaining(): number {
-    return this.#limit - this.#open;
+    return this.#limit - this.#tracked - this.#untracked;
   }
 
   /** True when one more connection would still leave the reserve untouched. */
@@ -77,8 +80,14 @@ export class FdBudget {
     return this.remaining > this.#reserve;
   }
 
+  // The kernel's count adds what acquire() does not see; it never takes away from what
+  // acquire() counted. Were the estimate set to the kernel's count, connections that use
+  // one descriptor (an HTTP client whose upstream is pooled) would still release two when
+  // they close, and the estimate would fall below the truth for good: after a swing from
+  // HTTP clients to opaque ones near the limit, 400 descriptors past it (EMFILE on the
+  // upstream dials, the accept-then-reset this budget exists to prevent).
   #recount(now = (this.#options.now ?? Date.now)()): void {
-    this.#open = (this.#options.countOpen ?? countOpenFds)();
+    this.#untracked = Math.max(0, (this.#options.countOpen ?? countOpenFds)() - this.#tracked);
     this.#countedAt = now;
   }
 }
