@@ -55,6 +55,8 @@ export interface ConnectionsOptions {
 
 export class Connections {
   readonly open = new Set<Socket>();
+  /** Descriptors each open connection holds in the budget: 2 until it is served as HTTP, then 1. */
+  readonly #fdUnits = new WeakMap<Socket, number>();
   #closedSinceTrim = 0;
   #lastTrim = 0;
   #trimTimer: NodeJS.Timeout | undefined;
@@ -84,14 +86,17 @@ export class Connections {
       socket.destroy();
       return undefined;
     }
-    // Two descriptors: the client's, and the upstream connection it most likely needs.
+    // Two descriptors: the client's, and the upstream connection it most likely needs
+    // (one for HTTP, whose upstreams are pooled and shared: see serve()).
     fds.acquire();
     fds.acquire();
+    this.#fdUnits.set(socket, 2);
     this.open.add(socket);
     socket.once('close', () => {
       this.open.delete(socket);
-      fds.release();
-      fds.release();
+      const units = this.#fdUnits.get(socket) ?? 2;
+      this.#fdUnits.delete(socket);
+      for (let i = 0; i < units; i++) fds.release();
       if (++this.#closedSinceTrim >= TRIM_AFTER_CLOSES && this.#trimTimer === undefined) this.#scheduleTrim();
     });
     const src = `${plainAddress(socket.remoteAddress ?? '')}:${socket.remotePort}`;
@@ -217,6 +222,13 @@ export class Connections {
   serve(socket: Socket, client: Socket, ctx: ConnContext, protocol: 'http1' | 'h2', http: HttpStage, acceptedAt?: number): void {
     // A client gone during detection is counted as opened and closed at once.
     if (socket.destroyed) return this.closed(socket, ctx, protocol, 'MESH_CLIENT_CLOSED');
+    // HTTP's upstream connections are pooled and shared, not this connection's own: it
+    // holds one descriptor, and releases one when it closes (the pools' sockets are
+    // counted when the budget recounts against the kernel).
+    if (this.#fdUnits.get(socket) === 2) {
+      this.#fdUnits.set(socket, 1);
+      this.o.fds.release();
+    }
     socket.once('close', () => this.closed(socket, ctx, protocol, undefined));
     if (protocol === 'http1') http.serveH1(client, ctx, acceptedAt);
     else http.serveH2(client, ctx);

@@ -33,7 +33,7 @@ export class FdBudget {
   /** Until raise() has read the limit there is no budget: every connection is accepted, as before. */
   #limit = Infinity;
   #reserve = 0;
-  /** Descriptors counted by acquire() and release(): two per connection, its own and its upstream's. */
+  /** Descriptors counted by acquire() and release(): per connection its own, and an upstream of its own while it may have one. */
   #tracked = 0;
   /** Open descriptors no acquire() counted (files, DNS, the process's own), as of the last recount. */
   #untracked = 0;
