@@ -386,7 +386,7 @@ describe('limits: past the descriptor limit', () => {
       const clientFailed = Object.values(opened.failed).reduce((s, n) => s + n, 0);
       t.diagnostic(`${want} connections: ${opened.ok} held, refused ${JSON.stringify(opened.failed)} (p50 ${opened.failMs?.p50} ms, max ${opened.failMs?.max} ms after connect); tcp_accept_refused_total: proxy A outbound ${refusedA}, proxy B ${refusedB}`);
       // Half the budget at least: the budget charges two descriptors per client
-      // (its own and an upstream's) until it recounts against the kernel.
+      // (its own and an upstream's) until it is served as HTTP (then one).
       assert.ok(opened.ok >= (LIMIT - 64 - 64) / 2, `held ${opened.ok}: the proxy did not refuse long before its limit`);
       assert.ok(clientFailed > 0, 'some connections were past the limit');
       assert.deepEqual(Object.keys(opened.failed).filter((k) => k !== 'closed' && k !== 'reset'), [], 'refused with a close or a reset: no 502, no hang');
