@@ -29,14 +29,27 @@ async function main(): Promise<number> {
     log.error('start-up failed', { code: err.code, reason: err.message });
     return undefined;
   });
-  if (!proxy) return 1;
+  // Exit now: listeners opened before the one that failed would keep the process up,
+  // serving (or live but never ready) while it says it failed.
+  if (!proxy) process.exit(1);
   guardFaults(log, { count: (kind) => proxy.metrics.internalError(kind) });
+  // Not `once`: with no listener left, a second SIGTERM during the drain would end the
+  // process at once (Node's default action), cutting what the grace is there to finish.
+  let stopping = false;
   const stop = (signal: string): void => {
+    if (stopping) return log.info('already shutting down', { signal });
+    stopping = true;
     log.info('shutting down', { signal, grace: `${graceMs}ms` });
-    proxy.close(graceMs).then(() => process.exit(0));
+    proxy.close(graceMs).then(
+      () => process.exit(0),
+      (err: Error) => {
+        log.error('shutdown failed', { reason: err.message });
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   return 0;
 }
 

@@ -42,6 +42,11 @@ describe('proxy configuration from MESH_PROXY_* variables', () => {
     const bad: Array<[Record<string, string>, RegExp]> = [
       [{ MESH_PROXY_INBOUND_PORT: '70000' }, /^MESH_PROXY_INBOUND_PORT: "70000" is not a port/],
       [{ MESH_PROXY_DETECT_TIMEOUT: 'soon' }, /^MESH_PROXY_DETECT_TIMEOUT: "soon" is not a duration/],
+      // 0 would fail every connect (a 1 ms timer); past 2^31-1 ms Node fires after 1 ms too.
+      [{ MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT: '0' }, /^MESH_PROXY_OUTBOUND_CONNECT_TIMEOUT: "0" is no time at all/],
+      [{ MESH_PROXY_HEAD_TIMEOUT: '0s' }, /^MESH_PROXY_HEAD_TIMEOUT: "0s" is no time at all/],
+      [{ MESH_PROXY_DETECT_TIMEOUT: '40000m' }, /^MESH_PROXY_DETECT_TIMEOUT: "40000m" is longer than a timer can wait/],
+      [{ MESH_PROXY_CONTROL_PORT: '4191' }, /^MESH_PROXY_CONTROL_PORT: port 4191 is MESH_PROXY_ADMIN_PORT's too/],
       [{ MESH_PROXY_OPAQUE_PORTS: '5432,x' }, /^MESH_PROXY_OPAQUE_PORTS: "x"/],
       [{ MESH_PROXY_OPAQUE_PORTS: '9-3' }, /^MESH_PROXY_OPAQUE_PORTS: "9-3"/],
       [{ MESH_PROXY_INBOUND_MODE: 'ebpf' }, /^MESH_PROXY_INBOUND_MODE: "ebpf" is not one of redirect, tproxy/],

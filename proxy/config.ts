@@ -97,9 +97,21 @@ export function parseDuration(name: string, raw: string): number {
   return Math.round(Number(m[1]) * scale);
 }
 
-function duration(env: Env, name: string, fallbackMs: number): number {
+/** The longest delay a Node timer keeps: past it, setTimeout fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A duration in ms, within what the proxy's timers can do: at least 1 ms (a 0 s
+ * connect or head timeout would fail every connection) unless `zeroMeans` says
+ * what 0 does, and at most ~24.8 days (longer would fire after 1 ms).
+ */
+function duration(env: Env, name: string, fallbackMs: number, zeroMeans?: string): number {
   const raw = env[name];
-  return raw === undefined || raw === '' ? fallbackMs : parseDuration(name, raw);
+  if (raw === undefined || raw === '') return fallbackMs;
+  const ms = parseDuration(name, raw);
+  if (ms === 0 && zeroMeans === undefined) throw new ConfigError(name, `"${raw}" is no time at all; give a duration above 0`);
+  if (ms > MAX_TIMER_MS) throw new ConfigError(name, `"${raw}" is longer than a timer can wait (24.8 days)`);
+  return ms;
 }
 
 /** "25,587,3306-3307": ports and ranges. */
@@ -157,18 +169,27 @@ export function loadConfig(env: Env = process.env): ProxyConfig {
   const outboundPort = port(env, E.outboundPort, PROXY_PORTS.outbound);
   const inboundHosts = hosts(env, E.inboundAddresses, [...D.inboundAddresses]);
   const outboundHosts = hosts(env, E.outboundAddresses, [...D.outboundAddresses]);
+  const adminPort = port(env, E.adminPort, PROXY_PORTS.admin);
+  const controlPort = port(env, E.controlPort, PROXY_PORTS.control);
+  // Two listeners on one port: the second fails at start, after the first already serves.
+  const named: [string, number][] = [[E.inboundPort, inboundPort], [E.outboundPort, outboundPort], [E.adminPort, adminPort], [E.controlPort, controlPort]];
+  for (let i = 0; i < named.length; i++) {
+    for (let j = i + 1; j < named.length; j++) {
+      if (named[i]![1] === named[j]![1]) throw new ConfigError(named[j]![0], `port ${named[j]![1]} is ${named[i]![0]}'s too; each listener needs its own`);
+    }
+  }
   return {
     inbound: inboundHosts.map((host) => ({ host, port: inboundPort })),
     outbound: outboundHosts.map((host) => ({ host, port: outboundPort })),
-    admin: { host: hosts(env, E.adminAddress, [D.adminAddress])[0]!, port: port(env, E.adminPort, PROXY_PORTS.admin) },
-    control: { host: hosts(env, E.adminAddress, [D.adminAddress])[0]!, port: port(env, E.controlPort, PROXY_PORTS.control) },
+    admin: { host: hosts(env, E.adminAddress, [D.adminAddress])[0]!, port: adminPort },
+    control: { host: hosts(env, E.adminAddress, [D.adminAddress])[0]!, port: controlPort },
     tapIdentity: identity === undefined ? undefined : (env[E.tapIdentity] ?? '').trim() || defaultTapIdentity(identity.name),
     opaquePorts: ports(env, E.opaquePorts, defaultOpaquePorts),
     detectTimeoutMs: duration(env, E.detectTimeout, D.detectTimeoutMs),
     detectMaxBytes: integer(env, E.detectMaxBytes, D.detectMaxBytes, 64, 65536),
-    serverFirstWindowMs: duration(env, E.serverFirstWindow, D.serverFirstWindowMs),
+    serverFirstWindowMs: duration(env, E.serverFirstWindow, D.serverFirstWindowMs, 'never open an upstream early'),
     serverFirstMemory: integer(env, E.serverFirstMemory, D.serverFirstMemory, 0, 1_000_000),
-    serverFirstTtlMs: duration(env, E.serverFirstTtl, D.serverFirstTtlMs),
+    serverFirstTtlMs: duration(env, E.serverFirstTtl, D.serverFirstTtlMs, 'forget at once'),
     inboundMode: choice(env, E.inboundMode, INTERCEPTION_MODES, D.inboundMode),
     connectTimeoutOutboundMs: duration(env, E.outboundConnectTimeout, D.outboundConnectTimeoutMs),
     connectTimeoutInboundMs: duration(env, E.inboundConnectTimeout, D.inboundConnectTimeoutMs),

@@ -138,17 +138,19 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
       metrics,
       log,
     });
+  const httpOut = stage(upstreamsOut, config.connectTimeoutOutboundMs, discovery);
+  const httpIn = stage(upstreamsIn, config.connectTimeoutInboundMs);
   const outbound = outboundStack({
     config,
     log,
     conns,
-    http: stage(upstreamsOut, config.connectTimeoutOutboundMs, discovery),
+    http: httpOut,
     identityOn: meshTls !== undefined,
     detector: detector('outbound'),
     metrics,
     ...(discovery ? { discovery } : {}),
   });
-  const inbound = inboundStack({ config, log, conns, http: stage(upstreamsIn, config.connectTimeoutInboundMs), meshTls, detector: detector('inbound') });
+  const inbound = inboundStack({ config, log, conns, http: httpIn, meshTls, detector: detector('inbound') });
   const servers = [
     ...(await listenAll(config.inbound, inbound, { name: 'inbound', transparent: config.inboundMode === 'tproxy' }, log)),
     ...(await listenAll(config.outbound, outbound, { name: 'outbound', transparent: false }, log)),
@@ -174,22 +176,34 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
     });
   } else releaseStartup(log);
 
+  let closing: Promise<void> | undefined;
   return {
     servers,
     admin,
     metrics,
     tap,
     identity,
-    async close(graceMs: number): Promise<void> {
-      ready = false;
-      reclaimer.stop();
-      identity?.stop();
-      discovery?.close();
-      upstreamsOut.drain();
-      upstreamsIn.drain();
-      await Promise.all([...servers.map((s) => new Promise<void>((r) => s.close(() => r()))), conns.drain(graceMs)]);
-      await tapServer?.close();
-      await new Promise<void>((r) => admin.close(() => r()));
+    // A drain, as Linkerd's: no new connections; each open one is told to close once
+    // what it carries is done (Connection: close, GOAWAY), so clients move elsewhere
+    // while in-flight requests finish over upstreams still open; what is left at the
+    // end of the grace is reset. The upstream pools close last. Once: a second call
+    // (SIGINT after SIGTERM) waits for the first.
+    close(graceMs: number): Promise<void> {
+      closing ??= (async () => {
+        ready = false;
+        reclaimer.stop();
+        identity?.stop();
+        discovery?.close();
+        const stopped = servers.map((s) => new Promise<void>((r) => s.close(() => r())));
+        httpOut.drain();
+        httpIn.drain();
+        await Promise.all([...stopped, conns.drain(graceMs)]);
+        upstreamsOut.drain();
+        upstreamsIn.drain();
+        await tapServer?.close();
+        await new Promise<void>((r) => admin.close(() => r()));
+      })();
+      return closing;
     },
   };
 }

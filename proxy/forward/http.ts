@@ -109,7 +109,36 @@ class ConnHandler implements ServerHandler {
 }
 
 export class HttpStage {
+  /** The connections this stage serves, so that a shutdown can tell each to close (HTTP/1 after its exchange, h2 by GOAWAY). */
+  readonly #live = new Set<H1ServerConnection | H2ServerConnection>();
+  #draining = false;
+
   constructor(readonly o: HttpStageOptions) {}
+
+  /**
+   * Shutdown: every connection is told to close once what it carries is done: HTTP/1
+   * answers its current request with `Connection: close` (an idle one closes now), h2
+   * sends GOAWAY (streams already open finish; the peer opens new ones elsewhere).
+   * Connections served from now on are drained at once.
+   */
+  drain(): void {
+    this.#draining = true;
+    for (const c of this.#live) {
+      if (c instanceof H2ServerConnection) c.close();
+      else c.drain();
+    }
+    this.#live.clear();
+  }
+
+  #track(c: H1ServerConnection | H2ServerConnection, client: Socket): void {
+    if (this.#draining) {
+      if (c instanceof H2ServerConnection) c.close();
+      else c.drain();
+      return;
+    }
+    this.#live.add(c);
+    client.once('close', () => this.#live.delete(c));
+  }
 
   /**
    * The service a request is balanced over: its authority's, else the
@@ -170,7 +199,7 @@ export class HttpStage {
     const o = this.o;
     // The first head's time counts from accept (detection included), as HAProxy's `timeout http-request`.
     const headTimeoutMs = acceptedAt === undefined ? o.headTimeoutMs : Math.max(1, o.headTimeoutMs - (performance.now() - acceptedAt));
-    new H1ServerConnection(client, new ConnHandler(ctx, 'h1', this), {
+    const conn = new H1ServerConnection(client, new ConnHandler(ctx, 'h1', this), {
       headTimeoutMs,
       idleTimeoutMs: o.idleTimeoutMs,
       ...(o.deadlines ? { deadlines: o.deadlines } : {}),
@@ -181,12 +210,13 @@ export class HttpStage {
         if (o.log.enabled('debug')) o.log.debug('bad HTTP/1 request', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, status, code: err.code, reason: err.message });
       },
     });
+    this.#track(conn, client);
   }
 
   /** h2 on `client`: from an app (h2c), or from a peer proxy over mTLS. */
   serveH2(client: Socket, ctx: ConnContext): void {
     const o = this.o;
-    new H2ServerConnection(client, new ConnHandler(ctx, 'h2', this), {
+    const conn = new H2ServerConnection(client, new ConnHandler(ctx, 'h2', this), {
       peer: ctx.clientId !== undefined ? 'mesh' : 'app',
       idleTimeoutMs: o.idleTimeoutMs,
       onAbuse: (code, detail) => {
@@ -196,6 +226,7 @@ export class HttpStage {
     });
     // Detection leaves the socket paused, with the preface put back.
     client.resume();
+    this.#track(conn, client);
   }
 
   /** Upgrade and CONNECT: the request head is replayed upstream, then bytes flow raw. */

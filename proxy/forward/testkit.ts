@@ -69,6 +69,8 @@ export interface ProxyOptions {
 export interface ProxyNode {
   port: number;
   metrics: ProxyMetrics;
+  /** The HTTP stage the connections are served by (a shutdown drains it). */
+  stage: HttpStage;
   connector: PlainMeshConnector;
   /** Every connection's context, in accept order. */
   contexts: ConnContext[];
@@ -122,6 +124,7 @@ export async function startProxy(o: ProxyOptions): Promise<ProxyNode> {
   return {
     port: (server.address() as net.AddressInfo).port,
     metrics,
+    stage,
     connector,
     contexts,
     async close() {

@@ -4,6 +4,7 @@
 // anyone else gets 403 with a coded reason. The server has no certificate
 // until the proxy is certified: connections before that fail the handshake.
 import http2 from 'node:http2';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { TAP_WATCH_PATH, type TapFilter, type WatchRequest } from '../../contract/tap.js';
 import type { ListenAddress } from '../config.js';
@@ -119,6 +120,7 @@ export function createTapServer(o: TapServerOptions): TapServer {
   let creds: WorkloadCredentials | undefined;
   const streams = new Set<http2.ServerHttp2Stream>();
   const sessions = new Set<http2.ServerHttp2Session>();
+  const raw = new Set<Socket>();
 
   const onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
     stream.on('error', () => {});
@@ -176,6 +178,12 @@ export function createTapServer(o: TapServerOptions): TapServer {
         minVersion: 'TLSv1.3',
       });
       server.on('stream', onStream);
+      // Raw connections too: one that never finishes its TLS handshake (a port probe) is no
+      // session, and close() would wait for it (Node's handshake timeout is 120 s).
+      server.on('connection', (socket: Socket) => {
+        raw.add(socket);
+        socket.once('close', () => raw.delete(socket));
+      });
       server.on('session', (session) => {
         sessions.add(session);
         session.once('close', () => sessions.delete(session));
@@ -192,6 +200,7 @@ export function createTapServer(o: TapServerOptions): TapServer {
     async close() {
       for (const st of streams) st.close();
       for (const session of sessions) session.destroy();
+      for (const socket of raw) socket.destroy();
       if (server === undefined) return;
       const s = server;
       await new Promise<void>((resolve) => s.close(() => resolve()));
