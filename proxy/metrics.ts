@@ -199,11 +199,16 @@ export interface IdentityMetrics {
   refreshFailure: PromCounter.Internal;
 }
 
-function bump(series: Map<string, Sample>, labels: Labels): void {
+/** The series of `labels` in a map keyed by their values, made on first use. */
+function seriesOf(series: Map<string, Sample>, labels: Labels): Sample {
   const key = Object.values(labels).join('\0');
   let s = series.get(key);
   if (!s) series.set(key, (s = { labels, value: 0 }));
-  s.value++;
+  return s;
+}
+
+function bump(series: Map<string, Sample>, labels: Labels): void {
+  seriesOf(series, labels).value++;
 }
 
 export class ProxyMetrics {
@@ -302,10 +307,7 @@ export class ProxyMetrics {
       exposeCounter(this.registry, 'retry_skipped_total', 'Total count of failed requests not retried, by reason (budget, limit, body, ...).', () => series.values());
     }
     // One series per label set: an authority dropped as idle and used again gets its old one back.
-    const key = `${direction}\0${authority}\0${reason}`;
-    let c = series.get(key);
-    if (c === undefined) series.set(key, (c = { labels: { direction, authority, reason }, value: 0 }));
-    return c;
+    return seriesOf(series, { direction, authority, reason });
   }
 
   /**

@@ -108,6 +108,12 @@ class ConnHandler implements ServerHandler {
   }
 }
 
+/** Asks a served connection to close once what it carries is done: GOAWAY on h2, `Connection: close` on HTTP/1. */
+function closeWhenDone(c: H1ServerConnection | H2ServerConnection): void {
+  if (c instanceof H2ServerConnection) c.close();
+  else c.drain();
+}
+
 export class HttpStage {
   /** The connections this stage serves, so that a shutdown can tell each to close (HTTP/1 after its exchange, h2 by GOAWAY). */
   readonly #live = new Set<H1ServerConnection | H2ServerConnection>();
@@ -123,19 +129,12 @@ export class HttpStage {
    */
   drain(): void {
     this.#draining = true;
-    for (const c of this.#live) {
-      if (c instanceof H2ServerConnection) c.close();
-      else c.drain();
-    }
+    for (const c of this.#live) closeWhenDone(c);
     this.#live.clear();
   }
 
   #track(c: H1ServerConnection | H2ServerConnection, client: Socket): void {
-    if (this.#draining) {
-      if (c instanceof H2ServerConnection) c.close();
-      else c.drain();
-      return;
-    }
+    if (this.#draining) return closeWhenDone(c);
     this.#live.add(c);
     client.once('close', () => this.#live.delete(c));
   }
