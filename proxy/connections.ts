@@ -16,6 +16,10 @@ import type { TapHub } from './tap/hub.js';
 import { originalTarget, plainAddress, type Direction, type TargetError } from './target.js';
 import { resetAndDestroy } from './transport/tls.js';
 import type { SessionProtocol } from './transport/header.js';
+import { H2ServerConnection } from './h2/index.js';
+import type { Dispatcher } from './message/types.js';
+import { forwardTunnel, TunnelServer, type TunnelHost, type TunnelledConnection } from './tunnel.js';
+import { TUNNEL_MAX_STREAMS } from './connect/upstreams.js';
 
 const ignore = (): void => {};
 
@@ -49,6 +53,11 @@ export interface ConnectionsOptions {
   inboundMode: InboundMode;
   /** mTLS to a meshed destination's proxy announcing `protocol` (opaque streams, tunnels). */
   dialMeshed(target: SocketAddress, peer: string, protocol: SessionProtocol): Promise<Socket>;
+  /**
+   * The tunnel session to a meshed destination's proxy (proxy/tunnel.ts): opaque connections
+   * ride it as streams. Absent: each opaque connection gets an mTLS session of its own.
+   */
+  tunnel?(target: SocketAddress, key: string, peer: string): Dispatcher;
   /** Live tap: opaque streams show as open/close events to watchers that want them. */
   tap?: TapHub;
 }
@@ -60,6 +69,8 @@ export class Connections {
   #closedSinceTrim = 0;
   #lastTrim = 0;
   #trimTimer: NodeJS.Timeout | undefined;
+  /** Tunnel sessions this proxy serves (inbound): told to close on drain. */
+  readonly #tunnelSessions = new Set<H2ServerConnection>();
 
   constructor(private readonly o: ConnectionsOptions) {}
 
@@ -185,13 +196,20 @@ export class Connections {
     const ep = upstream === undefined && svc !== undefined && svc.usable ? svc.balancer.pick(performance.now()) : undefined;
     const target = ep?.target ?? ctx.target;
     const peer = ep !== undefined ? ep.identity : ctx.peerIdentity;
+    const tunnel = this.o.tunnel;
+    const tunnelled = upstream === undefined && peer !== undefined && tunnel !== undefined && client === socket;
     const meshed = upstream !== undefined ? { upstream } : peer !== undefined ? { dial: () => this.o.dialMeshed(target, peer, 'opaque') } : {};
     const tapped = this.o.tap?.openOpaque(ctx, protocol);
     if (ep?.ewma !== undefined) {
       ep.ewma.pending++;
       ep.accrual!.dispatched(performance.now());
     }
-    forwardOpaque(client, target, { connectTimeoutMs, ...meshed }).then((r) => {
+    if (tunnelled) this.#shareUpstream(socket);
+    const key = tunnelled ? (ep?.key ?? ctx.targetAddr) : '';
+    const forwarded = tunnelled
+      ? forwardTunnel(client, target, () => tunnel(target, key, peer))
+      : forwardOpaque(client, target, { connectTimeoutMs, ...meshed });
+    forwarded.then((r) => {
       if (r.error !== undefined) this.o.log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, ...(ep ? { endpoint: ep.key } : {}), code: r.error, reason: r.detail });
       if (ep?.ewma !== undefined) {
         ep.ewma.pending--;
@@ -222,20 +240,80 @@ export class Connections {
   serve(socket: Socket, client: Socket, ctx: ConnContext, protocol: 'http1' | 'h2', http: HttpStage, acceptedAt?: number): void {
     // A client gone during detection is counted as opened and closed at once.
     if (socket.destroyed) return this.closed(socket, ctx, protocol, 'MESH_CLIENT_CLOSED');
-    // HTTP's upstream connections are pooled and shared, not this connection's own: it
-    // holds one descriptor, and releases one when it closes (the pools' sockets are
-    // counted when the budget recounts against the kernel).
-    if (this.#fdUnits.get(socket) === 2) {
-      this.#fdUnits.set(socket, 1);
-      this.o.fds.release();
-    }
+    this.#shareUpstream(socket);
     socket.once('close', () => this.closed(socket, ctx, protocol, undefined));
     if (protocol === 'http1') http.serveH1(client, ctx, acceptedAt);
     else http.serveH2(client, ctx);
   }
 
+  /**
+   * HTTP's upstream connections are pooled and shared, and so are tunnel sessions, not
+   * this connection's own: it holds one descriptor, and releases one when it closes (the
+   * shared sockets are counted when the budget recounts against the kernel).
+   */
+  #shareUpstream(socket: Socket): void {
+    if (this.#fdUnits.get(socket) === 2) {
+      this.#fdUnits.set(socket, 1);
+      this.o.fds.release();
+    }
+  }
+
+  /**
+   * A peer proxy's tunnel session (inbound): each CONNECT stream is a connection to the
+   * workload at `a`'s address and the stream's port, accounted as an inbound connection of
+   * its own (labels as for a per-connection mTLS session: tls="true", the client's identity).
+   * The session itself is not a connection in the tcp_* series: the streams are.
+   */
+  tunnels(a: Accepted, secured: Socket, clientId: string, connectTimeoutMs: number): void {
+    const { log, metrics, fds } = this.o;
+    a.pending.drop();
+    if (a.socket.destroyed) return;
+    // The session holds its own descriptor; each stream's workload socket takes one more.
+    this.#shareUpstream(a.socket);
+    const src = a.src;
+    const tap = this.o.tap;
+    let streams = 0;
+    const host: TunnelHost = {
+      open: (target): TunnelledConnection | { refused: 'MESH_FD_EXHAUSTED'; why: string } => {
+        if (!fds.canAccept()) {
+          metrics.acceptRefused('inbound', 'fd_reserve');
+          return { refused: 'MESH_FD_EXHAUSTED', why: 'no descriptor to spare for the workload connection' };
+        }
+        fds.acquire();
+        const targetAddr = formatAddr(target);
+        const ctx: ConnContext = {
+          direction: 'inbound', target, targetAddr, src, clientId,
+          metrics: metrics.connection({ direction: 'inbound', target_addr: targetAddr, tls: 'true', client_id: clientId }),
+        };
+        const id = ++streams;
+        if (log.enabled('debug')) log.debug('tunnelled', { direction: 'inbound', src, dst: targetAddr, client_id: clientId, stream: id });
+        const tapped = tap?.openOpaque(ctx, 'opaque');
+        return {
+          target,
+          closed: (r) => {
+            fds.release();
+            if (r.error !== undefined) log.info('forward failed', { direction: 'inbound', src, dst: targetAddr, client_id: clientId, code: r.error, reason: r.detail });
+            if (tapped !== undefined) tap!.closeOpaque(tapped, r.bytesFromClient, r.bytesFromServer, r.error);
+            ctx.metrics.close(r.bytesFromClient, r.bytesFromServer, r.error);
+            if (log.enabled('debug')) log.debug('closed', { direction: 'inbound', src, dst: targetAddr, tx: r.bytesFromClient, rx: r.bytesFromServer, protocol: 'opaque', tls: 'true', client_id: clientId, stream: id, error: r.error });
+          },
+        };
+      },
+      dial: (target) => dialTcp(target, connectTimeoutMs),
+    };
+    const session: H2ServerConnection = new H2ServerConnection(secured, new TunnelServer(a.target, host), {
+      peer: 'mesh',
+      maxConcurrentStreams: TUNNEL_MAX_STREAMS,
+      onClose: () => this.#tunnelSessions.delete(session),
+    });
+    this.#tunnelSessions.add(session);
+    secured.resume();
+  }
+
   /** Shutdown: open connections get up to graceMs to finish, then are reset. */
   drain(graceMs: number): Promise<void> {
+    // Tunnel sessions take no new streams; each closes once its streams are done.
+    for (const t of this.#tunnelSessions) t.close();
     const open = this.open;
     if (open.size === 0) return Promise.resolve();
     return new Promise((resolve) => {

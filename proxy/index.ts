@@ -126,7 +126,11 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
   const forwarder = new Forwarder({ log, observers: [tap], metrics });
   const stage = (upstreams: Upstreams, connectTimeoutMs: number, d?: Discovery): HttpStage =>
     new HttpStage({ log, metrics, forwarder, upstreams, connectTimeoutMs, headTimeoutMs: config.headTimeoutMs, idleTimeoutMs: config.idleTimeoutMs, ...(d ? { discovery: d } : {}) });
-  const conns = new Connections({ log, metrics, fds, inboundMode: config.inboundMode, dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p), tap });
+  const conns = new Connections({
+    log, metrics, fds, inboundMode: config.inboundMode, tap,
+    dialMeshed: (t, peer, p) => upstreamsOut.dialMeshed(t, peer, p),
+    ...(meshTls ? { tunnel: upstreamsOut.tunnel.bind(upstreamsOut) } : {}),
+  });
 
   // Protocol detection with the server-speaks-first window; each direction learns its own destinations.
   const detector = (direction: 'inbound' | 'outbound'): ServerFirstDetector =>

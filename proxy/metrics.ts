@@ -186,9 +186,14 @@ export class PendingConnMetrics {
   }
 
   settle(m: ProxyMetrics, labels: ConnLabels): ConnMetrics {
+    this.drop();
+    return m.connection(labels);
+  }
+
+  /** Not a connection of its own after all (a tunnel session: its streams are counted instead). */
+  drop(): void {
     if (this.#series !== undefined) this.#series.open.value--;
     this.#series = undefined;
-    return m.connection(labels);
   }
 }
 

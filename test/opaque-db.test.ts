@@ -79,12 +79,17 @@ class Mesh {
 
   /**
    * Runs `client` and checks that exactly one new connection to `dst` went out through A's
-   * proxy and exactly one came in through B's (REDIRECT keeps A as its source).
+   * proxy and exactly one came in through B's (REDIRECT keeps A as its source). With mTLS,
+   * opaque connections between the proxies are streams of one tunnel session (proxy/tunnel.ts):
+   * B accepts the session once and logs each connection it carries as "tunnelled".
    */
   async viaBothProxies<T>(host: string, port: number, client: () => Promise<T>): Promise<T> {
     const dst = escape(hostPort(host, port));
     const out = new RegExp(`accepted direction=outbound src=\\S+ local=\\S+ dst=${dst} `);
-    const into = new RegExp(`accepted direction=inbound src=${escape(host.includes(':') ? this.a.ipv6 : this.a.ipv4)}:\\d+ local=\\S+ dst=${dst} `);
+    const from = escape(host.includes(':') ? this.a.ipv6 : this.a.ipv4);
+    const into = this.identity
+      ? new RegExp(`tunnelled direction=inbound src=${from}:\\d+ dst=${dst} client_id=a\\.db\\.serviceaccount\\.identity\\.cluster\\.local stream=\\d+`)
+      : new RegExp(`accepted direction=inbound src=${from}:\\d+ local=\\S+ dst=${dst} `);
     const count = (proxy: PodProcess, re: RegExp): number => proxy.lines().filter((l) => re.test(l)).length;
     const before = [count(this.proxyA, out), count(this.proxyB, into)];
     const result = await client();
@@ -95,9 +100,9 @@ class Mesh {
     assert.equal(count(this.proxyA, out), before[0]! + 1, `one outbound connection to ${dst} in A's proxy`);
     assert.equal(count(this.proxyB, into), before[1]! + 1, `one inbound connection to ${dst} in B's proxy`);
     if (this.identity) {
-      // Meshed: B terminated A's mTLS and was told "opaque" by the connection header.
-      const secured = new RegExp(`secured direction=inbound src=\\S+ dst=${dst} client_id=a\\.db\\.serviceaccount\\.identity\\.cluster\\.local protocol=opaque`);
-      await eventually(() => assert.ok(count(this.proxyB, secured) > 0, `B secured the connection to ${dst}`));
+      // Meshed: B terminated A's mTLS and was told "tunnel" by the connection header.
+      const secured = new RegExp(`secured direction=inbound src=\\S+ dst=${dst} client_id=a\\.db\\.serviceaccount\\.identity\\.cluster\\.local protocol=tunnel`);
+      await eventually(() => assert.ok(count(this.proxyB, secured) > 0, `B secured a tunnel session to ${dst}`));
     }
     return result;
   }

@@ -2,7 +2,9 @@
 //   an HTTP/1 keep-alive pool per endpoint (plain TCP),
 //   one h2 connection per endpoint for h2c from apps (plain TCP),
 //   one h2 connection per meshed endpoint inside mTLS, shared by every HTTP/1
-//   and h2 request to it (the connection header says "h2").
+//   and h2 request to it (the connection header says "h2"),
+//   one tunnel session per meshed endpoint inside mTLS, shared by every opaque
+//   connection to it, each a CONNECT stream (the header says "tunnel").
 // Connections are made on first use; requests sent meanwhile wait in a
 // PendingDispatcher. A connection that went away (GOAWAY, loss) is replaced on
 // the next request.
@@ -44,17 +46,28 @@ const H2_KEEPALIVE_MS = 10_000;
 /** Connections per h2 upstream: one normally; more only while the first ones are full. */
 const MAX_H2_CONNECTIONS = 8;
 
+/**
+ * Streams a tunnel session's server takes at once (each one a connection to its workload, which
+ * the server proxy's descriptor budget bounds first): 10,000 idle database connections ride one
+ * session, not eight.
+ */
+export const TUNNEL_MAX_STREAMS = 100_000;
+
 /** What the HTTP stage needs of a connector (tests give their own). */
 export interface Connector {
   h1(target: SocketAddress, key: string): Dispatcher;
   h2(target: SocketAddress, key: string, peer: string | undefined): Dispatcher;
   dialMeshed(target: SocketAddress, peer: string, protocol: SessionProtocol): Promise<Socket>;
+  /** The tunnel session to the proxy at `target` proving `peer`: opaque connections as CONNECT streams. */
+  tunnel(target: SocketAddress, key: string, peer: string): Dispatcher;
 }
 
 export class Upstreams implements Connector {
   readonly #h1 = new Map<string, H1PoolLike>();
   /** By endpoint key, then by peer identity ('' for h2c): two lookups of strings whose hashes are cached, not a key built per request. */
   readonly #h2 = new Map<string, Map<string, H2Entry[]>>();
+  /** Tunnel sessions, the same way. */
+  readonly #tunnels = new Map<string, Map<string, H2Entry[]>>();
   #closing = false;
 
   constructor(private readonly o: UpstreamsOptions) {}
@@ -78,8 +91,16 @@ export class Upstreams implements Connector {
    * them) cannot make others queue behind it.
    */
   h2(target: SocketAddress, key: string, peer: string | undefined): Dispatcher {
-    let byPeer = this.#h2.get(key);
-    if (byPeer === undefined) this.#h2.set(key, (byPeer = new Map()));
+    return this.#session(this.#h2, 'h2', target, key, peer);
+  }
+
+  tunnel(target: SocketAddress, key: string, peer: string): Dispatcher {
+    return this.#session(this.#tunnels, 'tunnel', target, key, peer);
+  }
+
+  #session(sessions: Map<string, Map<string, H2Entry[]>>, protocol: 'h2' | 'tunnel', target: SocketAddress, key: string, peer: string | undefined): Dispatcher {
+    let byPeer = sessions.get(key);
+    if (byPeer === undefined) sessions.set(key, (byPeer = new Map()));
     const k = peer ?? '';
     let set = byPeer.get(k);
     if (set === undefined) byPeer.set(k, (set = []));
@@ -91,10 +112,13 @@ export class Upstreams implements Connector {
       if (least === undefined || c.load < least.load) least = c;
     }
     if (least !== undefined && set.length >= MAX_H2_CONNECTIONS) return least;
-    return this.#dialH2(target, key, byPeer, peer, set);
+    return this.#dialH2(sessions, protocol, target, key, byPeer, peer, set);
   }
 
-  #dialH2(target: SocketAddress, key: string, byPeer: Map<string, H2Entry[]>, peer: string | undefined, set: H2Entry[]): Dispatcher {
+  #dialH2(
+    sessions: Map<string, Map<string, H2Entry[]>>, protocol: 'h2' | 'tunnel',
+    target: SocketAddress, key: string, byPeer: Map<string, H2Entry[]>, peer: string | undefined, set: H2Entry[],
+  ): Dispatcher {
     const pending = new PendingDispatcher();
     set.push(pending);
     const swap = (from: H2Entry, to: H2ClientConnection | undefined): void => {
@@ -104,10 +128,10 @@ export class Upstreams implements Connector {
       else set[i] = to;
       if (set.length === 0 && byPeer.get(peer ?? '') === set) {
         byPeer.delete(peer ?? '');
-        if (byPeer.size === 0 && this.#h2.get(key) === byPeer) this.#h2.delete(key);
+        if (byPeer.size === 0 && sessions.get(key) === byPeer) sessions.delete(key);
       }
     };
-    const dial = peer === undefined ? dialTcp(target, this.o.connectTimeoutMs) : this.dialMeshed(target, peer, 'h2');
+    const dial = peer === undefined ? dialTcp(target, this.o.connectTimeoutMs) : this.dialMeshed(target, peer, protocol);
     dial.then(
       (socket) => {
         const conn: H2ClientConnection = new H2ClientConnection(socket, {
@@ -141,6 +165,8 @@ export class Upstreams implements Connector {
   drain(): void {
     this.#closing = true;
     for (const p of this.#h1.values()) p.close();
-    for (const byPeer of this.#h2.values()) for (const set of byPeer.values()) for (const c of set) if (c instanceof H2ClientConnection) c.close();
+    for (const sessions of [this.#h2, this.#tunnels]) {
+      for (const byPeer of sessions.values()) for (const set of byPeer.values()) for (const c of set) if (c instanceof H2ClientConnection) c.close();
+    }
   }
 }

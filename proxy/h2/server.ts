@@ -117,6 +117,7 @@ export function parseRequest(s: H2Stream, fields: string[], endStream: boolean, 
   if (method === 'CONNECT') {
     if (authority === undefined || scheme !== undefined || path !== undefined) return 'CONNECT needs :authority only';
     target = authority;
+    s.duplex = true;
   } else {
     if (scheme === undefined || path === undefined || path.length === 0) return 'missing :scheme or :path';
     target = path;

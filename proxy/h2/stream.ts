@@ -41,6 +41,11 @@ export class H2Stream implements ServerStream, ClientStream {
   peerReset = false;
   /** Waiting for a reset our budget does not allow yet: its window stays shut (see starve()). */
   starved = false;
+  /**
+   * A CONNECT (server role): each direction is a TCP half of its own (RFC 9113 §8.5), so a
+   * response that ends first is a FIN, not an early answer: the request body is still read.
+   */
+  duplex = false;
 
   // Receive side.
   recvWindow: number;
@@ -357,7 +362,7 @@ export class H2Stream implements ServerStream, ClientStream {
         this.l = null;
         this.conn.streamDone(this);
       }
-    } else {
+    } else if (!this.duplex) {
       this.conn.endedEarly(this);
     }
   }

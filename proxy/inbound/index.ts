@@ -6,8 +6,10 @@
 //     → a ClientHello naming our identity with the mesh ALPN: terminate mTLS,
 //       read the connection header, serve the protocol it names (no second
 //       detection): h2 (HTTP/1 restored for the app) | http1 (tunnels) | opaque
-//       | unknown (the client proxy opened the session before its client
-//       spoke): the app is dialled at once and detection races its first bytes
+//       | tunnel (opaque connections as CONNECT streams of one session, each
+//       dialled to the app's port it names) | unknown (the client proxy opened
+//       the session before its client spoke): the app is dialled at once and
+//       detection races its first bytes
 //     → otherwise: refused on a port that requires identity; else HTTP/1 | h2
 //       through the HTTP stage, TLS, unknown or server-first as opaque TCP
 //       (a plaintext client quiet for the server-first window has the app
@@ -16,7 +18,7 @@ import type { Socket } from 'node:net';
 import type { SocketAddress } from '../../native/index.js';
 import type { ProxyConfig } from '../config.js';
 import type { Accepted, Connections } from '../connections.js';
-import { bindContext, type ConnContext } from '../context.js';
+import { bindContext, formatAddr, type ConnContext } from '../context.js';
 import type { Detected } from '../detect/index.js';
 import { ServerFirstDetector } from '../detect/server-first.js';
 import { ServerFirstMemory } from '../detect/learned.js';
@@ -86,6 +88,11 @@ export function inboundStack(d: InboundDeps): (socket: Socket) => void {
       }
       // The header names the port the client dialled; the app listens there.
       const dst: SocketAddress = { ...target, port: h.header.port };
+      if (h.header.protocol === 'tunnel') {
+        // Connections as streams, each to the port it names: they are what is counted, not the session.
+        if (log.enabled('debug')) log.debug('secured', { direction: 'inbound', src: a.src, dst: formatAddr(dst), client_id: t.clientId, protocol: 'tunnel' });
+        return conns.tunnels(a, secured, t.clientId, timeout);
+      }
       const ctx = conns.begin(a, { tls: 'true', client_id: t.clientId }, dst);
       ctx.clientId = t.clientId;
       bindContext(secured, ctx);

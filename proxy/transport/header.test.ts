@@ -29,10 +29,11 @@ describe('encodeHeader / parseHeader', () => {
       hex('4d455348 01 0006 00 0001 02 6462'),
     );
     assert.deepEqual(encodeHeader({ protocol: 'http1', port: 65535 }), hex('4d455348 01 0004 01 ffff 00'));
+    assert.deepEqual(encodeHeader({ protocol: 'tunnel', port: 5432 }), hex('4d455348 01 0004 04 1538 00'));
     assert.deepEqual(parseHeader(H2_8080), { kind: 'header', header: { protocol: 'h2', port: 8080 }, length: 11 });
   });
 
-  for (const protocol of ['opaque', 'http1', 'h2'] as const satisfies readonly SessionProtocol[]) {
+  for (const protocol of ['opaque', 'http1', 'h2', 'unknown', 'tunnel'] as const satisfies readonly SessionProtocol[]) {
     for (const port of [1, 65535]) {
       for (const name of [undefined, NAME_255]) {
         it(`round-trips ${protocol}, port ${port}, ${name === undefined ? 'no name' : '255-byte name'}`, () => {
@@ -97,7 +98,7 @@ describe('encodeHeader / parseHeader', () => {
   });
 
   it('refuses an unknown protocol byte', () => {
-    for (const b of [4, 0x80, 255]) {
+    for (const b of [5, 0x80, 255]) {
       const buf = Buffer.from(H2_8080);
       buf[7] = b;
       invalid(buf, new RegExp(`unknown session protocol ${b}`));

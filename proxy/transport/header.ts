@@ -12,8 +12,11 @@ import type { Socket } from 'node:net';
  * 'unknown': the client proxy opened this session before its client spoke
  * (server-speaks-first detection); the server proxy detects on what comes,
  * racing the app's first bytes. Appended, so the older values keep their bytes.
+ * 'tunnel': an HTTP/2 session whose streams are CONNECTs, each one opaque TCP
+ * connection to the workload's port named in its :authority (proxy/tunnel.ts);
+ * the header's port is the one the session was dialled on.
  */
-export type SessionProtocol = 'opaque' | 'http1' | 'h2' | 'unknown';
+export type SessionProtocol = 'opaque' | 'http1' | 'h2' | 'unknown' | 'tunnel';
 
 export interface TransportHeader {
   protocol: SessionProtocol;
@@ -27,7 +30,7 @@ const VERSION = 1;
 const FIXED = MAGIC.length + 1 + 2; // magic, version, length
 const BODY_MIN = 1 + 2 + 1;
 export const HEADER_MAX_BYTES = FIXED + BODY_MIN + 255;
-const protocols: readonly SessionProtocol[] = ['opaque', 'http1', 'h2', 'unknown'];
+const protocols: readonly SessionProtocol[] = ['opaque', 'http1', 'h2', 'unknown', 'tunnel'];
 
 export function encodeHeader(h: TransportHeader): Buffer {
   const name = Buffer.from(h.name ?? '', 'latin1');

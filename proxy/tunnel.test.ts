@@ -1,0 +1,333 @@
+// Tunnels in-process: a client socket joined to a CONNECT stream on our h2
+// client, our h2 server's TunnelServer dialling a loopback "app". No root, no
+// TLS (the session's mTLS is transport/tls.ts's business): what is tested is
+// the join, half-close each way, resets each way, backpressure, refusals, and
+// that many connections share one session without leaving streams behind.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import type { SocketAddress } from '../native/index.js';
+import { H2ClientConnection } from './h2/client.js';
+import { ourClient, ourServer, type OurServer } from './h2/testkit.js';
+import type { Dispatcher } from './message/types.js';
+import { dialTcp, type ForwardResult } from './opaque.js';
+import { authorityPort, forwardTunnel, TunnelServer, type TunnelHost } from './tunnel.js';
+
+const LOCAL: SocketAddress = { address: '127.0.0.1', port: 0, family: 4 };
+const cleanup: Array<() => unknown> = [];
+after(async () => {
+  for (const c of cleanup.reverse()) await c();
+  assert.deepEqual(leftOpen, [], 'every connection the tests made was closed by the tunnel');
+});
+
+function sha(chunks: Buffer[]): string {
+  const h = createHash('sha256');
+  for (const c of chunks) h.update(c);
+  return h.digest('hex');
+}
+
+/** Sockets still open when the file's tests are done: a join that left one open is a leak. */
+const leftOpen: string[] = [];
+
+async function listen(onSocket: (s: Socket) => void, what: string): Promise<number> {
+  const open = new Set<Socket>();
+  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
+    open.add(s);
+    s.on('close', () => open.delete(s));
+    s.on('error', () => {});
+    onSocket(s);
+  });
+  srv.listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  cleanup.push(() => {
+    if (open.size > 0) leftOpen.push(`${what}: ${open.size}`);
+    for (const s of open) s.destroy();
+    return new Promise((r) => srv.close(r));
+  });
+  return (srv.address() as AddressInfo).port;
+}
+
+/** Reads a socket to its end (or reset); what came, and how it ended. */
+function readAll(s: Socket): Promise<{ chunks: Buffer[]; bytes: number; how: 'end' | 'reset' | 'close' }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let how: 'end' | 'reset' | 'close' = 'close';
+    s.on('data', (c: Buffer) => {
+      chunks.push(c);
+      bytes += c.length;
+    });
+    s.on('end', () => (how = 'end'));
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ECONNRESET') how = 'reset';
+    });
+    s.on('close', () => resolve({ chunks, bytes, how }));
+  });
+}
+
+function connect(port: number): Promise<Socket> {
+  const s = net.connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+  return once(s, 'connect').then(() => s);
+}
+
+/** The two proxies' sides, wired over loopback: a front port for clients, results of both sides. */
+interface Rig {
+  front: number;
+  server: OurServer;
+  session: H2ClientConnection;
+  clientResults: ForwardResult[];
+  serverResults: ForwardResult[];
+  /** Resolves when `n` connections have been reported closed on both sides. */
+  settled(n: number): Promise<void>;
+  host: TunnelHost;
+}
+
+async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Dispatcher } = {}): Promise<Rig> {
+  const clientResults: ForwardResult[] = [];
+  const serverResults: ForwardResult[] = [];
+  let waiters: Array<() => void> = [];
+  const notify = (): void => {
+    const w = waiters;
+    waiters = [];
+    w.forEach((f) => f());
+  };
+  const host: TunnelHost = {
+    open: (target) =>
+      opts.refuse === true
+        ? { refused: 'MESH_FD_EXHAUSTED', why: 'test: no descriptor' }
+        : {
+            target,
+            closed: (r) => {
+              serverResults.push(r);
+              notify();
+            },
+          },
+    dial: (target) => dialTcp(target, 1000),
+  };
+  const server = await ourServer(new TunnelServer(LOCAL, host), { peer: 'mesh', maxConcurrentStreams: 100_000 });
+  cleanup.push(() => server.close());
+  const session = await ourClient(server.port, { peer: 'mesh' });
+  cleanup.push(() => session.destroy());
+  const target: SocketAddress = { ...LOCAL, port: appPort };
+  const front = await listen((s) => {
+    void forwardTunnel(s, target, opts.session ?? (() => session)).then((r) => {
+      clientResults.push(r);
+      notify();
+    });
+  }, 'front');
+  const settled = async (n: number): Promise<void> => {
+    while (clientResults.length < n || serverResults.length < n) await new Promise<void>((r) => waiters.push(r));
+  };
+  return { front, server, session, clientResults, serverResults, settled, host };
+}
+
+describe('tunnel: opaque connections as CONNECT streams of one session', () => {
+  it('authorityPort reads the port of an IPv4 or IPv6 authority, 0 when there is none', () => {
+    assert.equal(authorityPort('10.0.0.7:5432'), 5432);
+    assert.equal(authorityPort('[fd00::7]:65535'), 65535);
+    for (const bad of ['10.0.0.7', '10.0.0.7:', '10.0.0.7:65536', 'h:5x', 'h:1234567', '[fd00::7]']) assert.equal(authorityPort(bad), 0, bad);
+  });
+
+  describe('bytes both ways with half-close', () => {
+    let r: Rig;
+    // The app reads the client's bytes to their end, then answers with their hash and more bytes after the client's FIN.
+    before(async () => {
+      const app = await listen((s) => {
+        const h = createHash('sha256');
+        let n = 0;
+        s.on('data', (c: Buffer) => {
+          h.update(c);
+          n += c.length;
+        });
+        s.on('end', () => {
+          s.write(`${h.digest('hex')} ${n}\n`);
+          const reply = Buffer.alloc(1 << 20, n & 0xff);
+          s.end(reply);
+        });
+      }, 'app (half-close)');
+      r = await rig(app);
+    });
+
+    it('50 connections at once: every byte each way, FIN carried each way, one session, no stream left', async () => {
+      const N = 50;
+      const runs = Array.from({ length: N }, async (_, i) => {
+        const c = await connect(r.front);
+        const body = Buffer.alloc(256 * 1024 + i * 997, i + 1);
+        const got = readAll(c);
+        c.end(body); // half-close: the app answers only after it saw our FIN
+        const res = await got;
+        const text = Buffer.concat(res.chunks);
+        const line = text.subarray(0, text.indexOf(10) + 1).toString();
+        assert.equal(line, `${sha([body])} ${body.length}\n`, `connection ${i}: the app saw every byte, in order, then our FIN`);
+        assert.equal(text.length - line.length, 1 << 20, `connection ${i}: the app's bytes after our FIN all arrived`);
+        assert.equal(res.how, 'end', `connection ${i}: ended by a FIN, not a reset`);
+      });
+      await Promise.all(runs);
+      await r.settled(N);
+      assert.deepEqual(r.clientResults.map((x) => x.error), Array(N).fill(undefined));
+      assert.deepEqual(r.serverResults.map((x) => x.error), Array(N).fill(undefined));
+      assert.equal(r.server.conns.length, 1, 'every connection rode the one session');
+      assert.equal(r.session.streams.size, 0, 'no client stream left open');
+      assert.equal(r.server.conns[0]!.streams.size, 0, 'no server stream left open');
+      const total = r.serverResults.reduce((s, x) => s + x.bytesFromClient, 0);
+      assert.equal(total, Array.from({ length: N }, (_, i) => 256 * 1024 + i * 997).reduce((a, b) => a + b, 0), 'bytes from clients, counted by the server side');
+    });
+  });
+
+  it('a server that speaks first is heard before the client says anything', async () => {
+    const app = await listen((s) => {
+      s.write('220 hello\r\n');
+      s.on('end', () => s.end());
+    }, 'app (server first)');
+    const r = await rig(app);
+    const c = await connect(r.front);
+    const [greeting] = (await once(c, 'data')) as [Buffer];
+    assert.equal(greeting.toString(), '220 hello\r\n');
+    c.destroy();
+  });
+
+  it('an app that refuses the connection: the client is reset, both sides count why, nothing is left open', async () => {
+    // A port nobody listens on: bind one, then close it.
+    const probe = net.createServer();
+    probe.listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const dead = (probe.address() as AddressInfo).port;
+    await new Promise((res) => probe.close(res));
+    const r = await rig(dead);
+    const c = await connect(r.front);
+    const res = await readAll(c);
+    assert.equal(res.how, 'reset', 'the client sees a reset, as without the mesh');
+    await r.settled(1);
+    assert.equal(r.serverResults[0]!.error, 'MESH_CONNECT_REFUSED');
+    assert.equal(r.clientResults[0]!.error, 'MESH_STREAM_RESET');
+    assert.match(r.clientResults[0]!.detail ?? '', /502: MESH_CONNECT_REFUSED/);
+    assert.equal(r.session.streams.size, 0);
+    await waitFor(() => r.server.conns[0]!.streams.size === 0, 'server stream closed');
+  });
+
+  it('a refusal by the server proxy (no descriptor) resets the client and says why', async () => {
+    const app = await listen(() => {}, 'app (refused by proxy)');
+    const r = await rig(app, { refuse: true });
+    const c = await connect(r.front);
+    const res = await readAll(c);
+    assert.equal(res.how, 'reset');
+    await waitFor(() => r.clientResults.length === 1, 'client side reported');
+    assert.match(r.clientResults[0]!.detail ?? '', /503: MESH_FD_EXHAUSTED/);
+    await waitFor(() => r.session.streams.size === 0 && r.server.conns[0]!.streams.size === 0, 'streams closed both sides');
+  });
+
+  it('a client reset reaches the app as a reset; an app reset reaches the client as one', async () => {
+    const appSeen: Array<Promise<{ how: string }>> = [];
+    const appSockets: Socket[] = [];
+    const app = await listen((s) => {
+      appSockets.push(s);
+      appSeen.push(readAll(s));
+      s.write('ready');
+    }, 'app (resets)');
+    const r = await rig(app);
+    // Client resets.
+    const c1 = await connect(r.front);
+    await once(c1, 'data');
+    c1.resetAndDestroy();
+    assert.equal((await appSeen[0]!).how, 'reset', 'the app saw a reset, not a FIN');
+    // App resets.
+    const c2 = await connect(r.front);
+    const got = readAll(c2);
+    await once(c2, 'data');
+    appSockets[1]!.resetAndDestroy();
+    assert.equal((await got).how, 'reset', 'the client saw a reset, not a FIN');
+    await r.settled(2);
+    assert.ok(r.clientResults.every((x) => x.error === 'MESH_STREAM_RESET'), JSON.stringify(r.clientResults));
+    assert.ok(r.serverResults.every((x) => x.error === 'MESH_STREAM_RESET'), JSON.stringify(r.serverResults));
+    assert.equal(r.session.streams.size, 0);
+    await waitFor(() => r.server.conns[0]!.streams.size === 0, 'server streams closed');
+  });
+
+  it('an app that does not read holds back the client: what the proxies buffer is bounded, then every byte arrives', async () => {
+    let appSocket: Socket | undefined;
+    let appGot: Promise<{ chunks: Buffer[]; bytes: number }> | undefined;
+    const app = await listen((s) => {
+      s.pause();
+      s.on('end', () => s.end());
+      appSocket = s;
+    }, 'app (not reading)');
+    const r = await rig(app);
+    const c = await connect(r.front);
+    const total = 48 << 20;
+    const chunk = Buffer.alloc(1 << 20);
+    const sent: Buffer[] = [];
+    for (let i = 0; i < total / chunk.length; i++) {
+      const b = Buffer.from(chunk.fill(i & 0xff));
+      sent.push(b);
+      c.write(b);
+    }
+    c.end();
+    // The client's bytes stop moving: the kernel's buffers, the stream's window and the join's pause hold them.
+    let last = -1;
+    let still = 0;
+    while (still < 5) {
+      await new Promise((res) => setTimeout(res, 30));
+      const now = c.writableLength;
+      still = now === last ? still + 1 : 0;
+      last = now;
+    }
+    const inFlight = total - c.writableLength;
+    assert.ok(inFlight < 24 << 20, `only ${(inFlight / 1048576).toFixed(1)} MiB of 48 left the client while the app read nothing (kernel buffers and one stream window)`);
+    const held = [...r.server.conns[0]!.streams.values()].reduce((s, st) => s + st.held, 0);
+    assert.ok(held <= 256 * 1024, `the server proxy holds ${held} bytes for the paused app: at most one stream window`);
+    appGot = readAll(appSocket!);
+    appSocket!.resume();
+    const got = await appGot;
+    assert.equal(got.bytes, total);
+    assert.equal(sha(got.chunks), sha(sent), 'every byte, in order');
+    c.destroy();
+  });
+
+  it('a stream the session refuses before processing it goes again on another session', async () => {
+    const app = await listen((s) => s.end('hi'), 'app (retry)');
+    const server = await ourServer(new TunnelServer(LOCAL, { open: (target) => ({ target, closed: () => {} }), dial: (t) => dialTcp(t, 1000) }), { peer: 'mesh' });
+    cleanup.push(() => server.close());
+    const first = await ourClient(server.port, { peer: 'mesh' });
+    const second = await ourClient(server.port, { peer: 'mesh' });
+    cleanup.push(() => first.destroy(), () => second.destroy());
+    first.close(); // GOAWAY: it takes no new streams, and refuses them (MESH_H2_REFUSED)
+    let asked = 0;
+    const r = await rig(app, { session: () => (asked++ === 0 ? first : second) });
+    const c = await connect(r.front);
+    const got = readAll(c);
+    c.end();
+    const res = await got;
+    assert.equal(Buffer.concat(res.chunks).toString(), 'hi');
+    assert.equal(res.how, 'end');
+    assert.equal(asked, 2, 'asked for a session twice');
+  });
+
+  it('a request other than CONNECT on a tunnel session is answered 400 and closed', async () => {
+    const server = await ourServer(new TunnelServer(LOCAL, { open: () => assert.fail('not opened'), dial: () => assert.fail('not dialled') }), { peer: 'mesh' });
+    cleanup.push(() => server.close());
+    const client = await ourClient(server.port, { peer: 'mesh' });
+    cleanup.push(() => client.destroy());
+    const status = await new Promise<number>((resolve, reject) => {
+      client.request({ method: 'GET', target: '/', scheme: 'http', authority: 'x', version: 20, headers: [] }, true, {
+        onContinue() {},
+        onResponse: (h) => resolve(h.status),
+        onData: () => true,
+        onEnd() {},
+        onReset: (e) => reject(e.error),
+        onWritable() {},
+      });
+    });
+    assert.equal(status, 400);
+    await waitFor(() => server.conns[0]!.streams.size === 0, 'server stream closed');
+  });
+});
+
+async function waitFor(cond: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}

@@ -1,0 +1,380 @@
+// Opaque TCP between proxies, many connections on one mTLS session. Each
+// connection a client proxy forwards to a meshed destination's opaque port is
+// one CONNECT stream (RFC 9113 §8.5) of an HTTP/2 session announced as
+// 'tunnel' in the connection header; the server proxy dials its workload's
+// port named in the stream's :authority.
+//
+// Why: a Node TLS socket costs ~43 KiB a side however idle (OpenSSL's state and
+// node's TLSWrap buffers, none of which a Node program can size), so one
+// session per opaque connection cost 55-59 KiB per connection per proxy, and a
+// handshake per connection (a database pool's reconnects). A stream costs a
+// few hundred bytes; the session's TLS is paid once per destination.
+//
+//   client socket ── bytes ──▶ request body   ─▶ ... ─▶ app socket
+//   client socket ◀─ bytes ─── response body  ◀─ ... ◀─ app socket
+//   FIN                    ⇄  END_STREAM (each direction on its own: half-close)
+//   RST / error            ⇄  RST_STREAM(CONNECT_ERROR)
+//
+// The server answers 200 once its workload accepted the connection, or a 5xx
+// naming the proxy error (mesh-proxy-error) when it did not; the client proxy
+// reads its client's bytes only after the 200, so a stream the session
+// refused (GOAWAY, REFUSED_STREAM) carried nothing yet and is sent again.
+import type { Socket } from 'node:net';
+import type { SocketAddress } from '../native/index.js';
+import { formatAddr } from './context.js';
+import { ProxyError, type ProxyErrorCode } from './errors.js';
+import {
+  H2_NO_ERROR, H2_REFUSED_STREAM,
+  type ClientStream, type Dispatcher, type HeaderList, type RequestHead, type RequestListener, type ResponseHead, type ResponseListener,
+  type ServerHandler, type ServerStream, type StreamReset,
+} from './message/types.js';
+import type { ForwardErrorCode, ForwardResult } from './opaque.js';
+import { resetAndDestroy } from './transport/tls.js';
+
+/** RST_STREAM code for a TCP connection reset or failed (RFC 9113 §8.5). */
+export const H2_CONNECT_ERROR = 0xa;
+
+/** A stream the session refused before processing it is sent again on another, this many times. */
+const MAX_REFUSED_RETRIES = 2;
+
+const ERROR_HEADER = 'mesh-proxy-error';
+
+/** The CONNECT request for `target` (an address: the workload's, on the server proxy's side). */
+export function connectHead(target: SocketAddress): RequestHead {
+  const authority = formatAddr(target);
+  return { method: 'CONNECT', target: authority, scheme: undefined, authority, version: 20, headers: [] };
+}
+
+/** The port a CONNECT's authority names ("10.0.0.7:5432", "[fd00::7]:5432"), or 0 when it names none. */
+export function authorityPort(authority: string): number {
+  const colon = authority.lastIndexOf(':');
+  if (colon < 0 || colon === authority.length - 1 || authority.length - colon > 6) return 0;
+  let port = 0;
+  for (let i = colon + 1; i < authority.length; i++) {
+    const c = authority.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return 0;
+    port = port * 10 + c;
+  }
+  return port <= 65535 ? port : 0;
+}
+
+const reset = (code: ProxyErrorCode, message: string): StreamReset => ({ h2Code: H2_CONNECT_ERROR, error: new ProxyError(code, message) });
+
+/**
+ * One TCP socket joined to one stream: bytes both ways with backpressure, a
+ * FIN each way carried as END_STREAM, a reset either way as a reset. Its
+ * handlers are made once per connection (none per chunk).
+ */
+abstract class Join {
+  socket: Socket | undefined;
+  /** The socket's FIN was passed on (stream.end()). */
+  sentEnd = false;
+  /** The stream's END_STREAM was passed on (socket.end()). */
+  gotEnd = false;
+  /** The stream was reset (by the peer, the session or us): nothing more goes either way. */
+  streamGone = false;
+  error: ForwardErrorCode | undefined;
+  detail: string | undefined;
+  #waitingDrain = false;
+
+  protected abstract get stream(): ClientStream | ServerStream | undefined;
+  /** Who is at the socket's end, for messages: "client" or "app". */
+  protected abstract readonly side: string;
+  protected abstract finished(): void;
+
+  fail(code: ForwardErrorCode, detail: string): void {
+    if (this.error !== undefined) return;
+    this.error = code;
+    this.detail = detail;
+  }
+
+  /** Starts listening to the socket (paused: bytes flow once `flow()` is called). */
+  attach(socket: Socket): void {
+    this.socket = socket;
+    socket.on('data', this.#onSocketData);
+    socket.on('end', this.#onSocketEnd);
+    socket.on('error', this.#onSocketError);
+    socket.on('drain', this.#onSocketDrain);
+    socket.once('close', this.#onSocketClose);
+    socket.pause();
+  }
+
+  // ---- socket → stream ----
+
+  readonly #onSocketData = (chunk: Buffer): void => {
+    const s = this.stream;
+    if (s === undefined || this.streamGone) return;
+    if (!s.write(chunk)) this.socket!.pause();
+  };
+
+  /** The stream can take more. */
+  onWritable(): void {
+    if (!this.sentEnd && !this.streamGone) this.socket?.resume();
+  }
+
+  readonly #onSocketEnd = (): void => {
+    this.sentEnd = true;
+    if (!this.streamGone) this.stream?.end();
+  };
+
+  readonly #onSocketError = (err: Error): void => {
+    this.fail('MESH_STREAM_RESET', `${this.side}: ${err.message}`);
+  };
+
+  readonly #onSocketClose = (): void => {
+    // Closed before both directions ended cleanly: the stream is cut, not ended.
+    if (!this.streamGone && !(this.sentEnd && this.gotEnd)) {
+      this.streamGone = true;
+      this.fail('MESH_STREAM_RESET', `${this.side} closed the connection`);
+      this.stream?.reset(reset(this.side === 'client' ? 'MESH_CLIENT_RESET' : 'MESH_UPSTREAM_RESET', `${this.side} connection reset or closed`));
+    }
+    this.finished();
+  };
+
+  // ---- stream → socket ----
+
+  /** Body that came before the socket did (server side: the workload is still being dialled). */
+  #early: Buffer[] | undefined;
+
+  /** The chunk is taken either way (the contract); false asks the stream to stop until resume(). */
+  onData(chunk: Buffer): boolean {
+    const socket = this.socket;
+    if (socket === undefined) {
+      (this.#early ??= []).push(Buffer.from(chunk));
+      return false;
+    }
+    // Written as it is: the codec allocated the chunk's buffer for this read and does not reuse it.
+    if (socket.write(chunk) && !this.#waitingDrain) return true;
+    this.#waitingDrain = true;
+    return false;
+  }
+
+  /** The body that waited for the socket: written now; true when the socket can take more. */
+  protected flushEarly(socket: Socket): boolean {
+    const early = this.#early;
+    if (early === undefined) return true;
+    this.#early = undefined;
+    let ok = true;
+    for (const c of early) ok = socket.write(c);
+    if (!ok) this.#waitingDrain = true;
+    return ok;
+  }
+
+  readonly #onSocketDrain = (): void => {
+    if (!this.#waitingDrain) return;
+    this.#waitingDrain = false;
+    this.stream?.resume();
+  };
+
+  onEnd(_trailers: HeaderList | undefined): void {
+    this.gotEnd = true;
+    const socket = this.socket;
+    if (socket !== undefined && !socket.destroyed) socket.end();
+  }
+
+  onReset(r: StreamReset): void {
+    if (this.streamGone) return;
+    this.streamGone = true;
+    this.fail('MESH_STREAM_RESET', r.error.message);
+    const socket = this.socket;
+    if (socket !== undefined && !socket.destroyed) resetAndDestroy(socket);
+  }
+}
+
+/** The client proxy's side: the accepted client socket and a CONNECT stream sent on a tunnel session. */
+class ClientJoin extends Join implements ResponseListener {
+  #stream: ClientStream | undefined;
+  #established = false;
+  #retries = 0;
+  protected readonly side = 'client';
+
+  constructor(
+    socket: Socket,
+    private readonly target: SocketAddress,
+    private readonly session: () => Dispatcher,
+    private readonly done: (r: ForwardResult) => void,
+  ) {
+    super();
+    this.attach(socket);
+    this.#open();
+  }
+
+  protected get stream(): ClientStream | undefined {
+    return this.#stream;
+  }
+
+  #open(): void {
+    this.streamGone = false;
+    this.#stream = this.session().request(connectHead(this.target), false, this);
+  }
+
+  onContinue(): void {}
+
+  onResponse(head: ResponseHead, endStream: boolean): void {
+    const socket = this.socket!;
+    if (head.status >= 200 && head.status < 300) {
+      this.#established = true;
+      if (!socket.destroyed) socket.resume();
+      if (endStream) this.onEnd(undefined);
+      return;
+    }
+    // The server proxy could not reach its workload: the client sees what it would have without the mesh, a reset.
+    this.streamGone = true;
+    this.fail('MESH_STREAM_RESET', `peer proxy answered ${head.status}${errorOf(head.headers)}`);
+    // Our side of the stream is still open (nothing was sent on it): closed too.
+    this.#stream?.reset(reset('MESH_CLIENT_RESET', 'tunnel refused'));
+    void endStream;
+    if (!socket.destroyed) resetAndDestroy(socket);
+  }
+
+  override onReset(r: StreamReset): void {
+    const socket = this.socket!;
+    // Refused before processing (GOAWAY, REFUSED_STREAM): nothing was sent, so it goes again on a session that takes it.
+    if (!this.#established && r.error.code === 'MESH_H2_REFUSED' && this.#retries < MAX_REFUSED_RETRIES && !socket.destroyed) {
+      this.#retries++;
+      return this.#open();
+    }
+    // A session that could not be made is a failed connect, as the per-connection dial's was.
+    if (!this.#established && r.h2Code === H2_REFUSED_STREAM && r.error.code !== 'MESH_H2_REFUSED') this.fail(r.error.code, r.error.message);
+    super.onReset(r);
+  }
+
+  protected finished(): void {
+    const s = this.socket!;
+    this.done({ error: this.error, detail: this.detail, bytesFromClient: s.bytesRead, bytesFromServer: s.bytesWritten });
+  }
+}
+
+function errorOf(headers: HeaderList): string {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === ERROR_HEADER) return `: ${headers[i + 1]}`;
+  return '';
+}
+
+/**
+ * Forwards `client` through a tunnel session (`session()` hands out the session
+ * to use, dialled on first need); resolves once the client's socket is closed.
+ */
+export function forwardTunnel(client: Socket, target: SocketAddress, session: () => Dispatcher): Promise<ForwardResult> {
+  if (client.destroyed) return Promise.resolve({ error: 'MESH_STREAM_RESET', detail: 'client closed before forwarding began', bytesFromClient: 0, bytesFromServer: 0 });
+  return new Promise((resolve) => void new ClientJoin(client, target, session, resolve));
+}
+
+// ---- the server proxy's side ----
+
+/** One tunnelled connection the server proxy received, as the inbound stack accounts it. */
+export interface TunnelledConnection {
+  /** The workload's address for it (the session's destination address, the stream's port). */
+  target: SocketAddress;
+  /** Called once, when the stream and the app's socket (if one was made) are both done. */
+  closed(r: ForwardResult): void;
+}
+
+export interface TunnelHost {
+  /**
+   * A CONNECT arrived for `target`: how it is accounted, or why it is refused (no descriptor
+   * to spare). Called before the workload is dialled.
+   */
+  open(target: SocketAddress): TunnelledConnection | { refused: ProxyErrorCode; why: string };
+  /** Dials the workload (plain TCP), failing with a coded ProxyError. */
+  dial(target: SocketAddress): Promise<Socket>;
+}
+
+/** The server proxy's side of one stream: a CONNECT and the socket to the workload. */
+class ServerJoin extends Join implements RequestListener {
+  protected readonly side = 'app';
+  #closedReported = false;
+
+  constructor(
+    private readonly s: ServerStream,
+    private readonly conn: TunnelledConnection,
+  ) {
+    super();
+  }
+
+  protected get stream(): ServerStream {
+    return this.s;
+  }
+
+  connected(socket: Socket): void {
+    if (this.streamGone) {
+      // The client side went while the workload was dialled.
+      socket.destroy();
+      return this.report();
+    }
+    const endedBefore = this.gotEnd;
+    this.attach(socket);
+    this.s.respond({ status: 200, reason: '', version: 20, headers: [] }, false);
+    socket.resume();
+    // What the client sent (and its end) waited for this socket; the stream, paused, goes on once it drains.
+    const more = this.flushEarly(socket);
+    if (endedBefore) socket.end();
+    else if (more) this.s.resume();
+  }
+
+  dialFailed(e: ProxyError): void {
+    this.fail(e.code, e.message);
+    if (!this.streamGone) {
+      this.streamGone = true;
+      answer(this.s, e.code === 'MESH_CONNECT_TIMEOUT' ? 504 : 502, [ERROR_HEADER, e.code]);
+    }
+    this.report();
+  }
+
+  protected finished(): void {
+    this.report();
+  }
+
+  report(): void {
+    if (this.#closedReported) return;
+    this.#closedReported = true;
+    const s = this.socket;
+    // From the client's side of things: what the app was sent came from the client.
+    this.conn.closed({ error: this.error, detail: this.detail, bytesFromClient: s?.bytesWritten ?? 0, bytesFromServer: s?.bytesRead ?? 0 });
+  }
+}
+
+/** Serves a tunnel session's streams: each CONNECT becomes a connection to the workload. */
+export class TunnelServer implements ServerHandler {
+  constructor(
+    private readonly destination: SocketAddress,
+    private readonly host: TunnelHost,
+  ) {}
+
+  onRequest(s: ServerStream): void {
+    const port = s.head.method === 'CONNECT' ? authorityPort(s.head.target) : 0;
+    if (port === 0) {
+      s.listen(IGNORE);
+      const why = s.head.method === 'CONNECT' ? `no port in CONNECT authority "${s.head.target}"` : `${s.head.method} on a tunnel session`;
+      return answer(s, 400, [ERROR_HEADER, 'MESH_CLIENT_PROTOCOL', 'mesh-proxy-reason', why]);
+    }
+    const target: SocketAddress = { ...this.destination, port };
+    const conn = this.host.open(target);
+    if ('refused' in conn) {
+      s.listen(IGNORE);
+      return answer(s, 503, [ERROR_HEADER, conn.refused, 'mesh-proxy-reason', conn.why]);
+    }
+    const join = new ServerJoin(s, conn);
+    s.listen(join);
+    this.host.dial(target).then(
+      (socket) => join.connected(socket),
+      (e: unknown) => join.dialFailed(e instanceof ProxyError ? e : new ProxyError('MESH_CONNECT_FAILED', String(e))),
+    );
+  }
+}
+
+/**
+ * A refusal: the complete answer, then RST_STREAM(NO_ERROR) (RFC 9113 §8.1), since a CONNECT's
+ * request side stays open after its response ends and nothing will be read from it.
+ */
+function answer(s: ServerStream, status: number, headers: HeaderList): void {
+  s.respond({ status, reason: '', version: 20, headers }, true);
+  s.reset({ h2Code: H2_NO_ERROR, error: new ProxyError('MESH_CONNECT_FAILED', 'tunnel refused') });
+}
+
+/** A listener for a stream answered at once: its body is dropped. */
+const IGNORE: RequestListener = {
+  onData: () => true,
+  onEnd: () => {},
+  onReset: () => {},
+  onWritable: () => {},
+};
