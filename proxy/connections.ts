@@ -14,7 +14,7 @@ import type { PendingConnMetrics, ProxyMetrics, TlsLabels } from './metrics.js';
 import { dialTcp, forwardOpaque } from './opaque.js';
 import type { TapHub } from './tap/hub.js';
 import { originalTarget, plainAddress, type Direction, type TargetError } from './target.js';
-import { resetAndDestroy } from './transport/tls.js';
+import { resetAndDestroy, retireAtExpiry } from './transport/tls.js';
 import type { SessionProtocol } from './transport/header.js';
 import { H2ServerConnection } from './h2/index.js';
 import type { Dispatcher } from './message/types.js';
@@ -301,11 +301,18 @@ export class Connections {
       },
       dial: (target) => dialTcp(target, connectTimeoutMs),
     };
+    let cancelRetire = (): void => {};
     const session: H2ServerConnection = new H2ServerConnection(secured, new TunnelServer(a.target, host), {
       peer: 'mesh',
       maxConcurrentStreams: TUNNEL_MAX_STREAMS,
-      onClose: () => this.#tunnelSessions.delete(session),
+      onClose: () => {
+        cancelRetire();
+        this.#tunnelSessions.delete(session);
+      },
     });
+    // No new streams once a certificate that authenticated the session has expired (GOAWAY:
+    // the client proxy opens a new session for them, with the certificates of the day).
+    cancelRetire = retireAtExpiry(secured, () => session.close());
     this.#tunnelSessions.add(session);
     secured.resume();
   }

@@ -152,11 +152,12 @@ describe('server-speaks-first detection and explicit proxy mode (mTLS, no annota
     for (let i = 0; i < 2; i++) await sh(`psql -X -At -c 'select 1' 'host=${b.ipv4} port=5433 user=postgres dbname=postgres gssencmode=disable sslmode=disable'`);
     for (let i = 0; i < 2; i++) await sh(`redis-cli -h ${b.ipv4} -p 6380 PING`);
     const [inB, outA] = [await syns(b, 'INPUT'), await syns(a, 'OUTPUT')];
-    // One upstream connection per client connection for the opaque ones, at both hops.
+    // One connection to the app per client connection for the opaque ones; between the
+    // proxies they are streams of one tunnel session (proxy/tunnel.ts).
     assert.equal(inB[5433], 2, 'psql: b dialled the app once per client');
     assert.equal(inB[6380], 2, 'redis: b dialled the app once per client');
-    assert.equal(outA[5433], 2, 'psql: a dialled b once per client');
-    assert.equal(outA[6380], 2, 'redis: a dialled b once per client');
+    assert.ok((outA[5433] ?? 0) <= 1, `psql: a dialled b:5433 ${outA[5433]} times`);
+    assert.ok((outA[6380] ?? 0) <= 1, `redis: a dialled b:6380 ${outA[6380]} times`);
     // HTTP rides one h2 mTLS connection between the proxies, and pooled connections to the app.
     for (const p of [8080, 8081, 8082]) {
       assert.ok((outA[p] ?? 0) <= 1, `a dialled b:${p} ${outA[p]} times`);

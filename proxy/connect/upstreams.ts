@@ -16,7 +16,7 @@ import type { Dispatcher } from '../message/types.js';
 import { ProxyError } from '../errors.js';
 import { dialTcp } from '../opaque.js';
 import { encodeHeader, type SessionProtocol } from '../transport/header.js';
-import type { MeshTls } from '../transport/tls.js';
+import { retireAtExpiry, type MeshTls } from '../transport/tls.js';
 import { PendingDispatcher } from './pending.js';
 
 /** A keep-alive pool of HTTP/1 connections to one endpoint. */
@@ -134,11 +134,17 @@ export class Upstreams implements Connector {
     const dial = peer === undefined ? dialTcp(target, this.o.connectTimeoutMs) : this.dialMeshed(target, peer, protocol);
     dial.then(
       (socket) => {
+        let cancelRetire = (): void => {};
         const conn: H2ClientConnection = new H2ClientConnection(socket, {
           peer: peer === undefined ? 'app' : 'mesh',
           keepaliveMs: H2_KEEPALIVE_MS,
-          onClose: () => swap(conn, undefined),
+          onClose: () => {
+            cancelRetire();
+            swap(conn, undefined);
+          },
         });
+        // mTLS: no new streams once a certificate that authenticated the session has expired.
+        cancelRetire = retireAtExpiry(socket, () => conn.close());
         swap(pending, conn);
         // Requests that waited for this connection are in flight: send them
         // before a drain's GOAWAY, which would refuse them (502) instead.

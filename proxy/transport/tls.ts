@@ -49,6 +49,33 @@ export function resetAndDestroy(s: Socket): void {
   raw.destroy();
 }
 
+/**
+ * Calls `retire` when the first of the certificates that authenticated `s` expires (its
+ * peer's or our own), unless `cancel` is called first; nothing for a socket that is not TLS.
+ * A session that many connections share (HTTP/2, tunnels) is retired then, and its new
+ * streams go to a new session: nothing new is carried on an authentication that has run out,
+ * and renewed certificates are taken up by the sessions, not only by new connections.
+ */
+export function retireAtExpiry(s: Socket, retire: () => void): () => void {
+  if (!(s instanceof tls.TLSSocket)) return noop;
+  const own = s.getCertificate() as { valid_to?: string } | null;
+  const peer = s.getPeerCertificate() as { valid_to?: string } | null;
+  const at = Math.min(Date.parse(own?.valid_to ?? ''), Date.parse(peer?.valid_to ?? ''));
+  if (Number.isNaN(at)) return noop;
+  // Within setTimeout's range (2^31-1 ms, ~24.8 days): a longer-lived certificate is looked at again then.
+  const wait = Math.max(0, at - Date.now());
+  let timer: NodeJS.Timeout;
+  const arm = (ms: number): void => {
+    timer = setTimeout(ms > MAX_TIMER_MS ? () => arm(ms - MAX_TIMER_MS) : retire, Math.min(ms, MAX_TIMER_MS));
+    timer.unref();
+  };
+  arm(wait);
+  return () => clearTimeout(timer);
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const noop = (): void => {};
+
 /** The identity a mesh certificate carries: its one DNS SAN, or undefined if it has not exactly one. */
 export function identityOf(cert: PeerCertificate | undefined): string | undefined {
   const san = cert?.subjectaltname;
