@@ -19,7 +19,6 @@ import type { SessionProtocol } from './transport/header.js';
 import { H2ServerConnection } from './h2/index.js';
 import type { Dispatcher } from './message/types.js';
 import { forwardTunnel, TunnelServer, type TunnelHost, type TunnelledConnection } from './tunnel.js';
-import { TUNNEL_MAX_STREAMS } from './connect/upstreams.js';
 
 const ignore = (): void => {};
 
@@ -303,8 +302,9 @@ export class Connections {
     };
     let cancelRetire = (): void => {};
     const session: H2ServerConnection = new H2ServerConnection(secured, new TunnelServer(a.target, host), {
-      peer: 'mesh',
-      maxConcurrentStreams: TUNNEL_MAX_STREAMS,
+      // Its limits (h2/limits.ts): streams up to what the descriptor budget bounds first (10,000
+      // idle database connections ride one session, not eight), windows for bulk.
+      peer: 'tunnel',
       onClose: () => {
         cancelRetire();
         this.#tunnelSessions.delete(session);

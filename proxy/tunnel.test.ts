@@ -10,6 +10,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import type { SocketAddress } from '../native/index.js';
 import { H2ClientConnection } from './h2/client.js';
+import { PROFILES } from './h2/limits.js';
 import { ourClient, ourServer, type OurServer } from './h2/testkit.js';
 import type { Dispatcher } from './message/types.js';
 import { dialTcp, type ForwardResult } from './opaque.js';
@@ -106,9 +107,9 @@ async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Di
           },
     dial: (target) => dialTcp(target, 1000),
   };
-  const server = await ourServer(new TunnelServer(LOCAL, host), { peer: 'mesh', maxConcurrentStreams: 100_000 });
+  const server = await ourServer(new TunnelServer(LOCAL, host), { peer: 'tunnel' });
   cleanup.push(() => server.close());
-  const session = await ourClient(server.port, { peer: 'mesh' });
+  const session = await ourClient(server.port, { peer: 'tunnel' });
   cleanup.push(() => session.destroy());
   const target: SocketAddress = { ...LOCAL, port: appPort };
   const front = await listen((s) => {
@@ -276,7 +277,8 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     const inFlight = total - c.writableLength;
     assert.ok(inFlight < 24 << 20, `only ${(inFlight / 1048576).toFixed(1)} MiB of 48 left the client while the app read nothing (kernel buffers and one stream window)`);
     const held = [...r.server.conns[0]!.streams.values()].reduce((s, st) => s + st.held, 0);
-    assert.ok(held <= 256 * 1024, `the server proxy holds ${held} bytes for the paused app: at most one stream window`);
+    const window = PROFILES.tunnel.streamWindow;
+    assert.ok(held <= window, `the server proxy holds ${held} bytes for the paused app: at most one stream window (${window})`);
     appGot = readAll(appSocket!);
     appSocket!.resume();
     const got = await appGot;
@@ -287,10 +289,10 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
 
   it('a stream the session refuses before processing it goes again on another session', async () => {
     const app = await listen((s) => s.end('hi'), 'app (retry)');
-    const server = await ourServer(new TunnelServer(LOCAL, { open: (target) => ({ target, closed: () => {} }), dial: (t) => dialTcp(t, 1000) }), { peer: 'mesh' });
+    const server = await ourServer(new TunnelServer(LOCAL, { open: (target) => ({ target, closed: () => {} }), dial: (t) => dialTcp(t, 1000) }), { peer: 'tunnel' });
     cleanup.push(() => server.close());
-    const first = await ourClient(server.port, { peer: 'mesh' });
-    const second = await ourClient(server.port, { peer: 'mesh' });
+    const first = await ourClient(server.port, { peer: 'tunnel' });
+    const second = await ourClient(server.port, { peer: 'tunnel' });
     cleanup.push(() => first.destroy(), () => second.destroy());
     first.close(); // GOAWAY: it takes no new streams, and refuses them (MESH_H2_REFUSED)
     let asked = 0;
@@ -305,9 +307,9 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
   });
 
   it('a request other than CONNECT on a tunnel session is answered 400 and closed', async () => {
-    const server = await ourServer(new TunnelServer(LOCAL, { open: () => assert.fail('not opened'), dial: () => assert.fail('not dialled') }), { peer: 'mesh' });
+    const server = await ourServer(new TunnelServer(LOCAL, { open: () => assert.fail('not opened'), dial: () => assert.fail('not dialled') }), { peer: 'tunnel' });
     cleanup.push(() => server.close());
-    const client = await ourClient(server.port, { peer: 'mesh' });
+    const client = await ourClient(server.port, { peer: 'tunnel' });
     cleanup.push(() => client.destroy());
     const status = await new Promise<number>((resolve, reject) => {
       client.request({ method: 'GET', target: '/', scheme: 'http', authority: 'x', version: 20, headers: [] }, true, {

@@ -46,12 +46,6 @@ const H2_KEEPALIVE_MS = 10_000;
 /** Connections per h2 upstream: one normally; more only while the first ones are full. */
 const MAX_H2_CONNECTIONS = 8;
 
-/**
- * Streams a tunnel session's server takes at once (each one a connection to its workload, which
- * the server proxy's descriptor budget bounds first): 10,000 idle database connections ride one
- * session, not eight.
- */
-export const TUNNEL_MAX_STREAMS = 100_000;
 
 /** What the HTTP stage needs of a connector (tests give their own). */
 export interface Connector {
@@ -136,7 +130,7 @@ export class Upstreams implements Connector {
       (socket) => {
         let cancelRetire = (): void => {};
         const conn: H2ClientConnection = new H2ClientConnection(socket, {
-          peer: peer === undefined ? 'app' : 'mesh',
+          peer: peer === undefined ? 'app' : protocol === 'tunnel' ? 'tunnel' : 'mesh',
           keepaliveMs: H2_KEEPALIVE_MS,
           onClose: () => {
             cancelRetire();

@@ -39,6 +39,7 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
     s.l = l;
     s.bodyless = bodyless;
     s.noBody = head.method === 'HEAD';
+    s.duplex = head.method === 'CONNECT';
     if (!this.isAvailable()) {
       s.closed = true;
       setImmediate(refuse, s); // never from inside request(): the caller has not got the stream yet

@@ -88,6 +88,12 @@ export abstract class H2Connection implements F.FrameSink {
     this.#preface = role === 'server' ? F.PREFACE.length : 0;
     if (role === 'client') this.w.bytes(F.PREFACE);
     const settings = [F.SETTINGS_MAX_CONCURRENT_STREAMS, this.maxStreams, F.SETTINGS_INITIAL_WINDOW_SIZE, this.streamWindow, F.SETTINGS_MAX_HEADER_LIST_SIZE, this.maxHeaderListSize];
+    const maxFrame = Math.max(F.DEFAULT_MAX_FRAME, Math.min(F.MAX_FRAME_LIMIT, l.maxFrameSize));
+    if (maxFrame !== F.DEFAULT_MAX_FRAME) {
+      // Larger frames are taken at once: a peer may send them as soon as it has read our SETTINGS.
+      this.#reader.maxFrameSize = maxFrame;
+      settings.push(F.SETTINGS_MAX_FRAME_SIZE, maxFrame);
+    }
     if (role === 'client') settings.push(F.SETTINGS_ENABLE_PUSH, 0);
     this.w.settings(settings);
     if (this.#connWindow > F.DEFAULT_WINDOW) this.w.windowUpdate(0, this.#connWindow - F.DEFAULT_WINDOW);
@@ -138,8 +144,20 @@ export abstract class H2Connection implements F.FrameSink {
 
   readonly #flush = (): void => {
     this.#flushQueued = false;
-    const out = this.w.take();
-    if (out !== null && !this.socket.destroyed && !this.socket.write(out)) this.socketBlocked = true;
+    const out = this.w.takeParts();
+    if (out === null || this.socket.destroyed) {
+      // nothing to write, or nobody to write to
+    } else if (Buffer.isBuffer(out)) {
+      if (!this.socket.write(out)) this.socketBlocked = true;
+    } else {
+      // Headers in the slab, long payloads as they came: one corked write (a single writev).
+      const socket = this.socket;
+      socket.cork();
+      let ok = true;
+      for (let i = 0; i < out.length; i++) ok = socket.write(out[i]!);
+      socket.uncork();
+      if (!ok) this.socketBlocked = true;
+    }
     if (this.streams.size === 0) this.w.release();
   };
 

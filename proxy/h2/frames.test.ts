@@ -15,6 +15,22 @@ function reader(): { r: F.FrameReader; seen: Seen[] } {
   return { r, seen };
 }
 
+/**
+ * The frames as whole frames: a DATA frame a split left incomplete arrives in parts
+ * (END_STREAM on the last only); joined again here. The sample has one DATA frame, so
+ * consecutive DATA on one stream are parts of it.
+ */
+function whole(seen: Seen[]): Seen[] {
+  const out: Seen[] = [];
+  for (const f of seen) {
+    const prev = out[out.length - 1];
+    if (f.type === F.DATA && prev?.type === F.DATA && prev.id === f.id && (prev.flags & F.FLAG_END_STREAM) === 0) {
+      out[out.length - 1] = { ...prev, flags: f.flags, payload: Buffer.concat([prev.payload, f.payload]) };
+    } else out.push(f);
+  }
+  return out;
+}
+
 function sample(): Buffer {
   const w = new F.FrameWriter();
   w.settings([F.SETTINGS_MAX_CONCURRENT_STREAMS, 100, F.SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20]);
@@ -51,10 +67,68 @@ test('frames: every writer frame reads back, whole and at every split point', ()
       const got = reader();
       assert.equal(got.r.push(all.subarray(0, cut)), 0);
       for (let i = cut; i < all.length; i += step) assert.equal(got.r.push(all.subarray(i, Math.min(all.length, i + step))), 0);
-      assert.deepEqual(got.seen, seen, `cut ${cut} step ${step}`);
+      assert.deepEqual(whole(got.seen), seen, `cut ${cut} step ${step}`);
       assert.equal(got.r.pending, 0);
     }
   }
+});
+
+test('frames: a DATA frame split across reads goes on in parts, views of the reads, END_STREAM on the last part only', () => {
+  const payload = Buffer.alloc(40_000);
+  for (let i = 0; i < payload.length; i++) payload[i] = i & 0xff;
+  const w = new F.FrameWriter();
+  w.data(3, payload, 0, payload.length, true);
+  w.ping(false, Buffer.from('12345678'));
+  const bytes = Buffer.from(w.take()!);
+  const parts: Array<{ flags: number; id: number; payload: Buffer }> = [];
+  const reads: Buffer[] = [];
+  const r = new F.FrameReader({ onFrame: (type, flags, id, p) => void (type === F.DATA ? parts.push({ flags, id, payload: p }) : reads.push(p)) });
+  r.maxFrameSize = 1 << 20;
+  // Reads as TLS delivers them, 16 KiB each; the first leaves the frame's header incomplete too.
+  const cuts = [5, 16384, 32768, bytes.length];
+  let from = 0;
+  const chunks: Buffer[] = [];
+  for (const to of cuts) {
+    const c = Buffer.from(bytes.subarray(from, to));
+    chunks.push(c);
+    assert.equal(r.push(c), 0);
+    from = to;
+  }
+  assert.deepEqual(parts.map((p) => p.id), [3, 3, 3]);
+  assert.deepEqual(parts.map((p) => p.flags & F.FLAG_END_STREAM), [0, 0, F.FLAG_END_STREAM]);
+  assert.deepEqual(Buffer.concat(parts.map((p) => p.payload)), payload);
+  // No copy: each part is a view into the read it came in.
+  parts.forEach((p, i) => assert.equal(p.payload.buffer, chunks[i + 1]!.buffer, `part ${i} is a view of its read`));
+  assert.equal(reads.length, 1, 'the PING after it is read whole');
+  assert.equal(r.pending, 0);
+});
+
+test('frames: a long DATA payload handed over is written as it is after its header, not copied; short ones are copied', () => {
+  const w = new F.FrameWriter();
+  const long = Buffer.alloc(20_000, 7);
+  w.settingsAck();
+  w.data(1, long, 1000, 16384, false, true);
+  w.data(1, Buffer.from('tail'), 0, 4, true, true);
+  const parts = w.takeParts();
+  assert.ok(Array.isArray(parts), 'pieces, for one corked write');
+  assert.equal(parts.length, 3, 'slab (SETTINGS ack + DATA header), the payload, slab (the short frame)');
+  assert.equal(parts[1]!.buffer, long.buffer, 'the payload is the caller’s bytes, not a copy');
+  const seen: Array<[number, number, number]> = [];
+  const r = new F.FrameReader({ onFrame: (type, flags, _id, p) => void seen.push([type, flags, p.length]) });
+  assert.equal(r.push(Buffer.concat(parts)), 0);
+  assert.deepEqual(seen, [[F.SETTINGS, F.FLAG_ACK, 0], [F.DATA, 0, 16384], [F.DATA, F.FLAG_END_STREAM, 4]]);
+  assert.equal(w.takeParts(), null);
+  assert.equal(w.pending, 0);
+});
+
+test('frames: a padded DATA frame split across reads is gathered whole (its padding is known only at its end)', () => {
+  const padded = F.frame(F.DATA, F.FLAG_PADDED | F.FLAG_END_STREAM, 1, Buffer.concat([Buffer.from([3]), Buffer.from('hello'), Buffer.alloc(3)]));
+  const { r, seen } = reader();
+  assert.equal(r.push(padded.subarray(0, 12)), 0);
+  assert.equal(seen.length, 0);
+  assert.equal(r.push(padded.subarray(12)), 0);
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]!.payload.length, 9);
 });
 
 test('frames: a frame longer than our max frame size is FRAME_SIZE_ERROR, split or not', () => {

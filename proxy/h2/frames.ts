@@ -2,8 +2,9 @@
 // socket Buffers and a frame writer into one growable output slab.
 //
 // The reader hands out payloads as views into the socket's own Buffers (Node
-// allocates a fresh one per read, so a view stays valid); only a frame split
-// across reads is copied, once, into a buffer of exactly its size.
+// allocates a fresh one per read, so a view stays valid); a frame split across
+// reads is copied, once, into a buffer of exactly its size, except DATA, which
+// goes on in parts.
 // The writer appends every frame of a loop turn to one slab so the turn leaves
 // in a single socket write; written regions are never reused (the socket may
 // still hold them), and an idle connection drops its slab.
@@ -49,13 +50,25 @@ export interface FrameSink {
   onFrame(type: number, flags: number, id: number, payload: Buffer): void;
 }
 
-/** Splits a byte stream into frames. push() returns 0, or a connection error code. */
+/**
+ * Splits a byte stream into frames. push() returns 0, or a connection error code.
+ * A DATA frame without padding that a read leaves incomplete is not gathered: its
+ * payload goes on in parts as reads bring it, each delivered as a DATA frame of its
+ * own (END_STREAM on the last part only). Its receiver sees the same bytes, the same
+ * flow control and the same end; and a bulk stream costs no copy and no allocation
+ * per frame (TLS records carry 16 KiB, so nearly every frame straddled two reads:
+ * a 16 KiB buffer and a copy each, most of a bulk transfer's garbage).
+ */
 export class FrameReader {
   /** Our SETTINGS_MAX_FRAME_SIZE: a longer frame is a FRAME_SIZE_ERROR (§4.2). */
   maxFrameSize = DEFAULT_MAX_FRAME;
   #pend: Buffer | null = null; // a frame split across reads: header first, then exactly its size
   #have = 0;
   #stopped = false;
+  // A DATA frame being passed on in parts: payload bytes still to come, its flags and stream.
+  #dataLeft = 0;
+  #dataFlags = 0;
+  #dataId = 0;
 
   constructor(private readonly sink: FrameSink) {}
 
@@ -63,6 +76,7 @@ export class FrameReader {
   stop(): void {
     this.#stopped = true;
     this.#pend = null;
+    this.#dataLeft = 0;
   }
 
   /** Bytes of an incomplete frame held (tests, accounting). */
@@ -73,28 +87,43 @@ export class FrameReader {
   push(chunk: Buffer): number {
     let off = 0;
     const end = chunk.length;
-    if (this.#pend !== null) {
-      off = this.#fill(chunk);
-      if (off < 0) return FRAME_SIZE_ERROR;
-      if (this.#stopped || this.#pend !== null) return 0;
-    }
-    while (end - off >= HEADER_SIZE) {
+    while (off < end) {
+      if (this.#dataLeft > 0) {
+        off = this.#part(chunk, off);
+        if (this.#stopped) return 0;
+        continue;
+      }
+      if (this.#pend !== null) {
+        off = this.#fill(chunk, off);
+        if (off < 0) return FRAME_SIZE_ERROR;
+        if (this.#stopped) return 0;
+        continue;
+      }
+      if (end - off < HEADER_SIZE) {
+        this.#pend = Buffer.allocUnsafe(HEADER_SIZE);
+        chunk.copy(this.#pend, 0, off, end);
+        this.#have = end - off;
+        return 0;
+      }
       const len = (chunk[off]! << 16) | (chunk[off + 1]! << 8) | chunk[off + 2]!;
       if (len > this.maxFrameSize) return this.#fail();
       const next = off + HEADER_SIZE + len;
-      if (next > end) break;
+      const type = chunk[off + 3]!;
+      const flags = chunk[off + 4]!;
       const id = chunk.readUInt32BE(off + 5) & 0x7fffffff; // the reserved bit is ignored (§4.1)
-      this.sink.onFrame(chunk[off + 3]!, chunk[off + 4]!, id, chunk.subarray(off + HEADER_SIZE, next));
-      if (this.#stopped) return 0;
-      off = next;
-    }
-    if (off < end) {
-      const rest = end - off;
-      let size = HEADER_SIZE;
-      if (rest >= HEADER_SIZE) size += (chunk[off]! << 16) | (chunk[off + 1]! << 8) | chunk[off + 2]!;
-      this.#pend = Buffer.allocUnsafe(size);
-      chunk.copy(this.#pend, 0, off, end);
-      this.#have = rest;
+      if (next <= end) {
+        this.sink.onFrame(type, flags, id, chunk.subarray(off + HEADER_SIZE, next));
+        if (this.#stopped) return 0;
+        off = next;
+      } else if (type === DATA && (flags & FLAG_PADDED) === 0) {
+        this.#startParts(flags, id, len);
+        off += HEADER_SIZE;
+      } else {
+        this.#pend = Buffer.allocUnsafe(HEADER_SIZE + len);
+        chunk.copy(this.#pend, 0, off, end);
+        this.#have = end - off;
+        return 0;
+      }
     }
     return 0;
   }
@@ -104,29 +133,47 @@ export class FrameReader {
     return FRAME_SIZE_ERROR;
   }
 
-  #oversized(): number {
-    this.stop();
-    return -1;
+  #startParts(flags: number, id: number, len: number): void {
+    this.#dataLeft = len;
+    this.#dataFlags = flags;
+    this.#dataId = id;
   }
 
-  /** Continues a split frame; returns bytes of `chunk` used, or -1 on an oversized frame. */
-  #fill(chunk: Buffer): number {
+  /** The next part of a DATA frame passed on in parts; returns the offset after it. */
+  #part(chunk: Buffer, off: number): number {
+    const n = Math.min(this.#dataLeft, chunk.length - off);
+    this.#dataLeft -= n;
+    const flags = this.#dataLeft === 0 ? this.#dataFlags : this.#dataFlags & ~FLAG_END_STREAM;
+    this.sink.onFrame(DATA, flags, this.#dataId, chunk.subarray(off, off + n));
+    return off + n;
+  }
+
+  /** Continues a split frame from `off`; returns the offset after what it used, or -1 on an oversized frame. */
+  #fill(chunk: Buffer, off: number): number {
     let p = this.#pend!;
-    let used = 0;
+    let used = off;
     if (this.#have < HEADER_SIZE) {
-      used = Math.min(HEADER_SIZE - this.#have, chunk.length);
-      chunk.copy(p, this.#have, 0, used);
-      this.#have += used;
+      const n = Math.min(HEADER_SIZE - this.#have, chunk.length - used);
+      chunk.copy(p, this.#have, used, used + n);
+      this.#have += n;
+      used += n;
       if (this.#have < HEADER_SIZE) return used;
       const len = (p[0]! << 16) | (p[1]! << 8) | p[2]!;
-      if (len > this.maxFrameSize) return this.#oversized();
+      if (len > this.maxFrameSize) {
+        this.stop();
+        return -1;
+      }
+      // A DATA frame whose payload is not all here: passed on in parts, nothing gathered.
+      if (p[3] === DATA && (p[4]! & FLAG_PADDED) === 0 && len > chunk.length - used) {
+        this.#pend = null;
+        this.#startParts(p[4]!, p.readUInt32BE(5) & 0x7fffffff, len);
+        return used;
+      }
       if (p.length !== HEADER_SIZE + len) {
         const full = Buffer.allocUnsafe(HEADER_SIZE + len);
         p.copy(full, 0, 0, HEADER_SIZE);
         this.#pend = p = full;
       }
-    } else if (p.length - HEADER_SIZE > this.maxFrameSize) {
-      return this.#oversized();
     }
     const n = Math.min(p.length - this.#have, chunk.length - used);
     chunk.copy(p, this.#have, used, used + n);
@@ -190,26 +237,65 @@ export function unpad(type: number, flags: number, payload: Buffer): Buffer | nu
 
 const SLAB = 16 * 1024;
 const KEEP_LIMIT = 64 * 1024;
+/**
+ * A DATA payload at least this long that the caller hands over (it will not change the
+ * bytes: a tunnel's socket reads, the stream's own queued copies) is written as it is
+ * after its frame header, not copied into the slab: bulk tunnels copied every byte once
+ * more and grew a new slab each turn, most of their garbage.
+ */
+const HANDED_OVER_MIN = 4096;
 
 /** Appends frames to one output slab; take() hands the pending bytes to a single socket write. */
 export class FrameWriter {
   #buf: Buffer | null = null;
   #start = 0;
   #pos = 0;
+  /** Pieces ready in order (slab regions and handed-over payloads) when a payload was handed over. */
+  #parts: Buffer[] | null = null;
+  #partBytes = 0;
 
   /** Bytes written and not yet taken. */
   get pending(): number {
-    return this.#pos - this.#start;
+    return this.#partBytes + this.#pos - this.#start;
   }
 
-  /** The pending bytes, from now on owned by the socket; null when there are none. */
+  /** The pending bytes as one Buffer, from now on owned by the socket; null when there are none. */
   take(): Buffer | null {
+    const out = this.takeParts();
+    return out === null || Buffer.isBuffer(out) ? out : Buffer.concat(out);
+  }
+
+  /**
+   * The pending bytes, from now on owned by the socket: one Buffer, or the pieces in order
+   * when payloads were handed over (for one corked write); null when there are none.
+   */
+  takeParts(): Buffer | Buffer[] | null {
+    const parts = this.#parts;
+    if (parts !== null) {
+      this.#parts = null;
+      this.#cut(parts);
+      this.#partBytes = 0;
+      this.#keepOrDrop();
+      return parts;
+    }
     if (this.#pos === this.#start) return null;
     const out = this.#buf!.subarray(this.#start, this.#pos);
     this.#start = this.#pos;
-    // A slab grown by a large burst is not kept: the next turn starts small.
-    if (this.#buf!.length > KEEP_LIMIT) this.#buf = null;
+    this.#keepOrDrop();
     return out;
+  }
+
+  /** The slab's pending region as a piece of `parts`. */
+  #cut(parts: Buffer[]): void {
+    if (this.#pos === this.#start) return;
+    parts.push(this.#buf!.subarray(this.#start, this.#pos));
+    this.#partBytes += this.#pos - this.#start;
+    this.#start = this.#pos;
+  }
+
+  #keepOrDrop(): void {
+    // A slab grown by a large burst is not kept: the next turn starts small.
+    if (this.#buf !== null && this.#buf.length > KEEP_LIMIT) this.#buf = null;
   }
 
   /** Drops the slab (an idle connection keeps no output memory). */
@@ -217,9 +303,9 @@ export class FrameWriter {
     if (this.#pos === this.#start) this.#buf = null;
   }
 
-  /** Reserves a frame of `len` payload bytes; returns the slab and the payload's offset. */
-  #frame(len: number, type: number, flags: number, id: number): number {
-    const need = HEADER_SIZE + len;
+  /** Reserves a frame of `len` payload bytes (only its header when `withPayload` is false); returns the payload's offset. */
+  #frame(len: number, type: number, flags: number, id: number, withPayload = true): number {
+    const need = withPayload ? HEADER_SIZE + len : HEADER_SIZE;
     let b = this.#buf;
     if (b === null || this.#pos + need > b.length) {
       // Pending bytes move to the new slab so a turn still leaves in one write.
@@ -241,7 +327,16 @@ export class FrameWriter {
     return p + HEADER_SIZE;
   }
 
-  data(id: number, chunk: Buffer, from: number, len: number, endStream: boolean): void {
+  /** `handedOver`: the caller will not change chunk's bytes, so a long payload is not copied. */
+  data(id: number, chunk: Buffer, from: number, len: number, endStream: boolean, handedOver = false): void {
+    if (handedOver && len >= HANDED_OVER_MIN) {
+      this.#frame(len, DATA, endStream ? FLAG_END_STREAM : 0, id, false);
+      const parts = (this.#parts ??= []);
+      this.#cut(parts);
+      parts.push(from === 0 && len === chunk.length ? chunk : chunk.subarray(from, from + len));
+      this.#partBytes += len;
+      return;
+    }
     const at = this.#frame(len, DATA, endStream ? FLAG_END_STREAM : 0, id);
     if (len > 0) chunk.copy(this.#buf!, at, from, from + len);
   }

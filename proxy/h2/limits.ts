@@ -12,6 +12,8 @@ export interface Limits {
   /** Received bytes held for paused streams whose connection window is credited anyway. */
   holdBudget: number;
   maxHeaderListSize: number;
+  /** Our SETTINGS_MAX_FRAME_SIZE: the longest frame the peer may send. */
+  maxFrameSize: number;
   /** A compressed header block (HEADERS + CONTINUATION) beyond this closes the connection. */
   maxHeaderBlock: number;
   /** Streams reset by the peer before we answered them: burst, then per second. */
@@ -33,7 +35,9 @@ export interface Limits {
 // the RSS (~100 vs ~190 MB); 256 KiB/1 MiB was ~20% slower. Reset budgets
 // are sized so that cancellations relayed from many clients never look
 // like an attack.
-export const PROFILES: Record<'app' | 'mesh', Limits> = {
+export type Peer = 'app' | 'mesh' | 'tunnel';
+
+export const PROFILES: Record<Peer, Limits> = {
   app: {
     maxConcurrentStreams: 100,
     streamWindow: 65535,
@@ -41,6 +45,7 @@ export const PROFILES: Record<'app' | 'mesh', Limits> = {
     // Every stream's window (100 × 64 KiB): paused streams alone never stall the rest.
     holdBudget: 8 << 20,
     maxHeaderListSize: 64 * 1024,
+    maxFrameSize: 16384,
     maxHeaderBlock: 128 * 1024,
     resetBurst: 200,
     resetRate: 100,
@@ -58,7 +63,32 @@ export const PROFILES: Record<'app' | 'mesh', Limits> = {
     connectionWindow: 4 << 20,
     holdBudget: 32 << 20,
     maxHeaderListSize: 64 * 1024,
+    // A socket read (64 KiB) in one DATA frame: a quarter of the frames and headers of 16 KiB
+    // ones for bulk between the proxies (received in parts as TLS records bring it).
+    maxFrameSize: 64 * 1024,
     maxHeaderBlock: 128 * 1024,
+    resetBurst: 100_000,
+    resetRate: 50_000,
+    controlBurst: 20_000,
+    controlRate: 10_000,
+    ourResetBurst: 1000,
+    ourResetRate: 500,
+  },
+  // 'tunnel': the peer proxy's tunnel session (proxy/tunnel.ts), each stream an opaque TCP
+  // connection. Bulk through one stream is bounded by window / round trip, and between two
+  // busy proxies on one core the round trip is the scheduler's: 1 GiB each way moved at
+  // 117-157 MB/s with 256 KiB windows, 165-169 with 1 MiB (as with an mTLS session per
+  // connection, 159-187, same run conditions). The hold budget covers 64 streams whose
+  // app stopped reading with a full window before the others' share of the connection
+  // window is held back; most of the 10,000 connections a session can carry are idle.
+  tunnel: {
+    maxConcurrentStreams: 100_000,
+    streamWindow: 1 << 20,
+    connectionWindow: 16 << 20,
+    holdBudget: 64 << 20,
+    maxHeaderListSize: 16 * 1024,
+    maxFrameSize: 64 * 1024,
+    maxHeaderBlock: 32 * 1024,
     resetBurst: 100_000,
     resetRate: 50_000,
     controlBurst: 20_000,
@@ -70,7 +100,7 @@ export const PROFILES: Record<'app' | 'mesh', Limits> = {
 
 export interface H2Options {
   /** Who is on the other end; picks the defaults above. Default 'app'. */
-  peer?: 'app' | 'mesh';
+  peer?: Peer;
   /** Overrides of single limits. */
   limits?: Partial<Limits>;
   maxConcurrentStreams?: number;

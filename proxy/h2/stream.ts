@@ -42,8 +42,10 @@ export class H2Stream implements ServerStream, ClientStream {
   /** Waiting for a reset our budget does not allow yet: its window stays shut (see starve()). */
   starved = false;
   /**
-   * A CONNECT (server role): each direction is a TCP half of its own (RFC 9113 §8.5), so a
+   * A CONNECT: each direction is a TCP half of its own (RFC 9113 §8.5), so (server role) a
    * response that ends first is a FIN, not an early answer: the request body is still read.
+   * And its body chunks are handed over both ways (a tunnel's socket reads, fresh per read,
+   * never changed after): queued and framed as they are, not copied.
    */
   duplex = false;
 
@@ -108,11 +110,12 @@ export class H2Stream implements ServerStream, ClientStream {
     if (this.localEnded || this.closed || this.endQueued) return true; // a reset stream swallows late writes
     let off = 0;
     if (this.outQ === null && this.id !== 0 && !this.conn.socketBlocked) {
-      off = this.sendNow(chunk, 0);
+      off = this.sendNow(chunk, 0, this.duplex);
       if (off === chunk.length) return true;
     }
-    // Beyond the windows: a copy, since the chunk may be a view into a reused read buffer.
-    (this.outQ ??= []).push(off === 0 ? Buffer.from(chunk) : Buffer.from(chunk.subarray(off)));
+    // Beyond the windows: a copy, since the chunk may be a view into a reused read buffer (not a CONNECT's).
+    const rest = off === 0 ? chunk : chunk.subarray(off);
+    (this.outQ ??= []).push(this.duplex ? rest : Buffer.from(rest));
     this.outBytes += chunk.length - off;
     this.conn.blocked(this);
     if (this.outBytes < HIGH_WATER) return true;
@@ -164,7 +167,7 @@ export class H2Stream implements ServerStream, ClientStream {
     if (this.discard) this.consumed(n);
     else if (n > 0) {
       if (this.l === null || this.paused || this.inQ !== null) {
-        (this.inQ ??= []).push(Buffer.from(data));
+        (this.inQ ??= []).push(this.duplex ? data : Buffer.from(data));
         this.#hold(n);
       } else if (this.l.onData(data)) {
         this.consumed(n);
@@ -295,14 +298,14 @@ export class H2Stream implements ServerStream, ClientStream {
 
   // ---- send side ----
 
-  /** Frames as much of chunk[from..] as the windows allow; returns bytes framed. */
-  sendNow(chunk: Buffer, from: number): number {
+  /** Frames as much of chunk[from..] as the windows allow; returns bytes framed. `handedOver`: see FrameWriter.data. */
+  sendNow(chunk: Buffer, from: number, handedOver: boolean): number {
     const c = this.conn;
     let off = from;
     while (off < chunk.length) {
       const n = Math.min(chunk.length - off, this.sendWindow, c.connSendWindow, c.peerMaxFrame);
       if (n <= 0) break;
-      c.w.data(this.id, chunk, off, n, false);
+      c.w.data(this.id, chunk, off, n, false, handedOver);
       this.sendWindow -= n;
       c.connSendWindow -= n;
       off += n;
@@ -317,7 +320,7 @@ export class H2Stream implements ServerStream, ClientStream {
     if (q !== null && this.id !== 0) {
       while (q.length > 0) {
         const c = q[0]!;
-        const n = this.sendNow(c, 0);
+        const n = this.sendNow(c, 0, true); // our own copies, or a CONNECT's handed-over chunks
         this.outBytes -= n;
         if (n < c.length) {
           q[0] = c.subarray(n);
