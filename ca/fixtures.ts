@@ -25,9 +25,9 @@ export async function makeCa(now: Date = T0, issuerDays = 365): Promise<TestCa> 
 }
 
 /** A leaf and its key as PEM, the way the proxy will hand them to node:tls. */
-export async function makeLeaf(ca: TestCa, identity: string, now: Date = T0): Promise<IssuedLeaf & { keyPem: string }> {
+export async function makeLeaf(ca: TestCa, identity: string, now: Date = T0, lifetimeMs?: number): Promise<IssuedLeaf & { keyPem: string }> {
   const csr = await createCsr(identity);
-  const leaf = await issueLeaf({ issuer: ca.issuer, csr: csr.pem, identity, now });
+  const leaf = await issueLeaf({ issuer: ca.issuer, csr: csr.pem, identity, now, ...(lifetimeMs === undefined ? {} : { lifetimeMs }) });
   return { ...leaf, keyPem: tlsKeyPem(csr.privateKey) };
 }
 

@@ -230,9 +230,11 @@ describe('an injected pod, run for real', () => {
     const banner = rest.join(' ');
     assert.match(banner, /^peer=\S+ local=\S+:7001$/, r.stdout);
     assert.ok(Number(ms) < 1000, `banner after ${ms} ms`);
-    await proxyB.waitForLine(new RegExp(`secured direction=inbound src=${escape(a.ipv4)}:\\d+ dst=${escape(b.ipv4)}:7001 client_id=${escape(webId)} protocol=opaque`));
+    await proxyB.waitForLine(new RegExp(`secured direction=inbound src=${escape(a.ipv4)}:\\d+ dst=${escape(b.ipv4)}:7001 client_id=${escape(webId)} protocol=tunnel`));
+    await proxyB.waitForLine(new RegExp(`tunnelled direction=inbound src=${escape(a.ipv4)}:\\d+ dst=${escape(b.ipv4)}:7001 client_id=${escape(webId)} stream=\\d+`));
     // web's proxy forwarded at once, without sniffing the (silent) client; api's proxy only told its
-    // peer's mTLS apart from plaintext (protocol=tls), then took "opaque" from the connection header.
+    // peer's mTLS apart from plaintext (protocol=tls), then took "tunnel" from the connection header:
+    // the connection is a stream of the tunnel session between the proxies.
     assert.doesNotMatch(proxyA.lines().join('\n'), /detected direction=outbound .*dst=\S+:7001/, "no detection in web's proxy");
     assert.doesNotMatch(proxyB.lines().join('\n'), /detected direction=inbound .*dst=\S+:7001 protocol=(?!tls\b)/, "no application-protocol detection in api's proxy");
     assert.ok(sum(await scrape(b), 'tcp_open_total', 'direction="inbound"', `target_addr="${b.ipv4}:7001"`, 'tls="true"', `client_id="${webId}"`) >= 1);

@@ -87,7 +87,9 @@ describe('TPROXY mode with mTLS from a meshed client', () => {
     const r = await tcpClient(b, a.ipv4, 8080, 1 << 20, 1000);
     assert.equal(r.ok, true, JSON.stringify(r));
     await proxyA.waitForLine(new RegExp(`accepted direction=inbound src=${b.ipv4}:\\d+ local=${a.ipv4}:8080 dst=${a.ipv4}:8080 mode=tproxy`));
-    await proxyA.waitForLine(new RegExp(`secured direction=inbound src=${b.ipv4}:\\d+ dst=${a.ipv4}:8080 client_id=b\\.default\\.serviceaccount\\.identity\\.cluster\\.local protocol=opaque`));
+    await proxyA.waitForLine(new RegExp(`secured direction=inbound src=${b.ipv4}:\\d+ dst=${a.ipv4}:8080 client_id=b\\.default\\.serviceaccount\\.identity\\.cluster\\.local protocol=tunnel`));
+    // The connection rides that session as a stream, with the session's (real) client address.
+    await proxyA.waitForLine(new RegExp(`tunnelled direction=inbound src=${b.ipv4}:\\d+ dst=${a.ipv4}:8080 client_id=b\\.default\\.serviceaccount\\.identity\\.cluster\\.local stream=\\d+`));
   });
 });
 

@@ -10,7 +10,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { makeCa, makeLeaf, type TestCa } from '../../ca/fixtures.js';
 import { ProxyError, type ProxyErrorCode } from '../errors.js';
 import { encodeHeader, readHeader } from './header.js';
-import { MeshTls, resetAndDestroy, TRANSPORT_ALPN, type Terminated, type WorkloadCredentials } from './tls.js';
+import { MeshTls, resetAndDestroy, retireAtExpiry, TRANSPORT_ALPN, type Terminated, type WorkloadCredentials } from './tls.js';
 
 const SERVER = 'web.default.serviceaccount.identity.cluster.local';
 const CLIENT = 'client.emojivoto.serviceaccount.identity.cluster.local';
@@ -282,6 +282,27 @@ describe('MeshTls', { timeout: 30_000 }, () => {
     peer.destroy();
     return { error, ended };
   }
+
+  it('retires a session when the first certificate that authenticated it expires, on both sides', async () => {
+    // A client certificate with ~3 s to live (whole seconds), the server's for a day.
+    const leaf = await makeLeaf(ca, CLIENT, new Date(), 3_000);
+    const shortLived = new MeshTls(CLIENT, ca.anchor.certPem, TIMEOUT_MS);
+    shortLived.update({ identity: CLIENT, chainPem: leaf.chainPem, keyPem: leaf.keyPem });
+    const expires = Date.parse(new X509Certificate(leaf.certPem).validTo);
+    const { c, s } = await securedPair(shortLived, inbound);
+    const retired = (sock: TLSSocket): Promise<number> => new Promise((resolve) => retireAtExpiry(sock, () => resolve(Date.now())));
+    const [atClient, atServer] = await Promise.all([retired(c), retired(s)]);
+    for (const at of [atClient, atServer]) {
+      assert.ok(at >= expires, `retired ${expires - at} ms before the certificate expired`);
+      assert.ok(at < expires + 1000, `retired ${at - expires} ms after the certificate expired`);
+    }
+    // Cancelled, nothing is called; a socket that is not TLS is never retired.
+    let called = false;
+    retireAtExpiry(c, () => (called = true))();
+    retireAtExpiry(new net.Socket(), () => (called = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(called, false);
+  });
 
   it('resets a secured connection from the client side: the server sees ECONNRESET', async () => {
     const { c, s } = await securedPair(client, inbound);
