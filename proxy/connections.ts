@@ -6,12 +6,13 @@
 import type { Socket } from 'node:net';
 import { trimMemory, type SocketAddress } from '../native/index.js';
 import type { InboundMode } from './config.js';
+import type { ProxyErrorCode } from './errors.js';
 import { bindContext, formatAddr, type ConnContext } from './context.js';
 import type { FdBudget } from './fdlimit.js';
 import type { HttpStage } from './forward/http.js';
 import type { Log } from './log.js';
 import type { PendingConnMetrics, ProxyMetrics, TlsLabels } from './metrics.js';
-import { dialTcp, forwardOpaque } from './opaque.js';
+import { dialTcp, forwardOpaque, type ForwardResult } from './opaque.js';
 import type { TapHub } from './tap/hub.js';
 import { originalTarget, plainAddress, type Direction, type TargetError } from './target.js';
 import { resetAndDestroy, retireAtExpiry } from './transport/tls.js';
@@ -56,7 +57,7 @@ export interface ConnectionsOptions {
    * The tunnel session to a meshed destination's proxy (proxy/tunnel.ts): opaque connections
    * ride it as streams. Absent: each opaque connection gets an mTLS session of its own.
    */
-  tunnel?(target: SocketAddress, key: string, peer: string): Dispatcher;
+  tunnel?(target: SocketAddress, key: string, peer: string): Dispatcher | undefined;
   /** Live tap: opaque streams show as open/close events to watchers that want them. */
   tap?: TapHub;
 }
@@ -70,6 +71,7 @@ export class Connections {
   #trimTimer: NodeJS.Timeout | undefined;
   /** Tunnel sessions this proxy serves (inbound): told to close on drain. */
   readonly #tunnelSessions = new Set<H2ServerConnection>();
+  #draining = false;
 
   constructor(private readonly o: ConnectionsOptions) {}
 
@@ -196,18 +198,28 @@ export class Connections {
     const target = ep?.target ?? ctx.target;
     const peer = ep !== undefined ? ep.identity : ctx.peerIdentity;
     const tunnel = this.o.tunnel;
-    const tunnelled = upstream === undefined && peer !== undefined && tunnel !== undefined && client === socket;
+    const key = ep?.key ?? ctx.targetAddr;
+    // Meshed, on a connection of its own (not the decrypted stream of one): a stream of the tunnel session.
+    const session = upstream === undefined && peer !== undefined && tunnel !== undefined && client === socket ? tunnel(target, key, peer) : undefined;
     const meshed = upstream !== undefined ? { upstream } : peer !== undefined ? { dial: () => this.o.dialMeshed(target, peer, 'opaque') } : {};
     const tapped = this.o.tap?.openOpaque(ctx, protocol);
     if (ep?.ewma !== undefined) {
       ep.ewma.pending++;
       ep.accrual!.dispatched(performance.now());
     }
-    if (tunnelled) this.#shareUpstream(socket);
-    const key = tunnelled ? (ep?.key ?? ctx.targetAddr) : '';
-    const forwarded = tunnelled
-      ? forwardTunnel(client, target, () => tunnel(target, key, peer))
-      : forwardOpaque(client, target, { connectTimeoutMs, ...meshed });
+    const perConnection = (): Promise<ForwardResult> => {
+      // Its upstream is its own again: the descriptor shareUpstream() gave back is taken again.
+      if (this.#fdUnits.get(socket) === 1) {
+        this.#fdUnits.set(socket, 2);
+        this.o.fds.acquire();
+      }
+      return forwardOpaque(client, target, { connectTimeoutMs, ...meshed });
+    };
+    if (session !== undefined) this.#shareUpstream(socket);
+    const forwarded = session !== undefined
+      // A peer proxy found not to take tunnels on the way: an mTLS connection of its own after all.
+      ? forwardTunnel(client, target, () => tunnel!(target, key, peer!), perConnection, session)
+      : perConnection();
     forwarded.then((r) => {
       if (r.error !== undefined) this.o.log.info('forward failed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, ...(ep ? { endpoint: ep.key } : {}), code: r.error, reason: r.detail });
       if (ep?.ewma !== undefined) {
@@ -263,17 +275,22 @@ export class Connections {
    * its own (labels as for a per-connection mTLS session: tls="true", the client's identity).
    * The session itself is not a connection in the tcp_* series: the streams are.
    */
-  tunnels(a: Accepted, secured: Socket, clientId: string, connectTimeoutMs: number): void {
+  tunnels(a: Accepted, secured: Socket, clientId: string, connectTimeoutMs: number, proxyPorts: ReadonlySet<number>): void {
     const { log, metrics, fds } = this.o;
     a.pending.drop();
     if (a.socket.destroyed) return;
     // The session holds its own descriptor; each stream's workload socket takes one more.
     this.#shareUpstream(a.socket);
+    // A client proxy that vanishes (its node lost) sends nothing more, and only it PINGs: TCP
+    // keepalive ends the session, and its streams' workload connections, after ~12 minutes.
+    a.socket.setKeepAlive(true, 60_000);
     const src = a.src;
     const tap = this.o.tap;
     let streams = 0;
     const host: TunnelHost = {
-      open: (target): TunnelledConnection | { refused: 'MESH_FD_EXHAUSTED'; why: string } => {
+      open: (target): TunnelledConnection | { refused: ProxyErrorCode; why: string } => {
+        // The proxy's own listeners are not the workload's: a stream to one would loop or reach admin.
+        if (proxyPorts.has(target.port)) return { refused: 'MESH_CONNECT_REFUSED', why: `port ${target.port} is this proxy's own` };
         if (!fds.canAccept()) {
           metrics.acceptRefused('inbound', 'fd_reserve');
           return { refused: 'MESH_FD_EXHAUSTED', why: 'no descriptor to spare for the workload connection' };
@@ -315,11 +332,14 @@ export class Connections {
     cancelRetire = retireAtExpiry(secured, () => session.close());
     this.#tunnelSessions.add(session);
     secured.resume();
+    // Accepted during a drain: it takes no streams either (the client proxy sends them elsewhere).
+    if (this.#draining) session.close();
   }
 
   /** Shutdown: open connections get up to graceMs to finish, then are reset. */
   drain(graceMs: number): Promise<void> {
     // Tunnel sessions take no new streams; each closes once its streams are done.
+    this.#draining = true;
     for (const t of this.#tunnelSessions) t.close();
     const open = this.open;
     if (open.size === 0) return Promise.resolve();

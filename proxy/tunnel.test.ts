@@ -12,9 +12,10 @@ import type { SocketAddress } from '../native/index.js';
 import { H2ClientConnection } from './h2/client.js';
 import { PROFILES } from './h2/limits.js';
 import { ourClient, ourServer, type OurServer } from './h2/testkit.js';
-import type { Dispatcher } from './message/types.js';
-import { dialTcp, type ForwardResult } from './opaque.js';
-import { authorityPort, forwardTunnel, TunnelServer, type TunnelHost } from './tunnel.js';
+import type { Dispatcher, RequestListener, ServerStream } from './message/types.js';
+import { dialTcp, forwardOpaque, type ForwardResult } from './opaque.js';
+import { authorityPort, connectHead, forwardTunnel, TunnelServer, type TunnelHost } from './tunnel.js';
+import { API_ID, PlainMeshConnector } from './forward/testkit.js';
 
 const LOCAL: SocketAddress = { address: '127.0.0.1', port: 0, family: 4 };
 const cleanup: Array<() => unknown> = [];
@@ -287,6 +288,50 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     c.destroy();
   });
 
+  it('a CONNECT whose response ends while the request’s end waits behind a paused reader still delivers the rest and the end', async () => {
+    // The server side of a tunnel, by hand: a reader that takes one chunk and pauses (an app not
+    // reading), the app's FIN (our END_STREAM) sent while the request's END_STREAM waits, then reading again.
+    let stream: ServerStream | undefined;
+    let paused = true;
+    let got = 0;
+    let ended = false;
+    const reader: RequestListener = {
+      onData: (c) => ((got += c.length), !paused),
+      onEnd: () => void (ended = true),
+      onReset: (r) => assert.fail(`reset: ${r.error.message}`),
+      onWritable() {},
+    };
+    const server = await ourServer({ onRequest: (st) => ((stream = st), st.listen(reader)) }, { peer: 'tunnel' });
+    cleanup.push(() => server.close());
+    const client = await ourClient(server.port, { peer: 'tunnel' });
+    cleanup.push(() => client.destroy());
+    let responseEnded = false;
+    const cs = client.request(connectHead({ ...LOCAL, port: 1 }), false, {
+      onContinue() {},
+      onResponse() {},
+      onData: () => true,
+      onEnd: () => void (responseEnded = true),
+      onReset: (r) => assert.fail(`client reset: ${r.error.message}`),
+      onWritable() {},
+    });
+    const body = Buffer.alloc(300_000, 1);
+    cs.write(body);
+    cs.end();
+    await waitFor(() => stream !== undefined, 'the CONNECT arrived');
+    const st = stream as unknown as { remoteEnded: boolean; endDelivered: boolean; closed: boolean };
+    await waitFor(() => st.remoteEnded, 'the request’s END_STREAM arrived');
+    assert.equal(st.endDelivered, false, 'and waits behind the paused reader');
+    stream!.respond({ status: 200, reason: '', version: 20, headers: [] }, false);
+    stream!.end(); // the app's FIN first
+    await waitFor(() => responseEnded, 'the client saw the response end');
+    assert.equal(st.closed, false, 'the stream is still open: its request side is not done');
+    paused = false;
+    stream!.resume();
+    await waitFor(() => ended, 'the request’s end delivered');
+    assert.equal(got, body.length, 'every byte of the request body');
+    await waitFor(() => st.closed && server.conns[0]!.streams.size === 0, 'the stream closed once both sides were done');
+  });
+
   it('a stream the session refuses before processing it goes again on another session', async () => {
     const app = await listen((s) => s.end('hi'), 'app (retry)');
     const server = await ourServer(new TunnelServer(LOCAL, { open: (target) => ({ target, closed: () => {} }), dial: (t) => dialTcp(t, 1000) }), { peer: 'tunnel' });
@@ -304,6 +349,61 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     assert.equal(Buffer.concat(res.chunks).toString(), 'hi');
     assert.equal(res.how, 'end');
     assert.equal(asked, 2, 'asked for a session twice');
+  });
+
+  it('a peer that closes the session without speaking HTTP/2 (an older proxy): the connection goes, unread, to the fallback', async () => {
+    const app = await listen((s) => {
+      s.on('data', (d: Buffer) => s.write(`echo:${d.toString()}`));
+      s.on('end', () => s.end());
+    }, 'app (fallback)');
+    // The "older proxy": takes the connection, reads the preface and closes without SETTINGS.
+    const old = await listen((s) => s.once('data', () => s.destroy()), 'older proxy');
+    const oldSession = new H2ClientConnection(await connect(old), { peer: 'tunnel' });
+    cleanup.push(() => oldSession.destroy());
+    let asked = 0;
+    let fellBack = 0;
+    const results: ForwardResult[] = [];
+    const target: SocketAddress = { ...LOCAL, port: app };
+    const front = await listen((s) => {
+      void forwardTunnel(
+        s,
+        target,
+        () => (asked++, undefined), // by the retry, the endpoint is known to take no tunnels
+        () => (fellBack++, forwardOpaque(s, target, { connectTimeoutMs: 1000 })),
+        oldSession,
+      ).then((r) => results.push(r));
+    }, 'front (fallback)');
+    const c = await connect(front);
+    const got = readAll(c);
+    c.end('hello');
+    const res = await got;
+    assert.equal(Buffer.concat(res.chunks).toString(), 'echo:hello', 'the client’s first bytes were not lost on the way');
+    assert.equal(res.how, 'end');
+    assert.deepEqual([asked, fellBack], [1, 1]);
+    await waitFor(() => results.length === 1, 'reported');
+    assert.equal(results[0]!.error, undefined);
+  });
+
+  it('the connector takes a peer whose session closed before it spoke HTTP/2 as one without tunnels', async () => {
+    const old = await listen((s) => s.once('data', () => s.destroy()), 'older proxy (connector)');
+    const connector = new PlainMeshConnector(() => assert.fail('no HTTP/1 pool here'));
+    const target: SocketAddress = { ...LOCAL, port: old };
+    const session = connector.tunnel(target, `127.0.0.1:${old}`, API_ID);
+    assert.ok(session !== undefined, 'a session is offered at first');
+    const reset = await new Promise<string>((resolve) => {
+      session.request(connectHead(target), false, {
+        onContinue() {},
+        onResponse: () => resolve('answered'),
+        onData: () => true,
+        onEnd() {},
+        onReset: (r) => resolve(r.error.code),
+        onWritable() {},
+      });
+    });
+    assert.equal(reset, 'MESH_H2_REFUSED', 'nothing was processed: safe to send again');
+    // The session's close, which marks the peer, came in the same turn as the reset.
+    assert.equal(connector.tunnel(target, `127.0.0.1:${old}`, API_ID), undefined, 'the peer is marked as taking no tunnels');
+    assert.deepEqual(connector.meshedDials.map((d) => d.protocol), ['tunnel'], 'dialled once, as a tunnel session');
   });
 
   it('a request other than CONNECT on a tunnel session is answered 400 and closed', async () => {

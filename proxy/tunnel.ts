@@ -88,7 +88,7 @@ abstract class Join {
     this.detail = detail;
   }
 
-  /** Starts listening to the socket (paused: bytes flow once `flow()` is called). */
+  /** Starts listening to the socket, paused (its bytes flow once the stream is established). */
   attach(socket: Socket): void {
     this.socket = socket;
     socket.on('data', this.#onSocketData);
@@ -97,6 +97,16 @@ abstract class Join {
     socket.on('drain', this.#onSocketDrain);
     socket.once('close', this.#onSocketClose);
     socket.pause();
+  }
+
+  /** Stops listening to the socket (it is someone else's now). */
+  detach(): void {
+    const socket = this.socket!;
+    socket.removeListener('data', this.#onSocketData);
+    socket.removeListener('end', this.#onSocketEnd);
+    socket.removeListener('error', this.#onSocketError);
+    socket.removeListener('drain', this.#onSocketDrain);
+    socket.removeListener('close', this.#onSocketClose);
   }
 
   // ---- socket → stream ----
@@ -191,22 +201,43 @@ class ClientJoin extends Join implements ResponseListener {
   constructor(
     socket: Socket,
     private readonly target: SocketAddress,
-    private readonly session: () => Dispatcher,
+    private readonly session: () => Dispatcher | undefined,
+    private readonly fallback: (() => Promise<ForwardResult>) | undefined,
     private readonly done: (r: ForwardResult) => void,
+    first: Dispatcher | undefined,
   ) {
     super();
     this.attach(socket);
-    this.#open();
+    this.#open(first ?? this.session());
   }
 
   protected get stream(): ClientStream | undefined {
     return this.#stream;
   }
 
-  #open(): void {
+  #open(d: Dispatcher | undefined): void {
+    if (d === undefined) return this.#fallBack();
     this.streamGone = false;
-    this.#stream = this.session().request(connectHead(this.target), false, this);
+    this.#stream = d.request(connectHead(this.target), false, this);
+    // A client that sent nothing but its FIN (a paused socket still reports an end with nothing
+    // before it) did so on a stream refused since: its end goes on this one.
+    if (this.sentEnd) this.#stream.end();
   }
+
+  /** No tunnel to this peer proxy after all: the connection is handed, still unread, to the fallback. */
+  #fallBack(): void {
+    const socket = this.socket!;
+    this.detach();
+    if (this.fallback === undefined) {
+      resetAndDestroy(socket);
+      return this.done({ error: 'MESH_STREAM_RESET', detail: 'no tunnel session to the peer proxy', bytesFromClient: 0, bytesFromServer: 0 });
+    }
+    this.fallback().then(this.done);
+  }
+
+  readonly #retry = (): void => {
+    if (!this.socket!.destroyed) this.#open(this.session());
+  };
 
   onContinue(): void {}
 
@@ -232,7 +263,10 @@ class ClientJoin extends Join implements ResponseListener {
     // Refused before processing (GOAWAY, REFUSED_STREAM): nothing was sent, so it goes again on a session that takes it.
     if (!this.#established && r.error.code === 'MESH_H2_REFUSED' && this.#retries < MAX_REFUSED_RETRIES && !socket.destroyed) {
       this.#retries++;
-      return this.#open();
+      this.streamGone = true;
+      // Next turn: the session that refused it has closed by then and is out of the pool (or its
+      // peer marked as one that takes no tunnels), so the retry does not find it again.
+      return void setImmediate(this.#retry);
     }
     // A session that could not be made is a failed connect, as the per-connection dial's was.
     if (!this.#established && r.h2Code === H2_REFUSED_STREAM && r.error.code !== 'MESH_H2_REFUSED') this.fail(r.error.code, r.error.message);
@@ -251,12 +285,20 @@ function errorOf(headers: HeaderList): string {
 }
 
 /**
- * Forwards `client` through a tunnel session (`session()` hands out the session
- * to use, dialled on first need); resolves once the client's socket is closed.
+ * Forwards `client` through a tunnel session: `first`, or what `session()` hands out (dialled
+ * on first need; undefined when the peer proxy is known to take no tunnels, and then
+ * `fallback` forwards the connection, unread, some other way). Resolves once the client's
+ * socket is closed.
  */
-export function forwardTunnel(client: Socket, target: SocketAddress, session: () => Dispatcher): Promise<ForwardResult> {
+export function forwardTunnel(
+  client: Socket,
+  target: SocketAddress,
+  session: () => Dispatcher | undefined,
+  fallback?: () => Promise<ForwardResult>,
+  first?: Dispatcher,
+): Promise<ForwardResult> {
   if (client.destroyed) return Promise.resolve({ error: 'MESH_STREAM_RESET', detail: 'client closed before forwarding began', bytesFromClient: 0, bytesFromServer: 0 });
-  return new Promise((resolve) => void new ClientJoin(client, target, session, resolve));
+  return new Promise((resolve) => void new ClientJoin(client, target, session, fallback, resolve, first));
 }
 
 // ---- the server proxy's side ----

@@ -43,6 +43,9 @@ type H2Entry = H2ClientConnection | PendingDispatcher;
  */
 const H2_KEEPALIVE_MS = 10_000;
 
+/** How long a peer proxy that refused a tunnel session is not offered one again. */
+const NO_TUNNEL_MS = 5 * 60_000;
+
 /** Connections per h2 upstream: one normally; more only while the first ones are full. */
 const MAX_H2_CONNECTIONS = 8;
 
@@ -52,8 +55,11 @@ export interface Connector {
   h1(target: SocketAddress, key: string): Dispatcher;
   h2(target: SocketAddress, key: string, peer: string | undefined): Dispatcher;
   dialMeshed(target: SocketAddress, peer: string, protocol: SessionProtocol): Promise<Socket>;
-  /** The tunnel session to the proxy at `target` proving `peer`: opaque connections as CONNECT streams. */
-  tunnel(target: SocketAddress, key: string, peer: string): Dispatcher;
+  /**
+   * The tunnel session to the proxy at `target` proving `peer`: opaque connections as CONNECT
+   * streams; undefined while that proxy is known not to take tunnels (an mTLS connection each).
+   */
+  tunnel(target: SocketAddress, key: string, peer: string): Dispatcher | undefined;
 }
 
 export class Upstreams implements Connector {
@@ -62,6 +68,8 @@ export class Upstreams implements Connector {
   readonly #h2 = new Map<string, Map<string, H2Entry[]>>();
   /** Tunnel sessions, the same way. */
   readonly #tunnels = new Map<string, Map<string, H2Entry[]>>();
+  /** Endpoint and identity → until when its proxy is taken not to know tunnels (performance.now()). */
+  readonly #noTunnel = new Map<string, number>();
   #closing = false;
 
   constructor(private readonly o: UpstreamsOptions) {}
@@ -88,7 +96,12 @@ export class Upstreams implements Connector {
     return this.#session(this.#h2, 'h2', target, key, peer);
   }
 
-  tunnel(target: SocketAddress, key: string, peer: string): Dispatcher {
+  tunnel(target: SocketAddress, key: string, peer: string): Dispatcher | undefined {
+    const until = this.#noTunnel.get(`${key}\0${peer}`);
+    if (until !== undefined) {
+      if (until > performance.now()) return undefined;
+      this.#noTunnel.delete(`${key}\0${peer}`);
+    }
     return this.#session(this.#tunnels, 'tunnel', target, key, peer);
   }
 
@@ -135,6 +148,12 @@ export class Upstreams implements Connector {
           onClose: () => {
             cancelRetire();
             swap(conn, undefined);
+            // Closed by the peer proxy before a word of HTTP/2: one too old to know tunnels (a
+            // rolling upgrade). Its opaque connections get an mTLS connection each for a while.
+            if (protocol === 'tunnel' && !conn.peerSpoke && peer !== undefined) {
+              this.#noTunnel.set(`${key}\0${peer}`, performance.now() + NO_TUNNEL_MS);
+              this.o.log.info('peer proxy takes no tunnel session: an mTLS connection per opaque connection', { dst: key, server_id: peer, for_s: NO_TUNNEL_MS / 1000 });
+            }
           },
         });
         // mTLS: no new streams once a certificate that authenticated the session has expired.

@@ -39,7 +39,7 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
     s.l = l;
     s.bodyless = bodyless;
     s.noBody = head.method === 'HEAD';
-    s.duplex = head.method === 'CONNECT';
+    s.duplex = head.method === 'CONNECT' && this.options.peer === 'tunnel';
     if (!this.isAvailable()) {
       s.closed = true;
       setImmediate(refuse, s); // never from inside request(): the caller has not got the stream yet
@@ -130,6 +130,9 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
 
   protected lostReset(code: number, why: string, abuse: boolean, lost = false): StreamReset {
     if (code === H2_REFUSED_STREAM) return streamReset(code, 'MESH_H2_REFUSED', why);
+    // A tunnel session whose peer closed it without a word of HTTP/2: nothing was processed
+    // (a peer proxy too old to know tunnels refuses the connection header): safe to send again.
+    if (lost && this.options.peer === 'tunnel' && !this.peerSpoke) return streamReset(H2_REFUSED_STREAM, 'MESH_H2_REFUSED', `tunnel session closed before the peer spoke HTTP/2: ${why}`);
     const c = abuse ? 'MESH_H2_ABUSE' : code === 0x1 || code === 0x9 ? 'MESH_UPSTREAM_PROTOCOL' : 'MESH_UPSTREAM_RESET';
     // A lost connection is a failure to the client: INTERNAL_ERROR, as hyper sends.
     // CANCEL would read as a clean end to node:http2 clients, and a cut body as complete.

@@ -113,6 +113,11 @@ export abstract class H2Connection implements F.FrameSink {
     if (options.initial !== undefined && options.initial.length > 0) this.#onBytes(options.initial);
   }
 
+  /** The peer has spoken HTTP/2 (its SETTINGS came): a connection lost before that was never an HTTP/2 peer. */
+  get peerSpoke(): boolean {
+    return this.#settingsSeen;
+  }
+
   get maxStreams(): number {
     return this.options.maxConcurrentStreams ?? this.#limits.maxConcurrentStreams;
   }

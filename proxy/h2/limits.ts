@@ -78,17 +78,20 @@ export const PROFILES: Record<Peer, Limits> = {
   // connection. Bulk through one stream is bounded by window / round trip, and between two
   // busy proxies on one core the round trip is the scheduler's: 1 GiB each way moved at
   // 117-157 MB/s with 256 KiB windows, 165-169 with 1 MiB (as with an mTLS session per
-  // connection, 159-187, same run conditions). The hold budget covers 64 streams whose
-  // app stopped reading with a full window before the others' share of the connection
-  // window is held back; most of the 10,000 connections a session can carry are idle.
+  // connection, 159-187, same run conditions). The hold budget is what keeps connections
+  // that share a session independent: bytes held for an app that stopped reading are
+  // credited to the connection window at once, so other streams go on. It covers 256
+  // stalled streams with full windows (256 MiB; an mTLS connection each held as much in
+  // kernel socket buffers, up to 6 MiB each); only past that do stalled streams slow the
+  // others. Most of the 10,000 connections a session can carry are idle.
   tunnel: {
     maxConcurrentStreams: 100_000,
     streamWindow: 1 << 20,
     connectionWindow: 16 << 20,
-    holdBudget: 64 << 20,
-    maxHeaderListSize: 16 * 1024,
+    holdBudget: 256 << 20,
+    maxHeaderListSize: 64 * 1024,
     maxFrameSize: 64 * 1024,
-    maxHeaderBlock: 32 * 1024,
+    maxHeaderBlock: 128 * 1024,
     resetBurst: 100_000,
     resetRate: 50_000,
     controlBurst: 20_000,

@@ -47,6 +47,7 @@ export class H2ServerConnection extends H2Connection {
     }
     this.streams.set(id, st);
     if (endStream) st.remoteEnded = true;
+    if (this.options.peer === 'tunnel' && st.head.method === 'CONNECT') st.duplex = true;
     this.handler.onRequest(st);
     if (st.l === null && !st.closed) return this.resetStream(st, H2_INTERNAL_ERROR); // the handler broke the contract
     if (endStream) st.drainIn();
@@ -117,7 +118,6 @@ export function parseRequest(s: H2Stream, fields: string[], endStream: boolean, 
   if (method === 'CONNECT') {
     if (authority === undefined || scheme !== undefined || path !== undefined) return 'CONNECT needs :authority only';
     target = authority;
-    s.duplex = true;
   } else {
     if (scheme === undefined || path === undefined || path.length === 0) return 'missing :scheme or :path';
     target = path;

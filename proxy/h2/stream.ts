@@ -42,10 +42,11 @@ export class H2Stream implements ServerStream, ClientStream {
   /** Waiting for a reset our budget does not allow yet: its window stays shut (see starve()). */
   starved = false;
   /**
-   * A CONNECT: each direction is a TCP half of its own (RFC 9113 §8.5), so (server role) a
-   * response that ends first is a FIN, not an early answer: the request body is still read.
-   * And its body chunks are handed over both ways (a tunnel's socket reads, fresh per read,
-   * never changed after): queued and framed as they are, not copied.
+   * A CONNECT on a tunnel session (proxy/tunnel.ts): each direction is a TCP half of its own
+   * (RFC 9113 §8.5), so (server role) a response that ends first is a FIN, not an early
+   * answer: the request body is still read, and its end still delivered. And what the tunnel
+   * writes on it is handed over (its socket's reads, fresh per read, never changed after):
+   * framed and queued as it is, not copied.
    */
   duplex = false;
 
@@ -167,7 +168,8 @@ export class H2Stream implements ServerStream, ClientStream {
     if (this.discard) this.consumed(n);
     else if (n > 0) {
       if (this.l === null || this.paused || this.inQ !== null) {
-        (this.inQ ??= []).push(this.duplex ? data : Buffer.from(data));
+        // A copy: a view would keep its whole read (up to 64 KiB) for however few bytes it holds.
+        (this.inQ ??= []).push(Buffer.from(data));
         this.#hold(n);
       } else if (this.l.onData(data)) {
         this.consumed(n);
@@ -357,7 +359,7 @@ export class H2Stream implements ServerStream, ClientStream {
     this.localEnded = true;
     if (this.remoteEnded) {
       if (this.endDelivered || this.l === null) this.conn.streamDone(this);
-      else if (this.conn.role === 'server') {
+      else if (this.conn.role === 'server' && !this.duplex) {
         // The response is complete while the rest of the request body waits,
         // paused, for a listener that is done with the exchange and will never
         // resume it: dropped with the stream, which would otherwise hold its

@@ -66,6 +66,7 @@ function tlsLabels(d: Detected | undefined, identityOn: boolean): TlsLabels {
 export function inboundStack(d: InboundDeps): (socket: Socket) => void {
   const { config, log, conns, http, meshTls, detector } = d;
   const ownPort = config.inbound[0]?.port ?? 0;
+  const proxyPorts: ReadonlySet<number> = new Set([ownPort, ...config.outbound.map((l) => l.port), config.admin.port, config.control.port]);
   const timeout = config.connectTimeoutInboundMs;
   const identityOn = meshTls !== undefined;
   const plaintext = !identityOn || !(detector.o.windowMs > 0)
@@ -91,7 +92,7 @@ export function inboundStack(d: InboundDeps): (socket: Socket) => void {
       if (h.header.protocol === 'tunnel') {
         // Connections as streams, each to the port it names: they are what is counted, not the session.
         if (log.enabled('debug')) log.debug('secured', { direction: 'inbound', src: a.src, dst: formatAddr(dst), client_id: t.clientId, protocol: 'tunnel' });
-        return conns.tunnels(a, secured, t.clientId, timeout);
+        return conns.tunnels(a, secured, t.clientId, timeout, proxyPorts);
       }
       const ctx = conns.begin(a, { tls: 'true', client_id: t.clientId }, dst);
       ctx.clientId = t.clientId;

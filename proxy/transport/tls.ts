@@ -60,7 +60,10 @@ export function retireAtExpiry(s: Socket, retire: () => void): () => void {
   if (!(s instanceof tls.TLSSocket)) return noop;
   const own = s.getCertificate() as { valid_to?: string } | null;
   const peer = s.getPeerCertificate() as { valid_to?: string } | null;
-  const at = Math.min(Date.parse(own?.valid_to ?? ''), Date.parse(peer?.valid_to ?? ''));
+  const ownAt = Date.parse(own?.valid_to ?? '');
+  const peerAt = Date.parse(peer?.valid_to ?? '');
+  // Whichever expiry is known (both, on a session this proxy made or accepted).
+  const at = Number.isNaN(ownAt) ? peerAt : Number.isNaN(peerAt) ? ownAt : Math.min(ownAt, peerAt);
   if (Number.isNaN(at)) return noop;
   // Within setTimeout's range (2^31-1 ms, ~24.8 days): a longer-lived certificate is looked at again then.
   const wait = Math.max(0, at - Date.now());
