@@ -37,6 +37,27 @@ export interface Limits {
 // like an attack.
 export type Peer = 'app' | 'mesh' | 'tunnel';
 
+const MESH: Limits = {
+  maxConcurrentStreams: 1000,
+  // 256 KiB per stream: a client that stops reading holds at most its streams'
+  // windows here (100 streams: 25 MiB), within the hold budget, so the
+  // connection every client shares keeps flowing (bulk ~20% slower than 1 MiB).
+  streamWindow: 256 << 10,
+  connectionWindow: 4 << 20,
+  holdBudget: 32 << 20,
+  maxHeaderListSize: 64 * 1024,
+  // A socket read (64 KiB) in one DATA frame: a quarter of the frames and headers of 16 KiB
+  // ones for bulk between the proxies (received in parts as TLS records bring it).
+  maxFrameSize: 64 * 1024,
+  maxHeaderBlock: 128 * 1024,
+  resetBurst: 100_000,
+  resetRate: 50_000,
+  controlBurst: 20_000,
+  controlRate: 10_000,
+  ourResetBurst: 1000,
+  ourResetRate: 500,
+};
+
 export const PROFILES: Record<Peer, Limits> = {
   app: {
     maxConcurrentStreams: 100,
@@ -54,26 +75,7 @@ export const PROFILES: Record<Peer, Limits> = {
     ourResetBurst: 100,
     ourResetRate: 50,
   },
-  mesh: {
-    maxConcurrentStreams: 1000,
-    // 256 KiB per stream: a client that stops reading holds at most its streams'
-    // windows here (100 streams: 25 MiB), within the hold budget, so the
-    // connection every client shares keeps flowing (bulk ~20% slower than 1 MiB).
-    streamWindow: 256 << 10,
-    connectionWindow: 4 << 20,
-    holdBudget: 32 << 20,
-    maxHeaderListSize: 64 * 1024,
-    // A socket read (64 KiB) in one DATA frame: a quarter of the frames and headers of 16 KiB
-    // ones for bulk between the proxies (received in parts as TLS records bring it).
-    maxFrameSize: 64 * 1024,
-    maxHeaderBlock: 128 * 1024,
-    resetBurst: 100_000,
-    resetRate: 50_000,
-    controlBurst: 20_000,
-    controlRate: 10_000,
-    ourResetBurst: 1000,
-    ourResetRate: 500,
-  },
+  mesh: MESH,
   // 'tunnel': the peer proxy's tunnel session (proxy/tunnel.ts), each stream an opaque TCP
   // connection. Bulk through one stream is bounded by window / round trip, and between two
   // busy proxies on one core the round trip is the scheduler's: 1 GiB each way moved at
@@ -85,19 +87,11 @@ export const PROFILES: Record<Peer, Limits> = {
   // kernel socket buffers, up to 6 MiB each); only past that do stalled streams slow the
   // others. Most of the 10,000 connections a session can carry are idle.
   tunnel: {
+    ...MESH,
     maxConcurrentStreams: 100_000,
     streamWindow: 1 << 20,
     connectionWindow: 16 << 20,
     holdBudget: 256 << 20,
-    maxHeaderListSize: 64 * 1024,
-    maxFrameSize: 64 * 1024,
-    maxHeaderBlock: 128 * 1024,
-    resetBurst: 100_000,
-    resetRate: 50_000,
-    controlBurst: 20_000,
-    controlRate: 10_000,
-    ourResetBurst: 1000,
-    ourResetRate: 500,
   },
 };
 
