@@ -21,6 +21,39 @@ export interface TapServerOptions {
   anchorsPem: string;
   /** The one identity allowed to watch. */
   tapIdentity: string;
+  /** A PING on each session this often (default 15 s)... */
+  keepaliveMs?: number;
+  /** ...and a session whose peer has not answered within this long is gone (default 10 s). */
+  pingTimeoutMs?: number;
+}
+
+/**
+ * A tap client that vanishes (its node lost, a partition: no FIN, no RST) would leave its
+ * watcher in the hub for good, and every request after would still be matched and encoded
+ * for it. Sessions are PINGed; one whose peer stops answering is destroyed, and its streams'
+ * close removes their watchers.
+ */
+const KEEPALIVE_MS = 15_000;
+const PING_TIMEOUT_MS = 10_000;
+
+function keepAlive(session: http2.ServerHttp2Session, everyMs: number, timeoutMs: number): void {
+  let deadline: NodeJS.Timeout | undefined;
+  const answered = (err: Error | null): void => {
+    clearTimeout(deadline);
+    deadline = undefined;
+    if (err !== null && !session.destroyed) session.destroy();
+  };
+  const timer = setInterval(() => {
+    if (session.destroyed || session.closed || deadline !== undefined) return;
+    deadline = setTimeout(() => session.destroy(), timeoutMs);
+    deadline.unref();
+    if (!session.ping(answered)) answered(null); // too many PINGs out: it has one to answer already
+  }, everyMs);
+  timer.unref();
+  session.once('close', () => {
+    clearInterval(timer);
+    clearTimeout(deadline);
+  });
 }
 
 export interface TapServer {
@@ -187,6 +220,7 @@ export function createTapServer(o: TapServerOptions): TapServer {
       server.on('session', (session) => {
         sessions.add(session);
         session.once('close', () => sessions.delete(session));
+        keepAlive(session, o.keepaliveMs ?? KEEPALIVE_MS, o.pingTimeoutMs ?? PING_TIMEOUT_MS);
       });
       const s = server;
       await new Promise<void>((resolve, reject) => {
