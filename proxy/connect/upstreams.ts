@@ -23,7 +23,13 @@ import { PendingDispatcher } from './pending.js';
 export interface H1PoolLike extends Dispatcher {
   /** Closes idle connections; in-flight requests finish. */
   close(): void;
+  /** Connections kept idle, and carrying a request (a pool with neither holds nothing). */
+  readonly idle?: number;
+  readonly active?: number;
 }
+
+/** How often HTTP/1 pools that hold nothing are let go (an endpoint gone for good keeps no entry). */
+const PRUNE_EVERY_MS = 60_000;
 
 export interface UpstreamsOptions {
   connectTimeoutMs: number;
@@ -81,8 +87,23 @@ export class Upstreams implements Connector {
       const timeout = this.o.connectTimeoutMs;
       p = this.o.h1Pool(() => dialTcp(target, timeout), key);
       this.#h1.set(key, p);
+      if (this.#pruner === undefined) {
+        this.#pruner = setInterval(() => this.prune(), PRUNE_EVERY_MS);
+        this.#pruner.unref();
+      }
     }
     return p;
+  }
+
+  #pruner: NodeJS.Timeout | undefined;
+
+  /**
+   * Lets go of HTTP/1 pools with no connection, idle or busy: endpoints come and go with
+   * rollouts, and each one ever dialled kept its entry. Requests look their pool up each
+   * time, so a pruned one is made again when next needed.
+   */
+  prune(): void {
+    for (const [key, p] of this.#h1) if (p.idle === 0 && p.active === 0) this.#h1.delete(key);
   }
 
   /**
@@ -183,6 +204,7 @@ export class Upstreams implements Connector {
   /** Shutdown: idle connections close, in-flight requests finish (GOAWAY on h2). */
   drain(): void {
     this.#closing = true;
+    clearInterval(this.#pruner);
     for (const p of this.#h1.values()) p.close();
     for (const sessions of [this.#h2, this.#tunnels]) {
       for (const byPeer of sessions.values()) for (const set of byPeer.values()) for (const c of set) if (c instanceof H2ClientConnection) c.close();
