@@ -289,8 +289,6 @@ export class Connections {
     let streams = 0;
     const host: TunnelHost = {
       open: (target): TunnelledConnection | { refused: ProxyErrorCode; why: string } => {
-        // The proxy's own listeners are not the workload's: a stream to one would loop or reach admin.
-        if (proxyPorts.has(target.port)) return { refused: 'MESH_CONNECT_REFUSED', why: `port ${target.port} is this proxy's own` };
         if (!fds.canAccept()) {
           metrics.acceptRefused('inbound', 'fd_reserve');
           return { refused: 'MESH_FD_EXHAUSTED', why: 'no descriptor to spare for the workload connection' };
@@ -318,7 +316,7 @@ export class Connections {
       dial: (target) => dialTcp(target, connectTimeoutMs),
     };
     let cancelRetire = (): void => {};
-    const session: H2ServerConnection = new H2ServerConnection(secured, new TunnelServer(a.target, host), {
+    const session: H2ServerConnection = new H2ServerConnection(secured, new TunnelServer(a.target, host, proxyPorts), {
       // Its limits (h2/limits.ts): streams up to what the descriptor budget bounds first (10,000
       // idle database connections ride one session, not eight), windows for bulk.
       peer: 'tunnel',

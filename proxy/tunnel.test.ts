@@ -406,6 +406,27 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     assert.deepEqual(connector.meshedDials.map((d) => d.protocol), ['tunnel'], 'dialled once, as a tunnel session');
   });
 
+  it('a CONNECT to one of the proxy’s own ports is refused (403) without dialling anything', async () => {
+    let dialled = 0;
+    const server = await ourServer(new TunnelServer(LOCAL, { open: (target) => ({ target, closed: () => {} }), dial: (t) => (dialled++, dialTcp(t, 1000)) }, new Set([4143, 4191])), { peer: 'tunnel' });
+    cleanup.push(() => server.close());
+    const client = await ourClient(server.port, { peer: 'tunnel' });
+    cleanup.push(() => client.destroy());
+    const answered = await new Promise<{ status: number; error: string | undefined }>((resolve, reject) => {
+      client.request(connectHead({ ...LOCAL, port: 4191 }), false, {
+        onContinue() {},
+        onResponse: (h) => resolve({ status: h.status, error: h.headers[h.headers.indexOf('mesh-proxy-error') + 1] }),
+        onData: () => true,
+        onEnd() {},
+        onReset: (e) => reject(e.error),
+        onWritable() {},
+      });
+    });
+    assert.deepEqual(answered, { status: 403, error: 'MESH_CONNECT_REFUSED' });
+    assert.equal(dialled, 0);
+    await waitFor(() => server.conns[0]!.streams.size === 0 && client.streams.size === 0, 'the stream closed on both sides');
+  });
+
   it('a request other than CONNECT on a tunnel session is answered 400 and closed', async () => {
     const server = await ourServer(new TunnelServer(LOCAL, { open: () => assert.fail('not opened'), dial: () => assert.fail('not dialled') }), { peer: 'tunnel' });
     cleanup.push(() => server.close());

@@ -380,6 +380,8 @@ export class TunnelServer implements ServerHandler {
   constructor(
     private readonly destination: SocketAddress,
     private readonly host: TunnelHost,
+    /** The proxy's own listening ports: not the workload's (a stream to one would loop, or reach admin). */
+    private readonly proxyPorts: ReadonlySet<number> = new Set(),
   ) {}
 
   onRequest(s: ServerStream): void {
@@ -388,6 +390,10 @@ export class TunnelServer implements ServerHandler {
       s.listen(IGNORE);
       const why = s.head.method === 'CONNECT' ? `no port in CONNECT authority "${s.head.target}"` : `${s.head.method} on a tunnel session`;
       return answer(s, 400, [ERROR_HEADER, 'MESH_CLIENT_PROTOCOL', 'mesh-proxy-reason', why]);
+    }
+    if (this.proxyPorts.has(port)) {
+      s.listen(IGNORE);
+      return answer(s, 403, [ERROR_HEADER, 'MESH_CONNECT_REFUSED', 'mesh-proxy-reason', `port ${port} is the proxy's own`]);
     }
     const target: SocketAddress = { ...this.destination, port };
     const conn = this.host.open(target);
