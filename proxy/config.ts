@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import { loadIdentityConfig, type IdentityConfig } from './identity/config.js';
 import { DEFAULT_OPAQUE_PORTS, defaultTapIdentity, PROXY_DEFAULTS as D, PROXY_ENV as E, PROXY_LOG_LEVELS, INTERCEPTION_MODES, PROXY_PORTS } from '../contract/sidecar.js';
 import type { LogLevel } from './log.js';
+import { MAX_TIMER_MS } from './timers.js';
 import { MeshedDestinations, MeshedDestinationsError, parseMeshedDestinations } from './transport/destinations.js';
 import { destinationServerName } from '../controller/destination/names.js';
 import { parseIdentityName } from '../ca/identity.js';
@@ -97,8 +98,6 @@ export function parseDuration(name: string, raw: string): number {
   return Math.round(Number(m[1]) * scale);
 }
 
-/** The longest delay a Node timer keeps: past it, setTimeout fires after 1 ms. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A duration in ms, within what the proxy's timers can do: at least 1 ms (a 0 s

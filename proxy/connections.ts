@@ -170,11 +170,16 @@ export class Connections {
   }
 
   closed(socket: Socket, ctx: ConnContext, protocol: string, error: string | undefined): void {
+    this.#closedWith(ctx, protocol, socket.bytesRead, socket.bytesWritten, error, undefined);
+  }
+
+  /** A connection's close, accounted once: `rx` bytes came from its client, `tx` went to it; `stream`: a tunnel stream's number. */
+  #closedWith(ctx: ConnContext, protocol: string, rx: number, tx: number, error: string | undefined, stream: number | undefined): void {
     const { log } = this.o;
-    ctx.metrics.close(socket.bytesRead, socket.bytesWritten, error);
+    ctx.metrics.close(rx, tx, error);
     if (log.enabled('debug')) {
       const peer = ctx.peerIdentity !== undefined ? { server_id: ctx.peerIdentity } : ctx.clientId !== undefined ? { client_id: ctx.clientId } : {};
-      log.debug('closed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, tx: socket.bytesRead, rx: socket.bytesWritten, protocol, tls: ctx.metrics.labels.tls, ...peer, error });
+      log.debug('closed', { direction: ctx.direction, src: ctx.src, dst: ctx.targetAddr, tx: rx, rx: tx, protocol, tls: ctx.metrics.labels.tls, ...peer, ...(stream === undefined ? {} : { stream }), error });
     }
   }
 
@@ -308,8 +313,7 @@ export class Connections {
             fds.release();
             if (r.error !== undefined) log.info('forward failed', { direction: 'inbound', src, dst: targetAddr, client_id: clientId, code: r.error, reason: r.detail });
             if (tapped !== undefined) tap!.closeOpaque(tapped, r.bytesFromClient, r.bytesFromServer, r.error);
-            ctx.metrics.close(r.bytesFromClient, r.bytesFromServer, r.error);
-            if (log.enabled('debug')) log.debug('closed', { direction: 'inbound', src, dst: targetAddr, tx: r.bytesFromClient, rx: r.bytesFromServer, protocol: 'opaque', tls: 'true', client_id: clientId, stream: id, error: r.error });
+            this.#closedWith(ctx, 'opaque', r.bytesFromClient, r.bytesFromServer, r.error, id);
           },
         };
       },

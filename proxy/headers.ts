@@ -17,6 +17,12 @@ for (const name of hopByHop) HOP_LENGTHS[name.length] = true;
 
 const HOP_NAMES = [...hopByHop];
 
+/** The value of the first field named exactly `lower` (h2 names are lower case), in a [name, value, ...] list. */
+export function field(headers: readonly string[], lower: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === lower) return headers[i + 1];
+  return undefined;
+}
+
 /** `name` equals `lower` ignoring ASCII case (`lower` is lower case), without making a string (field names are ASCII tokens). */
 export function sameLower(name: string, lower: string): boolean {
   const n = name.length;

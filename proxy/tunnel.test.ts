@@ -129,7 +129,7 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
   it('authorityPort reads the port of an IPv4 or IPv6 authority, 0 when there is none', () => {
     assert.equal(authorityPort('10.0.0.7:5432'), 5432);
     assert.equal(authorityPort('[fd00::7]:65535'), 65535);
-    for (const bad of ['10.0.0.7', '10.0.0.7:', '10.0.0.7:65536', 'h:5x', 'h:1234567', '[fd00::7]']) assert.equal(authorityPort(bad), 0, bad);
+    for (const bad of ['10.0.0.7', '5432', '10.0.0.7:', '10.0.0.7:0', '10.0.0.7:65536', 'h:5x', 'h:+80', 'h:1234567', '[fd00::7]']) assert.equal(authorityPort(bad), 0, bad);
   });
 
   describe('bytes both ways with half-close', () => {

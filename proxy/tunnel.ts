@@ -22,13 +22,15 @@
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../native/index.js';
 import { formatAddr } from './context.js';
-import { ProxyError, type ProxyErrorCode } from './errors.js';
+import { ProxyError, statusFor, type ProxyErrorCode } from './errors.js';
 import {
   H2_NO_ERROR, H2_REFUSED_STREAM,
   type ClientStream, type Dispatcher, type HeaderList, type RequestHead, type RequestListener, type ResponseHead, type ResponseListener,
   type ServerHandler, type ServerStream, type StreamReset,
 } from './message/types.js';
+import { field } from './headers.js';
 import type { ForwardErrorCode, ForwardResult } from './opaque.js';
+import { parseLength } from './h2/server.js';
 import { resetAndDestroy } from './transport/tls.js';
 
 /** RST_STREAM code for a TCP connection reset or failed (RFC 9113 §8.5). */
@@ -48,14 +50,10 @@ export function connectHead(target: SocketAddress): RequestHead {
 /** The port a CONNECT's authority names ("10.0.0.7:5432", "[fd00::7]:5432"), or 0 when it names none. */
 export function authorityPort(authority: string): number {
   const colon = authority.lastIndexOf(':');
-  if (colon < 0 || colon === authority.length - 1 || authority.length - colon > 6) return 0;
-  let port = 0;
-  for (let i = colon + 1; i < authority.length; i++) {
-    const c = authority.charCodeAt(i) - 48;
-    if (c < 0 || c > 9) return 0;
-    port = port * 10 + c;
-  }
-  return port <= 65535 ? port : 0;
+  if (colon < 0) return 0;
+  // After the last colon, digits only ("[fd00::7]" ends in "7]": no port).
+  const port = parseLength(authority.slice(colon + 1));
+  return port > 0 && port <= 65535 ? port : 0;
 }
 
 const reset = (code: ProxyErrorCode, message: string): StreamReset => ({ h2Code: H2_CONNECT_ERROR, error: new ProxyError(code, message) });
@@ -251,10 +249,10 @@ class ClientJoin extends Join implements ResponseListener {
     }
     // The server proxy could not reach its workload: the client sees what it would have without the mesh, a reset.
     this.streamGone = true;
-    this.fail('MESH_STREAM_RESET', `peer proxy answered ${head.status}${errorOf(head.headers)}`);
+    const code = field(head.headers, ERROR_HEADER);
+    this.fail('MESH_STREAM_RESET', `peer proxy answered ${head.status}${code === undefined ? '' : `: ${code}`}`);
     // Our side of the stream is still open (nothing was sent on it): closed too.
     this.#stream?.reset(reset('MESH_CLIENT_RESET', 'tunnel refused'));
-    void endStream;
     if (!socket.destroyed) resetAndDestroy(socket);
   }
 
@@ -277,11 +275,6 @@ class ClientJoin extends Join implements ResponseListener {
     const s = this.socket!;
     this.done({ error: this.error, detail: this.detail, bytesFromClient: s.bytesRead, bytesFromServer: s.bytesWritten });
   }
-}
-
-function errorOf(headers: HeaderList): string {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === ERROR_HEADER) return `: ${headers[i + 1]}`;
-  return '';
 }
 
 /**
@@ -357,7 +350,7 @@ class ServerJoin extends Join implements RequestListener {
     this.fail(e.code, e.message);
     if (!this.streamGone) {
       this.streamGone = true;
-      answer(this.s, e.code === 'MESH_CONNECT_TIMEOUT' ? 504 : 502, [ERROR_HEADER, e.code]);
+      answer(this.s, statusFor(e), [ERROR_HEADER, e.code]);
     }
     this.report();
   }
@@ -387,20 +380,13 @@ export class TunnelServer implements ServerHandler {
   onRequest(s: ServerStream): void {
     const port = s.head.method === 'CONNECT' ? authorityPort(s.head.target) : 0;
     if (port === 0) {
-      s.listen(IGNORE);
       const why = s.head.method === 'CONNECT' ? `no port in CONNECT authority "${s.head.target}"` : `${s.head.method} on a tunnel session`;
-      return answer(s, 400, [ERROR_HEADER, 'MESH_CLIENT_PROTOCOL', 'mesh-proxy-reason', why]);
+      return refuse(s, 400, 'MESH_CLIENT_PROTOCOL', why);
     }
-    if (this.proxyPorts.has(port)) {
-      s.listen(IGNORE);
-      return answer(s, 403, [ERROR_HEADER, 'MESH_CONNECT_REFUSED', 'mesh-proxy-reason', `port ${port} is the proxy's own`]);
-    }
+    if (this.proxyPorts.has(port)) return refuse(s, 403, 'MESH_CONNECT_REFUSED', `port ${port} is the proxy's own`);
     const target: SocketAddress = { ...this.destination, port };
     const conn = this.host.open(target);
-    if ('refused' in conn) {
-      s.listen(IGNORE);
-      return answer(s, 503, [ERROR_HEADER, conn.refused, 'mesh-proxy-reason', conn.why]);
-    }
+    if ('refused' in conn) return refuse(s, 503, conn.refused, conn.why);
     const join = new ServerJoin(s, conn);
     s.listen(join);
     this.host.dial(target).then(
@@ -417,6 +403,12 @@ export class TunnelServer implements ServerHandler {
 function answer(s: ServerStream, status: number, headers: HeaderList): void {
   s.respond({ status, reason: '', version: 20, headers }, true);
   s.reset({ h2Code: H2_NO_ERROR, error: new ProxyError('MESH_CONNECT_FAILED', 'tunnel refused') });
+}
+
+/** A stream refused before anything was dialled: its body is dropped, the answer says why. */
+function refuse(s: ServerStream, status: number, code: ProxyErrorCode, why: string): void {
+  s.listen(IGNORE);
+  answer(s, status, [ERROR_HEADER, code, 'mesh-proxy-reason', why]);
 }
 
 /** A listener for a stream answered at once: its body is dropped. */

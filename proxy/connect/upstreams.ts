@@ -118,10 +118,11 @@ export class Upstreams implements Connector {
   }
 
   tunnel(target: SocketAddress, key: string, peer: string): Dispatcher | undefined {
-    const until = this.#noTunnel.get(`${key}\0${peer}`);
+    const marked = `${key}\0${peer}`;
+    const until = this.#noTunnel.get(marked);
     if (until !== undefined) {
       if (until > performance.now()) return undefined;
-      this.#noTunnel.delete(`${key}\0${peer}`);
+      this.#noTunnel.delete(marked);
     }
     return this.#session(this.#tunnels, 'tunnel', target, key, peer);
   }

@@ -10,12 +10,12 @@
 // behind them. One blind spot: a socket that had already received data *and* its FIN
 // before detection started gives no such signal; it ends as 'timeout', bytes intact.
 import type { Socket } from 'node:net';
+import { MAX_TIMER_MS } from '../timers.js';
 import { matchRequestLine } from './http.js';
 import { EOF, ERROR, HTTP1, TIMEOUT, type Detected, type Verdict } from './verdict.js';
 
 export type Classify = (prefix: Buffer, maxBytes: number) => Verdict;
 
-const MAX_TIMER_MS = 2 ** 31 - 1; // larger delays make setTimeout fire after 1 ms
 
 export class Peek {
   private readonly chunks: Buffer[] = [];

@@ -23,6 +23,7 @@ import { endToEnd, sameLower } from '../headers.js';
 import type { ConnContext } from '../context.js';
 import type { Log } from '../log.js';
 import type { ProxyMetrics, RouteMetrics } from '../metrics.js';
+import { MAX_TIMER_MS } from '../timers.js';
 import { h1RequestOf, h1ResponseOf, h2RequestOf, h2ResponseOf, h2TrailersOf } from '../message/h1-over-h2.js';
 import {
   H2_CANCEL,
@@ -98,8 +99,6 @@ export interface BalancedTarget {
 const MAX_BODY = RESILIENCE_DEFAULTS.retryMaxBodyBytes;
 /** Attempts after a failed connection (never sent, so not charged to the budget): bounded all the same. */
 const MAX_CONNECT_RETRIES = 2;
-/** The longest delay setTimeout keeps (2^31-1 ms); a longer timeout is no timeout. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** One attempt's listener: detached when the exchange moves on, so a discarded attempt's late events go nowhere. */
 class Attempt implements ResponseListener {

@@ -11,7 +11,7 @@
 // those are still understood on the way in.
 // Hop-by-hop headers never cross (the forwarder strips them before this).
 import { STATUS_CODES } from 'node:http';
-import { sameLower } from '../headers.js';
+import { field, sameLower } from '../headers.js';
 import type { HeaderList, RequestHead, ResponseHead } from './types.js';
 
 export const ORIG_PROTO = 'mesh-orig-proto';
@@ -67,12 +67,6 @@ export function h2RequestOf(h1: RequestHead): RequestHead {
   headers.push(ORIG_PROTO, proto, ORIG_HEADERS, names);
   // No Host and no URL (HTTP/1.0): h2 still needs an authority; the names list leaves Host out again.
   return { method: h1.method, target: path, scheme, authority: authority ?? 'unknown', version: 20, headers };
-}
-
-/** The value of the first field named `lower` (h2 names are lower case). */
-function field(headers: HeaderList, lower: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === lower) return headers[i + 1];
-  return undefined;
 }
 
 /** True when an h2 request carries an HTTP/1 request from a peer proxy. */

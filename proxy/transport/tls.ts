@@ -9,6 +9,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import tls, { type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
 import { noSessionTickets, resetOnClose, type SocketAddress } from '../../native/index.js';
 import { ProxyError } from '../errors.js';
+import { MAX_TIMER_MS } from '../timers.js';
 
 const ignore = (): void => {};
 
@@ -76,7 +77,6 @@ export function retireAtExpiry(s: Socket, retire: () => void): () => void {
   return () => clearTimeout(timer);
 }
 
-const MAX_TIMER_MS = 2 ** 31 - 1;
 const noop = (): void => {};
 
 /** The identity a mesh certificate carries: its one DNS SAN, or undefined if it has not exactly one. */
