@@ -123,7 +123,7 @@ async function profile(o: Options): Promise<number> {
         }
         if (o.rate !== undefined) {
           const f = await fixedRate(ctx, path.h1, { rate: o.rate, durationS, connections: 10 });
-          say(`latency ms p50 ${f.latencyMs.p50.toFixed(2)} p90 ${f.latencyMs.p90.toFixed(2)} p99 ${f.latencyMs.p99.toFixed(2)} p99.9 ${f.latencyMs.p999.toFixed(2)}`);
+          say(`latency ms p50 ${f.latencyMs.p50.toFixed(2)} p90 ${f.latencyMs.p90.toFixed(2)} p99 ${f.latencyMs.p99.toFixed(2)} p99.9 ${f.latencyMs.p999.toFixed(2)}; service p99 ${f.serviceMs.p99.toFixed(2)}, send lag p99 ${f.sendLagMs.p99.toFixed(2)}; over 1 ms by second: ${f.over1msBySecond.join(' ')}`);
           return { requests: f.completed };
         }
         return o.proto === 'h1'
