@@ -319,7 +319,7 @@ export class Connections {
       },
       dial: (target) => dialTcp(target, connectTimeoutMs),
     };
-    let cancelRetire = (): void => {};
+    let cancelRetire = ignore;
     const session: H2ServerConnection = new H2ServerConnection(secured, new TunnelServer(a.target, host, proxyPorts), {
       // Its limits (h2/limits.ts): streams up to what the descriptor budget bounds first (10,000
       // idle database connections ride one session, not eight), windows for bulk.

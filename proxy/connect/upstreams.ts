@@ -55,7 +55,6 @@ const NO_TUNNEL_MS = 5 * 60_000;
 /** Connections per h2 upstream: one normally; more only while the first ones are full. */
 const MAX_H2_CONNECTIONS = 8;
 
-
 /** What the HTTP stage needs of a connector (tests give their own). */
 export interface Connector {
   h1(target: SocketAddress, key: string): Dispatcher;

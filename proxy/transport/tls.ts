@@ -58,14 +58,14 @@ export function resetAndDestroy(s: Socket): void {
  * and renewed certificates are taken up by the sessions, not only by new connections.
  */
 export function retireAtExpiry(s: Socket, retire: () => void): () => void {
-  if (!(s instanceof tls.TLSSocket)) return noop;
+  if (!(s instanceof tls.TLSSocket)) return ignore;
   const own = s.getCertificate() as { valid_to?: string } | null;
   const peer = s.getPeerCertificate() as { valid_to?: string } | null;
   const ownAt = Date.parse(own?.valid_to ?? '');
   const peerAt = Date.parse(peer?.valid_to ?? '');
   // Whichever expiry is known (both, on a session this proxy made or accepted).
   const at = Number.isNaN(ownAt) ? peerAt : Number.isNaN(peerAt) ? ownAt : Math.min(ownAt, peerAt);
-  if (Number.isNaN(at)) return noop;
+  if (Number.isNaN(at)) return ignore;
   // Within setTimeout's range (2^31-1 ms, ~24.8 days): a longer-lived certificate is looked at again then.
   const wait = Math.max(0, at - Date.now());
   let timer: NodeJS.Timeout;
@@ -76,8 +76,6 @@ export function retireAtExpiry(s: Socket, retire: () => void): () => void {
   arm(wait);
   return () => clearTimeout(timer);
 }
-
-const noop = (): void => {};
 
 /** The identity a mesh certificate carries: its one DNS SAN, or undefined if it has not exactly one. */
 export function identityOf(cert: PeerCertificate | undefined): string | undefined {
