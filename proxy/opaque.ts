@@ -5,6 +5,7 @@
 import { connect, type Socket } from 'node:net';
 import type { SocketAddress } from '../native/index.js';
 import { ProxyError, type ProxyErrorCode } from './errors.js';
+import { countRead } from './gc.js';
 import { resetAndDestroy } from './transport/tls.js';
 
 export interface ForwardOptions {
@@ -97,6 +98,9 @@ export function forwardOpaque(client: Socket, target: SocketAddress, options: Fo
         // The client vanished while we were connecting.
         if (client.destroyed) return void up.destroy();
         if (options.prefix) up.write(options.prefix);
+        // Bytes read count toward the next young collection (proxy/gc.ts), both ways.
+        client.on('data', countRead);
+        up.on('data', countRead);
         client.pipe(up);
         up.pipe(client);
       },

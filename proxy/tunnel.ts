@@ -29,6 +29,7 @@ import {
   type ServerHandler, type ServerStream, type StreamReset,
 } from './message/types.js';
 import { field } from './headers.js';
+import { noteRead } from './gc.js';
 import type { ForwardErrorCode, ForwardResult } from './opaque.js';
 import { parseLength } from './h2/server.js';
 import { resetAndDestroy } from './transport/tls.js';
@@ -110,6 +111,7 @@ abstract class Join {
   // ---- socket → stream ----
 
   readonly #onSocketData = (chunk: Buffer): void => {
+    noteRead(chunk.length);
     const s = this.stream;
     if (s === undefined || this.streamGone) return;
     if (!s.write(chunk)) this.socket!.pause();

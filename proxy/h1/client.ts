@@ -4,6 +4,7 @@
 // response and request complete, keep-alive, nothing unread, nobody listening.
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
+import { noteRead } from '../gc.js';
 import { H2_CANCEL, H2_PROTOCOL_ERROR, type HeaderList, type ResponseHead } from '../message/types.js';
 import { H1Output } from './batch.js';
 import type { Expiring } from './deadlines.js';
@@ -133,6 +134,7 @@ export class H1ClientConnection implements H1ParserListener, Expiring {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    noteRead(chunk.length);
     if (this.#stream === undefined) {
       // Bytes on an idle connection answer nothing we asked: the connection is unusable.
       return this.#close(false);

@@ -4,6 +4,7 @@
 // as a tunnel, and the codec lets go of it completely.
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
+import { noteRead } from '../gc.js';
 import { H2_CANCEL, H2_PROTOCOL_ERROR, type HeaderList, type RequestHead, type RequestListener, type ResponseHead, type ServerHandler, type StreamReset } from '../message/types.js';
 import { H1Output } from './batch.js';
 import { Deadlines, sharedDeadlines, type Expiring } from './deadlines.js';
@@ -141,6 +142,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring {
   }
 
   readonly #onData = (chunk: Buffer): void => {
+    noteRead(chunk.length);
     if (this.#closing) return; // draining a closed exchange's leftovers
     if (this.#buf === undefined) {
       this.#buf = chunk;

@@ -7,6 +7,7 @@
 // socket callback and batched nothing across sockets (measured 13-17% slower).
 import type { Socket } from 'node:net';
 import type { ProxyErrorCode } from '../errors.js';
+import { noteRead } from '../gc.js';
 import {
   H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR, H2_FRAME_SIZE_ERROR, H2_NO_ERROR, H2_PROTOCOL_ERROR, H2_STREAM_CLOSED,
   type StreamReset,
@@ -316,6 +317,7 @@ export abstract class H2Connection implements F.FrameSink {
   // ---- input ----
 
   readonly #onBytes = (chunk: Buffer): void => {
+    noteRead(chunk.length);
     if (this.dead) return;
     this.#pingOut = false; // anything read shows the peer is there
     try {
