@@ -203,3 +203,31 @@ test('frames: the writer keeps one contiguous output per turn and drops a big sl
   w.windowUpdate(1, 5);
   assert.equal(w.take()!.length, 13);
 });
+
+test('frames: a quiet turn writes into a piece of the shared pool; a busy connection keeps a slab of its own', () => {
+  const pooled = (b: Buffer): boolean => b.buffer.byteLength === Buffer.poolSize && b.byteOffset + b.length <= Buffer.poolSize;
+  const w = new F.FrameWriter();
+  // One small request's turn on an idle connection: no ArrayBuffer of its own (V8 frees each
+  // one inside the young-generation pause).
+  w.headers(1, Buffer.alloc(40, 1), false, 16384);
+  w.data(1, Buffer.from('hello'), 0, 5, true);
+  const quiet = w.take()!;
+  assert.equal(quiet.length, 9 + 40 + 9 + 5);
+  assert.ok(pooled(quiet), `a quiet turn took a buffer of ${quiet.buffer.byteLength} bytes of its own`);
+  w.release();
+  // A turn too big for a pool piece gets a full slab, and a slab that fills is replaced by another full one.
+  w.data(3, Buffer.alloc(3000, 2), 0, 3000, false);
+  w.data(3, Buffer.alloc(3000, 3), 0, 3000, false);
+  const busy = w.take()!;
+  assert.equal(busy.length, 2 * 3009);
+  assert.ok(!pooled(busy) && busy.buffer.byteLength >= 16 * 1024);
+  for (let i = 0; i < 4; i++) w.data(3, Buffer.alloc(3000, 4), 0, 3000, false);
+  const next = w.take()!;
+  assert.ok(next.buffer.byteLength >= 16 * 1024, 'a busy connection fell back to small pieces');
+  // What was taken stays as it was: the writer never writes over bytes it handed out.
+  assert.equal(busy[9], 2);
+  assert.equal(busy[3009 + 9], 3);
+  const { r, seen } = reader();
+  r.push(Buffer.concat([quiet, busy, next]));
+  assert.deepEqual(seen.map((f) => f.payload.length), [40, 5, 3000, 3000, 3000, 3000, 3000, 3000]);
+});

@@ -236,6 +236,15 @@ export function unpad(type: number, flags: number, payload: Buffer): Buffer | nu
 }
 
 const SLAB = 16 * 1024;
+/**
+ * A slab started after release() (a quiet connection's turn) is what the turn needs and this
+ * much more, while that stays under half of Buffer.poolSize: Node carves such buffers from its
+ * shared pool (8 KiB unless changed).
+ * At 1,000 requests/s over a few connections every request's turn started a fresh 16 KiB slab, an
+ * ArrayBuffer each, a third of all the ArrayBuffers the proxy made; V8 frees dead ones inside
+ * the young-generation pause (measured: 0.7 of its ~1 ms), so each one lengthens it.
+ */
+const FRESH_SLACK = 1024;
 const KEEP_LIMIT = 64 * 1024;
 /**
  * A DATA payload at least this long that the caller hands over (it will not change the
@@ -310,7 +319,9 @@ export class FrameWriter {
     if (b === null || this.#pos + need > b.length) {
       // Pending bytes move to the new slab so a turn still leaves in one write.
       const pending = b === null ? 0 : this.#pos - this.#start;
-      const nb = Buffer.allocUnsafe(Math.max(SLAB, (pending + need) * 2));
+      const small = pending + need + FRESH_SLACK;
+      // A full slab of a busy connection is replaced by a full-size one; a fresh or pooled one stays pooled while it can.
+      const nb = Buffer.allocUnsafe((b === null || b.length < SLAB) && small < Buffer.poolSize >>> 1 ? small : Math.max(SLAB, (pending + need) * 2));
       if (pending > 0) b!.copy(nb, 0, this.#start, this.#pos);
       this.#buf = b = nb;
       this.#start = 0;
