@@ -1,7 +1,7 @@
 // The hop-by-hop filter runs on every HTTP/1 head in both directions.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { endToEnd } from './headers.js';
+import { commonName, endToEnd, lowerName } from './headers.js';
 
 describe('endToEnd', () => {
   it('returns the list itself when nothing is hop-by-hop (no copy on the common path)', () => {
@@ -29,5 +29,25 @@ describe('endToEnd', () => {
   it('keeps a field of a hop-by-hop name\'s length that is no hop-by-hop field', () => {
     const raw = ['X-Request', '1', 'Keep-Alivz', '2', 'tx', '3'];
     assert.equal(endToEnd(raw), raw);
+  });
+});
+
+describe('common header names', () => {
+  const bytes = (s: string): Buffer => Buffer.from(`xx${s}yy`, 'latin1');
+  it('gives the constant only for an exact byte match, so the case an app sent is kept', () => {
+    assert.equal(commonName(bytes('Content-Type'), 2, 14), 'Content-Type');
+    assert.equal(commonName(bytes('content-type'), 2, 14), 'content-type');
+    assert.equal(commonName(bytes('CONTENT-TYPE'), 2, 14), undefined);
+    assert.equal(commonName(bytes('Content-Tipe'), 2, 14), undefined);
+    assert.equal(commonName(bytes('X-Made-Up-Name'), 2, 16), undefined);
+    assert.equal(commonName(bytes('TE'), 2, 4), 'TE');
+    assert.equal(commonName(bytes(''), 2, 2), undefined);
+  });
+  it('lower-cases any name, common or not, and leaves a lower-case one as it is', () => {
+    assert.equal(lowerName('Content-Type'), 'content-type');
+    assert.equal(lowerName('X-Made-Up-NAME'), 'x-made-up-name');
+    assert.equal(lowerName('traceparent'), 'traceparent');
+    assert.equal(lowerName('x-lower'), 'x-lower');
+    assert.equal(lowerName('TE'), 'te');
   });
 });

@@ -28,6 +28,15 @@ describe('request parsing', () => {
     });
   });
 
+  it('keeps the exact spelling of common names, empty values and OWS included, under every split', () => {
+    const input = 'GET / HTTP/1.1\r\nHOST: a\r\nhost: b\r\nHost:c\r\nAccept:\r\nUser-Agent:  ua \r\nuser-Agent: x\r\n\r\n';
+    everySplit('request', input, ({ rec }) => {
+      assert.equal(rec.error, undefined);
+      const h = rec.messages[0]!.head as RequestHead;
+      assert.deepEqual(h.headers, ['HOST', 'a', 'host', 'b', 'Host', 'c', 'Accept', '', 'User-Agent', 'ua', 'user-Agent', 'x']);
+    });
+  });
+
   it('reads a Content-Length body under every split', () => {
     everySplit('request', 'POST /u HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world', ({ rec }) => {
       assert.equal(rec.error, undefined);

@@ -8,6 +8,7 @@ import { ProxyError } from '../errors.js';
 import type { BodyListener, ClientStream, HeaderList, RequestHead, RequestListener, ResponseHead, ServerStream, StreamReset } from '../message/types.js';
 import type { H2Connection } from './connection.js';
 import { TOKEN } from '../h1/chars.js';
+import { lowerName } from '../headers.js';
 import { forbiddenInValue } from './hpack/decoder.js';
 
 /** What both roles' listeners have; ResponseListener adds onContinue/onResponse, used by client.ts. */
@@ -404,20 +405,12 @@ function connectionSpecific(lower: string): boolean {
 export function appendFields(out: string[], headers: HeaderList, skip: string | undefined): void {
   for (let i = 0; i < headers.length; i += 2) {
     let name = headers[i]!;
-    if (hasUpper(name)) name = name.toLowerCase();
+    name = lowerName(name);
     if (connectionSpecific(name) || name === skip) continue;
     const value = headers[i + 1]!;
     if (name === 'te' && value.trim().toLowerCase() !== 'trailers') continue;
     out.push(name, value);
   }
-}
-
-export function hasUpper(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 65 && c <= 90) return true;
-  }
-  return false;
 }
 
 /** tchar without upper case (RFC 9110 §5.6.2; h2 names are lower case, RFC 9113 §8.2.1). */

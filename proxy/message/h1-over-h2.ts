@@ -11,7 +11,7 @@
 // those are still understood on the way in.
 // Hop-by-hop headers never cross (the forwarder strips them before this).
 import { STATUS_CODES } from 'node:http';
-import { field, sameLower } from '../headers.js';
+import { field, lowerName, sameLower } from '../headers.js';
 import type { HeaderList, RequestHead, ResponseHead } from './types.js';
 
 export const ORIG_PROTO = 'mesh-orig-proto';
@@ -30,7 +30,7 @@ function lowered(headers: HeaderList, out: HeaderList): string {
   let names = '';
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    const lower = name.toLowerCase();
+    const lower = lowerName(name);
     if (lower.length >= 10 && lower.startsWith('mesh-orig-')) continue;
     names = names === '' ? name : `${names},${name}`;
     if (!dropped(lower)) out.push(lower, headers[i + 1]!);
@@ -130,7 +130,7 @@ function restoreQueued(list: string | undefined, h2: HeaderList, host: string | 
       if (to < 0) to = list.length;
       const name = list.slice(from, to);
       from = to + 1;
-      const lower = name.toLowerCase();
+      const lower = lowerName(name);
       if (lower === 'host') {
         if (host !== undefined) out.push(name, host);
         host = undefined;
@@ -181,6 +181,6 @@ export function h1ResponseOf(h2: ResponseHead, version: 10 | 11): ResponseHead {
 /** h2 trailers from HTTP/1 trailers: names lower-cased, nothing else changes. */
 export function h2TrailersOf(h1: HeaderList): HeaderList {
   const out: HeaderList = [];
-  for (let i = 0; i < h1.length; i += 2) out.push(h1[i]!.toLowerCase(), h1[i + 1]!);
+  for (let i = 0; i < h1.length; i += 2) out.push(lowerName(h1[i]!), h1[i + 1]!);
   return out;
 }
