@@ -36,6 +36,12 @@ export interface FixedRateResult {
   over1msBySecond: number[];
   /** Wall clock (ms since the epoch) of the first measured request's due time, to line the seconds up with proxy logs. */
   startedAtMs: number;
+  /**
+   * The warm-up, at the same rate, reported apart: after a saturating load it holds what a path
+   * does while load falls (a mesh proxy gives memory back then, and V8 compiles again what that
+   * dropped), which the measured seconds after it no longer show.
+   */
+  warmup?: { seconds: number; latencyMs: Percentiles; over1msBySecond: number[] };
   firstError?: string;
 }
 
@@ -82,6 +88,9 @@ const latency = new Float64Array(measured);
 const service = new Float64Array(measured);
 const lag = new Float64Array(measured);
 const over1ms = new Array<number>(Math.ceil(durationS)).fill(0);
+const warmLatency = new Float64Array(warm);
+const warmOver1ms = new Array<number>(Math.ceil(warmupS)).fill(0);
+let warmDone = 0;
 let done = 0; // measured requests answered
 let settled = 0; // all requests answered or lost
 let non2xx = 0;
@@ -139,6 +148,9 @@ function answered(c: Conn, status: number): void {
     done++;
     lastAnswer = now;
     if (status < 200 || status > 299) non2xx++;
+  } else {
+    const l = (warmLatency[warmDone++] = now - due(c.index));
+    if (l > 1) warmOver1ms[Math.min(warmOver1ms.length - 1, Math.floor(c.index / rate))]!++;
   }
   settled++;
   c.index = -1;
@@ -207,6 +219,7 @@ function finish(): void {
     sendLagMs: percentiles(lag.subarray(0, done)),
     over1msBySecond: over1ms,
     startedAtMs: Date.now() - (performance.now() - start),
+    ...(warm > 0 ? { warmup: { seconds: warmupS, latencyMs: percentiles(warmLatency.subarray(0, warmDone)), over1msBySecond: warmOver1ms } } : {}),
     ...(firstError === undefined ? {} : { firstError }),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

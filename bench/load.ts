@@ -95,6 +95,8 @@ export interface FixedRateOptions {
   rate: number;
   durationS: number;
   connections: number;
+  /** Seconds at the same rate before the measured ones, reported apart (the generator's default: 1). */
+  warmupS?: number;
 }
 
 export async function fixedRate(ctx: LoadContext, target: Endpoint, o: FixedRateOptions): Promise<FixedRateResult> {
@@ -102,7 +104,8 @@ export async function fixedRate(ctx: LoadContext, target: Endpoint, o: FixedRate
     script('fixed-rate.js'),
     '--host', target.host, '--port', String(target.port),
     '--rate', String(o.rate), '--duration', String(o.durationS), '--connections', String(o.connections),
-  ], o.durationS);
+    ...(o.warmupS === undefined ? [] : ['--warmup', String(o.warmupS)]),
+  ], o.durationS + (o.warmupS ?? 1));
   return JSON.parse(out.trim().split('\n').pop() ?? '') as FixedRateResult;
 }
 

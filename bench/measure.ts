@@ -25,6 +25,11 @@ export interface Plan {
   /** Requests per second of the fixed-rate run, and its keep-alive connections. */
   rate: number;
   rateConnections: number;
+  /**
+   * Seconds at that rate before the measured ones, reported apart: the path settles from the
+   * saturating runs just before (a mesh proxy gives memory back once load falls, 2.5-7.5 s after).
+   */
+  rateWarmupS: number;
   idleConnections: number;
   /** Which workloads the saturation runs use (each: one wrk and one h2load run), in this order. */
   workloads: WorkloadName[];
@@ -184,10 +189,10 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
       await delay(SETTLE_MS);
     }
 
-    progress(`${name}: HTTP/1.1 at a fixed ${plan.rate} req/s for ${plan.durationS}s (tiny requests)`);
+    progress(`${name}: HTTP/1.1 at a fixed ${plan.rate} req/s for ${plan.rateWarmupS}s, then ${plan.durationS}s measured (tiny requests)`);
     const fixedCpu = proxyCpu();
     result.fixed = await watched('fixed', () =>
-      fixedRate(ctx, path.h1, { rate: plan.rate, durationS: plan.durationS, connections: plan.rateConnections }),
+      fixedRate(ctx, path.h1, { rate: plan.rate, durationS: plan.durationS, connections: plan.rateConnections, warmupS: plan.rateWarmupS }),
     );
     const f = result.fixed;
     const fixedCpuAfter = proxyCpu();

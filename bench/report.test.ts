@@ -42,7 +42,7 @@ const paths = [
 ];
 
 const plan = (workloads: WorkloadName[]): Plan => ({
-  durationS: 10, warmupS: 2, connections: 50, h2Clients: 10, h2Streams: 10, rate: 1000, rateConnections: 10,
+  durationS: 10, warmupS: 2, connections: 50, h2Clients: 10, h2Streams: 10, rate: 1000, rateConnections: 10, rateWarmupS: 10,
   idleConnections: 1000, workloads, quietWaitS: 0, settleS: 30, bulkBytes: 1024 * 1048576,
 });
 const reportOf = (ps: PathResult[], workloads: WorkloadName[]): BenchReport => ({
@@ -177,6 +177,16 @@ describe('formatReport', () => {
     const text = formatReport(reportOf(slow, ['tiny']));
     assert.match(text, new RegExp(`^${slow[1]!.name}: fixed-rate requests over 1 ms, by second: 3 2 140 60 4 0 1 2 3 1$`, 'm'));
     assert.doesNotMatch(text, new RegExp(`^${slow[0]!.name}: fixed-rate requests over 1 ms`, 'm'));
+  });
+
+  it('shows the fixed-rate warm-up apart: its percentiles and its seconds over 1 ms, under the plan\'s length', () => {
+    const warm = paths.map((p) => ({ ...p, fixed: { ...p.fixed! } }));
+    const lat = { count: 10_000, mean: 1, p50: 0.5, p90: 1, p99: 4.25, p999: 9, max: 18.5 };
+    warm[1]!.fixed!.warmup = { seconds: 10, latencyMs: lat, over1msBySecond: [50, 120, 210, 80, 30, 12, 9, 8, 10, 7] };
+    const text = formatReport(reportOf(warm, ['tiny', 'realistic']));
+    assert.match(text, /fixed rate: 1000 req\/s for 10s \(after 10s at the rate, reported apart\)/);
+    assert.match(text, new RegExp(`^${warm[1]!.name}: fixed-rate warm-up, the 10s right after the saturating runs: p50 0\\.500 p99 4\\.25 max 18\\.5 ms; over 1 ms by second: 50 120 210 80 30 12 9 8 10 7$`, 'm'));
+    assert.doesNotMatch(text, new RegExp(`^${warm[0]!.name}: fixed-rate warm-up`, 'm'));
   });
 });
 

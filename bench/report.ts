@@ -142,7 +142,7 @@ function header(r: BenchReport): string {
     `mesh bench ${r.startedAt}  git ${r.git.commit.slice(0, 12)}${r.git.dirty ? ' (dirty tree)' : ''}`,
     r.pinning,
     `saturation: wrk -t1 -c${p.connections} -d${p.durationS}s (HTTP/1.1), h2load -t1 -c${p.h2Clients} -m${p.h2Streams} -D${p.durationS} (h2c), ` +
-      `once per workload; fixed rate: ${p.rate} req/s for ${p.durationS}s (after 1s unrecorded) over ${p.rateConnections} connections, ` +
+      `once per workload; fixed rate: ${p.rate} req/s for ${p.durationS}s (after ${p.rateWarmupS ?? 1}s at the rate, reported apart) over ${p.rateConnections} connections, ` +
       `tiny requests, latency from the scheduled send time; warm-up ${p.warmupS}s; ${p.idleConnections} idle connections for RSS`,
     ...p.workloads.map((w) => `workload ${w}: ${WORKLOADS[w].summary}`),
     '',
@@ -209,6 +209,14 @@ function notes(r: BenchReport): string {
     // Where the tail comes from: a reclaim or a GC shows as one busy second, a noisy machine as a spread.
     const slow = x.fixed?.over1msBySecond;
     if (slow !== undefined && slow.some((n) => n > 0)) out.push(`${x.name}: fixed-rate requests over 1 ms, by second: ${slow.join(' ')}`);
+    // The seconds right after the saturating runs, apart: what a path does while load falls.
+    const w = x.fixed?.warmup;
+    if (w !== undefined && w.seconds > 1) {
+      out.push(
+        `${x.name}: fixed-rate warm-up, the ${w.seconds}s right after the saturating runs: p50 ${ms(w.latencyMs.p50)} p99 ${ms(w.latencyMs.p99)} max ${ms(w.latencyMs.max)} ms; ` +
+          `over 1 ms by second: ${w.over1msBySecond.join(' ')}`,
+      );
+    }
     const lag = x.fixed?.sendLagMs.p99;
     if (lag !== undefined && lag > 1) {
       out.push(`${x.name}: fixed-rate requests left up to ${ms(lag)} ms late (p99): the generator was starved of CPU or all its connections were busy`);

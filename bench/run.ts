@@ -27,6 +27,7 @@ interface CliOptions {
   only: PathName[];
   workload: WorkloadName[];
   rate: number;
+  rateWarmup: number;
   connections: number;
   idleConnections: number;
   quietWait: number;
@@ -56,7 +57,7 @@ function pathList(raw: string): PathName[] {
 }
 
 /** Which options were given on the command line (the rest are defaults --quick may change). */
-type Given = (name: 'duration' | 'quietWait' | 'retries' | 'settle' | 'rounds' | 'bulkMib') => boolean;
+type Given = (name: 'duration' | 'quietWait' | 'retries' | 'settle' | 'rounds' | 'bulkMib' | 'rateWarmup') => boolean;
 
 function planFrom(o: CliOptions, given: Given): Plan {
   return {
@@ -67,6 +68,7 @@ function planFrom(o: CliOptions, given: Given): Plan {
     h2Streams: 10,
     rate: o.rate,
     rateConnections: 10,
+    rateWarmupS: o.quick && !given('rateWarmup') ? 1 : o.rateWarmup,
     idleConnections: o.idleConnections,
     workloads: o.workload,
     // --quick checks that the bench works; it does not wait for a quiet machine unless told to.
@@ -118,7 +120,7 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
   const bulkS = plan.bulkBytes > 0 ? 70 + (2 * plan.bulkBytes) / 30e6 : 0;
   const limitS =
     60 +
-    o.only.length * (1 + retries) * (plan.quietWaitS + plan.warmupS + runs * plan.durationS + 30 * runs + bulkS) +
+    o.only.length * (1 + retries) * (plan.quietWaitS + plan.warmupS + plan.rateWarmupS + runs * plan.durationS + 30 * runs + bulkS) +
     rounds * 2 * (plan.warmupS + 2 * plan.durationS + 60);
   const watchdog = setTimeout(() => {
     progress(`still running after ${limitS}s: giving up (the lab is removed on exit)`);
@@ -201,6 +203,7 @@ const program = new Command('bench')
       .default(workloadList('both'), 'both'),
   )
   .option('--rate <req/s>', 'request rate of the fixed-rate run', positive('--rate'), 1000)
+  .option('--rate-warmup <seconds>', 'fixed-rate run: seconds at the rate before the measured ones, reported apart (what follows the saturating runs)', wholeNumber('--rate-warmup', 1, 120), 10)
   .option('--connections <n>', 'wrk connections at saturation', wholeNumber('--connections', 1), 50)
   .option('--idle-connections <n>', 'idle keep-alive connections held for the RSS reading', wholeNumber('--idle-connections', 1), 1000)
   .option('--quiet-wait <seconds>', 'before each path, wait this long at most for other work on the machine to stop', (raw) => {
