@@ -140,16 +140,17 @@ function open(): Conn {
 function answered(c: Conn, status: number): void {
   const now = performance.now();
   if (c.index < 0) return lost(c, new Error(`unsolicited response ${status}`));
+  const l = now - due(c.index);
   if (c.index >= warm) {
-    latency[done] = now - due(c.index);
-    if (latency[done]! > 1) over1ms[Math.min(over1ms.length - 1, Math.floor((c.index - warm) / rate))]!++;
+    latency[done] = l;
+    if (l > 1) over1ms[Math.min(over1ms.length - 1, Math.floor((c.index - warm) / rate))]!++;
     service[done] = now - c.sent;
     lag[done] = c.sent - due(c.index);
     done++;
     lastAnswer = now;
     if (status < 200 || status > 299) non2xx++;
   } else {
-    const l = (warmLatency[warmDone++] = now - due(c.index));
+    warmLatency[warmDone++] = l;
     if (l > 1) warmOver1ms[Math.min(warmOver1ms.length - 1, Math.floor(c.index / rate))]!++;
   }
   settled++;

@@ -142,7 +142,7 @@ function header(r: BenchReport): string {
     `mesh bench ${r.startedAt}  git ${r.git.commit.slice(0, 12)}${r.git.dirty ? ' (dirty tree)' : ''}`,
     r.pinning,
     `saturation: wrk -t1 -c${p.connections} -d${p.durationS}s (HTTP/1.1), h2load -t1 -c${p.h2Clients} -m${p.h2Streams} -D${p.durationS} (h2c), ` +
-      `once per workload; fixed rate: ${p.rate} req/s for ${p.durationS}s (after ${p.rateWarmupS ?? 1}s at the rate, reported apart) over ${p.rateConnections} connections, ` +
+      `once per workload; fixed rate: ${p.rate} req/s for ${p.durationS}s (after ${p.rateWarmupS}s at the rate, reported apart) over ${p.rateConnections} connections, ` +
       `tiny requests, latency from the scheduled send time; warm-up ${p.warmupS}s; ${p.idleConnections} idle connections for RSS`,
     ...p.workloads.map((w) => `workload ${w}: ${WORKLOADS[w].summary}`),
     '',

@@ -98,7 +98,6 @@ export function parseDuration(name: string, raw: string): number {
   return Math.round(Number(m[1]) * scale);
 }
 
-
 /**
  * A duration in ms, within what the proxy's timers can do: at least 1 ms (a 0 s
  * connect or head timeout would fail every connection) unless `zeroMeans` says

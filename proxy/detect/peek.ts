@@ -16,7 +16,6 @@ import { EOF, ERROR, HTTP1, TIMEOUT, type Detected, type Verdict } from './verdi
 
 export type Classify = (prefix: Buffer, maxBytes: number) => Verdict;
 
-
 export class Peek {
   private readonly chunks: Buffer[] = [];
   private length = 0;
