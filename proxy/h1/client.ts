@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import { noteRead } from '../gc.js';
 import { H2_CANCEL, H2_PROTOCOL_ERROR, type HeaderList, type ResponseHead } from '../message/types.js';
+import { takeReads } from '../transport/reads.js';
 import { H1Output } from './batch.js';
 import type { Expiring } from './deadlines.js';
 import { H1Parser, type H1ParserListener, type H1ParserOptions } from './parser.js';
@@ -54,11 +55,11 @@ export class H1ClientConnection implements H1ParserListener, Expiring {
     this.#out = new H1Output(socket);
     this.#owner = owner;
     this.#parser = new H1Parser('response', this, o);
-    socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
     socket.on('drain', this.#onDrain);
+    if (!takeReads(socket, this.#onData)) socket.on('data', this.#onData);
     if (socket.isPaused()) socket.resume();
   }
 

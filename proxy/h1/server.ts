@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import { noteRead } from '../gc.js';
 import { H2_CANCEL, H2_PROTOCOL_ERROR, type HeaderList, type RequestHead, type RequestListener, type ResponseHead, type ServerHandler, type StreamReset } from '../message/types.js';
+import { readsAsEvents, takeReads } from '../transport/reads.js';
 import { H1Output } from './batch.js';
 import { Deadlines, sharedDeadlines, type Expiring } from './deadlines.js';
 import { H1Parser, type H1ParserListener, type H1ParserOptions } from './parser.js';
@@ -91,7 +92,6 @@ export class H1ServerConnection implements H1ParserListener, Expiring {
     this.#headTimeout = o.headTimeoutMs ?? 10_000;
     this.#idleTimeout = o.idleTimeoutMs ?? 60_000;
     this.#maxBuffered = o.maxBufferedBytes ?? 65536;
-    socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
@@ -99,6 +99,8 @@ export class H1ServerConnection implements H1ParserListener, Expiring {
     this.#deadlines.add(this); // first: it refreshes `now` when the sweeper was asleep
     this.#arm(D_HEAD, this.#headTimeout);
     if (initial !== undefined && initial.length > 0) this.#onData(initial);
+    // Then what the socket holds and reads (proxy/transport/reads.ts): after `initial`, which came first.
+    if (!this.#closed && !takeReads(socket, this.#onData)) socket.on('data', this.#onData);
     // Detection may have paused the socket; we read from here on.
     if (!this.#closed && !this.#readPaused && !this.#bufPaused && this.#tunnelHead === undefined) socket.resume();
   }
@@ -417,6 +419,7 @@ export class H1ServerConnection implements H1ParserListener, Expiring {
     this.#out.flushNow();
     s.pause();
     s.off('data', this.#onData);
+    readsAsEvents(s); // the tunnel listens for 'data'
     s.off('end', this.#onEnd);
     s.off('error', this.#onError);
     s.off('close', this.#onClose);

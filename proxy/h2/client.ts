@@ -21,6 +21,7 @@ export class H2ClientConnection extends H2Connection implements Dispatcher {
 
   constructor(socket: Socket, options: H2Options = {}) {
     super(socket, 'client', options);
+    this.listen();
   }
 
   /** Can take new requests (false after GOAWAY either way, close, loss, or stream ids running out). */

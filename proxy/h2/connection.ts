@@ -8,6 +8,7 @@
 import type { Socket } from 'node:net';
 import type { ProxyErrorCode } from '../errors.js';
 import { noteRead } from '../gc.js';
+import { takeReads } from '../transport/reads.js';
 import {
   H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR, H2_FRAME_SIZE_ERROR, H2_NO_ERROR, H2_PROTOCOL_ERROR, H2_STREAM_CLOSED,
   type StreamReset,
@@ -99,7 +100,6 @@ export abstract class H2Connection implements F.FrameSink {
     this.w.settings(settings);
     if (this.#connWindow > F.DEFAULT_WINDOW) this.w.windowUpdate(0, this.#connWindow - F.DEFAULT_WINDOW);
     this.schedule();
-    socket.on('data', this.#onBytes);
     socket.on('end', this.#onLost);
     socket.on('close', this.#onLost);
     socket.on('error', this.#onLost);
@@ -111,7 +111,17 @@ export abstract class H2Connection implements F.FrameSink {
       socket.setTimeout(options.keepaliveMs);
       socket.on('timeout', this.#onQuiet);
     }
-    if (options.initial !== undefined && options.initial.length > 0) this.#onBytes(options.initial);
+  }
+
+  /**
+   * Starts reading: the last step of each role's constructor, since bytes the
+   * socket already holds are handled at once (a request's HEADERS reach the
+   * role's handler, which must be set by then).
+   */
+  protected listen(): void {
+    const initial = this.options.initial;
+    if (initial !== undefined && initial.length > 0) this.#onBytes(initial);
+    if (!takeReads(this.socket, this.#onBytes)) this.socket.on('data', this.#onBytes);
   }
 
   /** The peer has spoken HTTP/2 (its SETTINGS came): a connection lost before that was never an HTTP/2 peer. */

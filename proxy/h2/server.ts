@@ -16,6 +16,7 @@ export class H2ServerConnection extends H2Connection {
     options: H2Options = {},
   ) {
     super(socket, 'server', options);
+    this.listen();
   }
 
   protected isIdle(id: number): boolean {
