@@ -3,6 +3,7 @@
 // detection runs, under provisional labels), and end it one of three ways —
 // served by the HTTP stage, forwarded as opaque TCP, or refused — with its
 // close accounted exactly once.
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { trimMemory, type SocketAddress } from '../native/index.js';
 import type { InboundMode } from './config.js';

@@ -8,6 +8,7 @@
 // Errors that keep coming mean something is broken beyond one connection
 // (state shared by all of them): past `maxPerMinute` the proxy exits with
 // EX_SOFTWARE (70) and lets its supervisor start a fresh one.
+import { performance } from 'node:perf_hooks';
 import type { Log } from '../shared/log.js';
 
 export const EX_SOFTWARE = 70;

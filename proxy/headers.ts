@@ -1,5 +1,7 @@
 // Hop-by-hop headers (RFC 9110 §7.6.1) belong to one connection and are not
 // forwarded: the fixed set, plus any header the Connection header names.
+import { Buffer } from 'node:buffer';
+
 const hopByHop = new Set([
   'connection',
   'keep-alive',

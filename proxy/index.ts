@@ -7,6 +7,7 @@
 // forward/ (the HTTP stage: our HTTP/1 and h2 codecs, one forwarder), connect/
 // (every upstream: HTTP/1 pools, h2c and mTLS h2 connections), transport/ (mTLS
 // between proxies), and the admin port (admin.ts) serving metrics and probes.
+import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Server, Socket } from 'node:net';
 import { startAdmin } from './admin.js';

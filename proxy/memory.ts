@@ -41,7 +41,7 @@
 // looks like a fall, and a reclaim there was paid for again by the next burst.
 import { PROXY_DEFAULTS } from '../contract/sidecar.js';
 import { holdAllocatorPages, memoryPressure, releaseFilePages, trimMemory } from '../native/index.js';
-import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import type { Log } from './log.js';
 
 export interface ReclaimOptions {

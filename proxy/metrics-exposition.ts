@@ -9,6 +9,7 @@
 // destinations (7-8 MB of text) took ~100 ms of the event loop and grew RSS by
 // ~100 MB per scrape (limits test, idle sessions); a series' labels never change,
 // so their text is made once.
+import { Buffer } from 'node:buffer';
 import type { Metric, Registry as PromRegistry } from 'prom-client';
 import { Registry } from './prom.js';
 

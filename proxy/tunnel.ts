@@ -19,6 +19,7 @@
 // naming the proxy error (mesh-proxy-error) when it did not; the client proxy
 // reads its client's bytes only after the 200, so a stream the session
 // refused (GOAWAY, REFUSED_STREAM) carried nothing yet and is sent again.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../native/index.js';
 import { formatAddr } from './context.js';

@@ -3,6 +3,7 @@
 // promises, and what the forwarder writes meanwhile waits here (bounded by
 // backpressure: the first write already answers "full") until the
 // connection is up, or fails the request with the connect's coded error.
+import { Buffer } from 'node:buffer';
 import { H2_REFUSED_STREAM, type ClientStream, type Dispatcher, type HeaderList, type RequestHead, type ResponseListener, type StreamReset } from '../message/types.js';
 import { ProxyError } from '../errors.js';
 

@@ -8,6 +8,7 @@
 // Connections are made on first use; requests sent meanwhile wait in a
 // PendingDispatcher. A connection that went away (GOAWAY, loss) is replaced on
 // the next request.
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../../native/index.js';
 import type { Log } from '../log.js';

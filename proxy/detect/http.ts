@@ -1,6 +1,7 @@
 // The two plaintext HTTP openings: the HTTP/2 prior-knowledge preface (RFC 9113 §3.4)
 // and an HTTP/1 request line (RFC 9112 §3). Both are judged byte by byte, so a prefix
 // that can no longer become one of them is rejected as soon as the deciding byte arrives.
+import { Buffer } from 'node:buffer';
 
 export type Match = 'yes' | 'no' | 'need-more';
 

@@ -9,6 +9,8 @@
 // 'readable' that finds nothing to read is the FIN; bytes unshifted then keep 'end'
 // behind them. One blind spot: a socket that had already received data *and* its FIN
 // before detection started gives no such signal; it ends as 'timeout', bytes intact.
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { MAX_TIMER_MS } from '../timers.js';
 import { matchRequestLine } from './http.js';

@@ -13,6 +13,7 @@
 //
 // No byte is read from the upstream here: its 'readable' only tells that
 // something came, and what came stays in its buffer for the forwarder.
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import type { Log } from '../log.js';

@@ -4,6 +4,7 @@
 // it, or a field no TLS stack would send, is "not TLS". The first is decided only by
 // what has not arrived yet, the second only by what has, so a verdict never changes
 // as more bytes arrive.
+import { Buffer } from 'node:buffer';
 
 export type ClientHello =
   | { kind: 'need-more' }

@@ -6,6 +6,7 @@
 // its last state kept, so a destination service outage changes nothing for
 // traffic; the outage is said once (a log line, destination_client_up), not
 // per request. Authorities not used for idleMs are dropped.
+import { performance } from 'node:perf_hooks';
 import { DESTINATION_GET_PATH, RESILIENCE_DEFAULTS, type GetRequest } from '../../contract/destination.js';
 import type { Log } from '../log.js';
 import { parseUpdate } from './update.js';

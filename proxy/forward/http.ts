@@ -7,6 +7,8 @@
 //   h2 from a peer proxy → HTTP/1 pool to the app when it carries HTTP/1,
 //     else the app's h2c connection
 // Upgrade and CONNECT leave the codec as raw tunnels.
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import { formatAddr, routeOf, type ConnContext } from '../context.js';
 import type { ProxyError } from '../errors.js';

@@ -8,6 +8,7 @@
 // Large chunks are not copied: the buffer goes first, then the chunk, in order,
 // on a socket corked until the end of the turn (so a turn's large writes
 // still report "full" past the socket's high-water mark, as before).
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 
 /** Chunks at least this big are written as they are (after what is buffered). */

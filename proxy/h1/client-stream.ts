@@ -1,6 +1,7 @@
 // The ClientStream of one request sent through an H1Pool. Until a connection
 // is attached (dialing), body writes wait here, copied, and write() says
 // "full" so the forwarder waits for onWritable instead of queueing more.
+import { Buffer } from 'node:buffer';
 import type { ClientStream, HeaderList, RequestHead, ResponseListener, StreamReset } from '../message/types.js';
 import type { H1ClientConnection } from './client.js';
 

@@ -2,6 +2,7 @@
 // for an H1Pool. The connection parses responses (told each request's method),
 // frames request bodies itself, and goes back to its pool only in a clean state:
 // response and request complete, keep-alive, nothing unread, nobody listening.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import { noteRead } from '../gc.js';

@@ -6,6 +6,7 @@
 // execute() stops (returns the offset reached) after each complete message,
 // after a tunnel's head, when onBody returns false and after stop(): the
 // caller owns the remaining bytes and calls execute() again when it is ready.
+import { Buffer } from 'node:buffer';
 import { ProxyError, type ProxyErrorCode } from '../errors.js';
 import type { HeaderList, HttpVersion, RequestHead, ResponseHead } from '../message/types.js';
 import { CR, LF } from './chars.js';

@@ -2,6 +2,7 @@
 // exchange at a time. Pipelined requests wait in the read buffer until the
 // response before them is complete. Upgrade and CONNECT hand the socket over
 // as a tunnel, and the codec lets go of it completely.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { ProxyError } from '../errors.js';
 import { noteRead } from '../gc.js';

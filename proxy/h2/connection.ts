@@ -5,6 +5,8 @@
 // Every frame of a loop turn goes to one output slab that leaves in one
 // socket write scheduled with setImmediate: process.nextTick fires after each
 // socket callback and batched nothing across sockets (measured 13-17% slower).
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { ProxyErrorCode } from '../errors.js';
 import { noteRead } from '../gc.js';

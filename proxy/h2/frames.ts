@@ -8,6 +8,7 @@
 // The writer appends every frame of a loop turn to one slab so the turn leaves
 // in a single socket write; written regions are never reused (the socket may
 // still hold them), and an idle connection drops its slab.
+import { Buffer } from 'node:buffer';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 

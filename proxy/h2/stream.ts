@@ -4,6 +4,7 @@
 // listener that says "no more" makes the stream queue (a copy, bounded by the
 // stream window, since nothing is credited until it is consumed). Send side:
 // body chunks are framed at once while both windows allow, else queued.
+import { Buffer } from 'node:buffer';
 import { ProxyError } from '../errors.js';
 import type { BodyListener, ClientStream, HeaderList, RequestHead, RequestListener, ResponseHead, ServerStream, StreamReset } from '../message/types.js';
 import type { H2Connection } from './connection.js';

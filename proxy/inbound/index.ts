@@ -14,6 +14,7 @@
 //       through the HTTP stage, TLS, unknown or server-first as opaque TCP
 //       (a plaintext client quiet for the server-first window has the app
 //       dialled; if the app speaks first, its bytes flow at once)
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../../native/index.js';
 import type { ProxyConfig } from '../config.js';

@@ -11,6 +11,7 @@
 //     TLS, CONNECT does) with the mesh-proxy-error header
 // The destination is the one the first request names: later requests on the
 // same client connection go there too (clients keep a connection per host).
+import { Buffer } from 'node:buffer';
 import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 import type { SocketAddress } from '../../native/index.js';

@@ -13,6 +13,7 @@
 //         authority's endpoints, each spoken to as it is: mTLS h2 to a meshed
 //         one's proxy, plain otherwise)
 //       | TLS, unknown or server-first: opaque TCP, as above (on the upstream opened early, if any)
+import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { SocketAddress } from '../../native/index.js';
 import { formatAddr } from '../context.js';

@@ -8,6 +8,7 @@
 // write() says false when its transport is full; from then on its events are
 // counted and dropped until it drains, and it then gets one `dropped` event
 // with the count. Requests over its maxRps are dropped (and counted) the same way.
+import { performance } from 'node:perf_hooks';
 import type { TapEvent, TapFilter } from '../../contract/tap.js';
 import { TAP_DEFAULT_MAX_RPS, TAP_MAX_RPS } from '../../contract/tap.js';
 import type { ConnContext } from '../context.js';

@@ -3,6 +3,7 @@
 // (a tap stream shows paths and peers: it is as sensitive as the traffic);
 // anyone else gets 403 with a coded reason. The server has no certificate
 // until the proxy is certified: connections before that fail the handshake.
+import { Buffer } from 'node:buffer';
 import http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';

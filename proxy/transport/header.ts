@@ -6,6 +6,7 @@
 //
 // `name` is reserved for gateways (an authority to route by); a sidecar sends
 // none. Fixed binary fields keep encoding and parsing free of JSON and copies.
+import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
 
 /**

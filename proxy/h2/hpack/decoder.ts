@@ -1,5 +1,6 @@
 // HPACK decoder (RFC 7541): one instance per connection direction, holding the dynamic table
 // that the peer's encoder drives.
+import { Buffer } from 'node:buffer';
 import { huffmanDecode, huffmanDecodedBound } from './huffman.js';
 import { STATIC_COUNT, STATIC_NAMES, STATIC_VALUES } from './static-table.js';
 

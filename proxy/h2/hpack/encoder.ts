@@ -1,4 +1,5 @@
 // HPACK encoder (RFC 7541): one instance per connection direction, driving the peer's decoder.
+import { Buffer } from 'node:buffer';
 import { ENTRY_OVERHEAD } from './decoder.js';
 import { huffmanEncode, huffmanEncodedLength } from './huffman.js';
 import { STATIC_BY_NAME, STATIC_COUNT } from './static-table.js';
