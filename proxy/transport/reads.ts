@@ -67,8 +67,9 @@ export function readsTaken(socket: Socket): boolean {
  * already holds (bytes read before, or put back by detection), then each new
  * read. As with a 'data' listener, reading starts unless the socket was
  * paused; pause()/resume() stop and restart it (Node's net.Socket handles
- * them for this path); 'end', 'error' and 'close' are emitted as before. Calling it again re-targets the reads. Returns false, having done
- * nothing, where the path is not available: the caller then listens to 'data'.
+ * them for this path); 'end', 'error' and 'close' are emitted as before.
+ * Calling it again re-targets the reads. Returns false, having done nothing,
+ * where the path is not available: the caller then listens to 'data'.
  */
 export function takeReads(socket: Socket, sink: Sink): boolean {
   if (keys === undefined || !(socket instanceof Socket)) return false;
@@ -76,8 +77,7 @@ export function takeReads(socket: Socket, sink: Sink): boolean {
   const handle = f._handle;
   const taken = readsTaken(socket);
   // No handle yet while connecting is fine: Node installs the buffer when it makes one.
-  // No handle otherwise (destroyed), or one without the method (a stream under TLS that
-  // is not a socket): left to 'data'.
+  // No handle otherwise (destroyed), or a handle without the method: left to 'data'.
   if (!taken && (handle == null ? !socket.connecting : typeof handle.useUserBuffer !== 'function')) return false;
   if (shared === undefined) {
     sharedMemory = new ArrayBuffer(READ_BUFFER_SIZE);
