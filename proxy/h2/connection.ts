@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import type { Socket } from 'node:net';
 import type { ProxyErrorCode } from '../errors.js';
 import { noteRead } from '../gc.js';
-import { takeReads } from '../transport/reads.js';
+import { takeReadViews } from '../transport/reads.js';
 import {
   H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR, H2_FRAME_SIZE_ERROR, H2_NO_ERROR, H2_PROTOCOL_ERROR, H2_STREAM_CLOSED,
   type StreamReset,
@@ -31,7 +31,7 @@ const KEEPALIVE_PING = Buffer.from('meshping', 'latin1');
 export abstract class H2Connection implements F.FrameSink {
   readonly w = new F.FrameWriter();
   readonly streams = new Map<number, H2Stream>();
-  readonly #reader = new F.FrameReader(this);
+  readonly #reader = F.viewedReader(this);
   readonly #limits: Limits;
   readonly #resets: Budget;
   readonly #control: Budget;
@@ -123,7 +123,9 @@ export abstract class H2Connection implements F.FrameSink {
   protected listen(): void {
     const initial = this.options.initial;
     if (initial !== undefined && initial.length > 0) this.#onBytes(initial);
-    if (!takeReads(this.socket, this.#onBytes)) this.socket.on('data', this.#onBytes);
+    // Reads come as views (the reader copies DATA payloads, whole, or has them read into
+    // place); from the fallback's 'data' events too, which then costs a second copy of each payload.
+    if (!takeReadViews(this.socket, this.#onBytes, this.#placeRead)) this.socket.on('data', this.#onBytes);
   }
 
   /** The peer has spoken HTTP/2 (its SETTINGS came): a connection lost before that was never an HTTP/2 peer. */
@@ -327,6 +329,8 @@ export abstract class H2Connection implements F.FrameSink {
   }
 
   // ---- input ----
+
+  readonly #placeRead = (): Buffer | null => (this.dead ? null : this.#reader.readInto());
 
   readonly #onBytes = (chunk: Buffer): void => {
     noteRead(chunk.length);

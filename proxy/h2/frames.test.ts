@@ -103,6 +103,80 @@ test('frames: a DATA frame split across reads goes on in parts, views of the rea
   assert.equal(r.pending, 0);
 });
 
+/** A reader fed views of one buffer that each push overwrites (as reads.ts's shared buffer is). */
+function viewedFeed(r: F.FrameReader): (bytes: Buffer) => number {
+  const shared = Buffer.alloc(64 * 1024);
+  return (bytes) => {
+    bytes.copy(shared);
+    const code = r.push(shared.subarray(0, bytes.length));
+    shared.fill(0xee); // the next read of any socket
+    return code;
+  };
+}
+
+test('frames (viewed): every frame reads back at every split point, each DATA frame whole and in memory of its own', () => {
+  const all = sample();
+  const { r: ref, seen } = reader();
+  assert.equal(ref.push(all), 0);
+  for (const step of [1, 7, 9, 10, 100, 4096, 16384, 65536]) {
+    const got: Seen[] = [];
+    const payloads: Buffer[] = [];
+    const r = F.viewedReader({
+      onFrame: (type, flags, id, payload) => {
+        if (type === F.DATA) payloads.push(payload); // kept as delivered: must survive later reads
+        got.push({ type, flags, id, payload: Buffer.from(payload) });
+      },
+    });
+    const feed = viewedFeed(r);
+    for (let i = 0; i < all.length; i += step) assert.equal(feed(all.subarray(i, Math.min(all.length, i + step))), 0);
+    assert.deepEqual(got, seen, `step ${step}: frames as an owned reader sees them, DATA not in parts`);
+    assert.equal(payloads.length, 1);
+    assert.equal(payloads[0]!.toString(), 'world', 'the DATA payload kept intact after the buffer was overwritten');
+    assert.equal(r.pending, 0);
+  }
+});
+
+test('frames (viewed): a long DATA frame offers the rest of itself for reads to land in; such reads are not copied', () => {
+  const payload = pattern(3 * 16384 + 2000);
+  const w = new F.FrameWriter();
+  w.data(5, payload, 0, payload.length, true);
+  w.windowUpdate(0, 77);
+  const bytes = Buffer.from(w.take()!);
+  const delivered: Array<{ type: number; payload: Buffer }> = [];
+  const r = F.viewedReader({ onFrame: (type, _flags, _id, p) => void delivered.push({ type, payload: p }) });
+  r.maxFrameSize = 1 << 16;
+  const feed = viewedFeed(r);
+  assert.equal(r.readInto(), null, 'nothing to offer before a frame starts');
+  // The first read: the header and 16 KiB of the payload (one TLS record), through the shared buffer.
+  let off = 9 + 16384;
+  assert.equal(feed(bytes.subarray(0, off)), 0);
+  const regions: Buffer[] = [];
+  for (;;) {
+    const into = r.readInto();
+    if (into === null) break;
+    regions.push(into);
+    const n = Math.min(into.length, 16384); // a record's worth at a time
+    bytes.copy(into, 0, off, off + n); // the socket's read lands in place
+    off += n;
+    assert.equal(r.push(into.subarray(0, n)), 0);
+  }
+  assert.equal(regions.length, 2, 'two more records land in place; the last 2,000 bytes (under 4 KiB) go through the shared buffer');
+  assert.ok(regions.every((g) => g.buffer === regions[0]!.buffer), 'all regions are one gathering buffer');
+  assert.equal(delivered.length, 0, 'the frame is not complete yet');
+  assert.equal(feed(bytes.subarray(off)), 0);
+  assert.deepEqual(delivered.map((d) => d.type), [F.DATA, F.WINDOW_UPDATE]);
+  assert.ok(delivered[0]!.payload.equals(payload));
+  assert.equal(delivered[0]!.payload.buffer, regions[0]!.buffer, 'delivered in the memory the reads landed in');
+  assert.equal(r.readInto(), null);
+});
+
+/** Bytes that differ in every position of a 251-byte cycle. */
+function pattern(n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = i % 251;
+  return b;
+}
+
 test('frames: a long DATA payload handed over is written as it is after its header, not copied; short ones are copied', () => {
   const w = new F.FrameWriter();
   const long = Buffer.alloc(20_000, 7);

@@ -53,16 +53,27 @@ export interface FrameSink {
 
 /**
  * Splits a byte stream into frames. push() returns 0, or a connection error code.
- * A DATA frame without padding that a read leaves incomplete is not gathered: its
- * payload goes on in parts as reads bring it, each delivered as a DATA frame of its
- * own (END_STREAM on the last part only). Its receiver sees the same bytes, the same
- * flow control and the same end; and a bulk stream costs no copy and no allocation
- * per frame (TLS records carry 16 KiB, so nearly every frame straddled two reads:
- * a 16 KiB buffer and a copy each, most of a bulk transfer's garbage).
+ *
+ * Pushed chunks are either owned (the caller will not reuse their memory) or, once
+ * `viewed` is set, views of a read buffer that the next read overwrites.
+ * - Owned: a DATA frame without padding that a read leaves incomplete is not
+ *   gathered: its payload goes on in parts as reads bring it, each delivered as a
+ *   DATA frame of its own (END_STREAM on the last part only). Its receiver sees the
+ *   same bytes, the same flow control and the same end, with no copy.
+ * - Viewed: a DATA payload is copied once, whole (gathered across reads when split),
+ *   so a bulk stream's 64 KiB frame reaches its receiver as one chunk instead of a
+ *   part per TLS record (16 KiB): a quarter of the writes to the app's socket, each a
+ *   trip through the kernel's TCP stack. Other frames are handed over as views: the
+ *   connection decodes them at once and copies what it keeps (CONTINUATION parts).
+ *   While a long DATA frame is gathered, readInto() names the rest of it, so the
+ *   socket's next read can land there (TLS decrypts straight into it) and nothing is
+ *   copied: push() recognises a chunk that is that region.
  */
 export class FrameReader {
   /** Our SETTINGS_MAX_FRAME_SIZE: a longer frame is a FRAME_SIZE_ERROR (§4.2). */
   maxFrameSize = DEFAULT_MAX_FRAME;
+  /** Pushed chunks are views of a buffer that is overwritten after push() returns. */
+  viewed = false;
   #pend: Buffer | null = null; // a frame split across reads: header first, then exactly its size
   #have = 0;
   #stopped = false;
@@ -80,6 +91,17 @@ export class FrameReader {
     this.#dataLeft = 0;
   }
 
+  /**
+   * Where the next read should land: the rest of a DATA frame being gathered, when at
+   * least IN_PLACE_MIN bytes of it are still to come (a shorter read into place would cost
+   * a plain socket a read call of its own); null otherwise.
+   */
+  readInto(): Buffer | null {
+    const p = this.#pend;
+    if (p === null || this.#have < HEADER_SIZE || p[3] !== DATA || p.length - this.#have < IN_PLACE_MIN) return null;
+    return p.subarray(this.#have);
+  }
+
   /** Bytes of an incomplete frame held (tests, accounting). */
   get pending(): number {
     return this.#pend === null ? 0 : this.#have;
@@ -88,6 +110,16 @@ export class FrameReader {
   push(chunk: Buffer): number {
     let off = 0;
     const end = chunk.length;
+    const p = this.#pend;
+    if (p !== null && chunk.buffer === p.buffer && chunk.byteOffset === p.byteOffset + this.#have && end > 0) {
+      // A read that landed where readInto() said: the bytes are in place (never past the frame's end).
+      this.#have += end;
+      if (this.#have === p.length) {
+        this.#pend = null;
+        this.sink.onFrame(p[3]!, p[4]!, p.readUInt32BE(5) & 0x7fffffff, p.subarray(HEADER_SIZE));
+      }
+      return 0;
+    }
     while (off < end) {
       if (this.#dataLeft > 0) {
         off = this.#part(chunk, off);
@@ -113,10 +145,12 @@ export class FrameReader {
       const flags = chunk[off + 4]!;
       const id = chunk.readUInt32BE(off + 5) & 0x7fffffff; // the reserved bit is ignored (§4.1)
       if (next <= end) {
-        this.sink.onFrame(type, flags, id, chunk.subarray(off + HEADER_SIZE, next));
+        // A DATA payload outlives the call (queued, or written to a socket later): owned, or a copy.
+        const payload = type === DATA && this.viewed ? copyOf(chunk, off + HEADER_SIZE, next) : chunk.subarray(off + HEADER_SIZE, next);
+        this.sink.onFrame(type, flags, id, payload);
         if (this.#stopped) return 0;
         off = next;
-      } else if (type === DATA && (flags & FLAG_PADDED) === 0) {
+      } else if (type === DATA && (flags & FLAG_PADDED) === 0 && !this.viewed) {
         this.#startParts(flags, id, len);
         off += HEADER_SIZE;
       } else {
@@ -165,7 +199,7 @@ export class FrameReader {
         return -1;
       }
       // A DATA frame whose payload is not all here: passed on in parts, nothing gathered.
-      if (p[3] === DATA && (p[4]! & FLAG_PADDED) === 0 && len > chunk.length - used) {
+      if (p[3] === DATA && (p[4]! & FLAG_PADDED) === 0 && len > chunk.length - used && !this.viewed) {
         this.#pend = null;
         this.#startParts(p[4]!, p.readUInt32BE(5) & 0x7fffffff, len);
         return used;
@@ -186,6 +220,20 @@ export class FrameReader {
     }
     return used;
   }
+}
+
+/** A reader for chunks that are views (see FrameReader). */
+export function viewedReader(sink: FrameSink): FrameReader {
+  const r = new FrameReader(sink);
+  r.viewed = true;
+  return r;
+}
+
+/** Bytes [start, end) of `b` in memory of their own (Node's pool when short). */
+function copyOf(b: Buffer, start: number, end: number): Buffer {
+  const c = Buffer.allocUnsafe(end - start);
+  c.set(b.subarray(start, end));
+  return c;
 }
 
 /**
@@ -254,6 +302,9 @@ const KEEP_LIMIT = 64 * 1024;
  * more and grew a new slab each turn, most of their garbage.
  */
 const HANDED_OVER_MIN = 4096;
+
+/** The shortest rest of a DATA frame that readInto() offers for a read to land in. */
+const IN_PLACE_MIN = 4096;
 
 /** Appends frames to one output slab; take() hands the pending bytes to a single socket write. */
 export class FrameWriter {

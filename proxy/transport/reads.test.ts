@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import tls, { type TLSSocket } from 'node:tls';
 import { makeCa, makeLeaf } from '../../ca/fixtures.js';
-import { readsAsEvents, readsTaken, takeReads } from './reads.js';
+import { readsAsEvents, readsTaken, takeReads, takeReadViews } from './reads.js';
 
 const sockets = new Set<Socket>();
 const servers = new Set<Server>();
@@ -161,6 +161,51 @@ for (const [kind, pair] of [
       await once(sink, 'end');
       assert.ok(Buffer.concat(piped).equals(big));
       assert.equal(Buffer.concat(first.chunks).toString(), 'first', 'the codec saw nothing after it let go');
+    });
+
+    it('takeReadViews: each read is a view valid during the call; a placed read lands in the region given, nothing copied', async () => {
+      const [a, b] = await pair();
+      const all = pattern(300_000, 11);
+      // The sink copies each view at once (as a codec copies what it keeps); and once, after the
+      // first read, it names a region of its own for the next read.
+      const region = Buffer.alloc(50_000);
+      let placed = false;
+      let regionChunk: Buffer | undefined;
+      const copies: Buffer[] = [];
+      const views: Buffer[] = [];
+      let got = 0;
+      let finish!: () => void;
+      const done = new Promise<void>((res) => (finish = res));
+      assert.equal(
+        takeReadViews(
+          a,
+          (v) => {
+            if (v.buffer === region.buffer) regionChunk = v;
+            views.push(v);
+            copies.push(Buffer.from(v));
+            got += v.length;
+            if (got >= all.length) finish();
+          },
+          () => {
+            if (placed) return null;
+            placed = true;
+            return region.subarray(100);
+          },
+        ),
+        true,
+      );
+      b.write(all);
+      await done;
+      assert.ok(Buffer.concat(copies).equals(all), 'copies made during each call are the bytes, in order');
+      assert.ok(regionChunk !== undefined, 'the read after the first landed in the region');
+      assert.equal(regionChunk.byteOffset, region.byteOffset + 100);
+      const at = views.indexOf(regionChunk);
+      const before = copies.slice(0, at).reduce((n, c) => n + c.length, 0);
+      assert.ok(region.subarray(100, 100 + regionChunk.length).equals(all.subarray(before, before + regionChunk.length)), 'the region holds its read');
+      // The shared buffer was reused: views kept past their call no longer hold their bytes.
+      const shared = views.filter((v) => v.buffer !== region.buffer);
+      assert.ok(shared.length > 2);
+      assert.ok(!Buffer.concat(shared).equals(Buffer.concat(copies.filter((_c, i) => views[i]!.buffer !== region.buffer))), 'views of the shared buffer are overwritten by later reads');
     });
 
     it('takeReads again re-targets the reads', async () => {

@@ -24,6 +24,13 @@ import { Socket } from 'node:net';
 
 export type Sink = (chunk: Buffer) => void;
 
+/**
+ * For a sink of views: where the socket's next read should land, asked after each read.
+ * A region the sink owns (the rest of a frame it is gathering): the read's bytes are then
+ * already where the sink wants them and it copies nothing. null: the shared buffer.
+ */
+export type Placer = () => Buffer | null;
+
 interface Keys {
   buffer: symbol;
   callback: symbol;
@@ -57,9 +64,12 @@ function findKeys(): Keys | undefined {
 
 type Fields = Record<symbol, unknown> & { _handle?: { useUserBuffer?: (b: Buffer) => void } | null };
 
+/** Sockets whose reads go to a sink of ours. */
+const takenSockets = new WeakSet<Socket>();
+
 /** Whether the socket's reads already go to a sink of ours (takeReads succeeded on it). */
 export function readsTaken(socket: Socket): boolean {
-  return keys !== undefined && (socket as unknown as Fields)[keys.buffer] === shared && shared !== undefined;
+  return takenSockets.has(socket);
 }
 
 /**
@@ -72,6 +82,20 @@ export function readsTaken(socket: Socket): boolean {
  * where the path is not available: the caller then listens to 'data'.
  */
 export function takeReads(socket: Socket, sink: Sink): boolean {
+  return take(socket, sink, false, null);
+}
+
+/**
+ * As takeReads, but each read reaches `sink` as a view that is valid only during the call:
+ * of the shared buffer, which the next read of any socket overwrites, or of the region
+ * `place` gave for it. The sink copies what it keeps. Nothing a sink calls reads a socket
+ * synchronously: reads come only from the event loop's poll phase.
+ */
+export function takeReadViews(socket: Socket, sink: Sink, place: Placer | null = null): boolean {
+  return take(socket, sink, true, place);
+}
+
+function take(socket: Socket, sink: Sink, views: boolean, place: Placer | null): boolean {
   if (keys === undefined || !(socket instanceof Socket)) return false;
   const f = socket as unknown as Fields;
   const handle = f._handle;
@@ -83,11 +107,22 @@ export function takeReads(socket: Socket, sink: Sink): boolean {
     sharedMemory = new ArrayBuffer(READ_BUFFER_SIZE);
     shared = Buffer.from(sharedMemory);
   }
-  f[keys.callback] = (n: number): void => {
-    sink(copyOut(n));
-  };
-  if (taken) return true;
-  f[keys.generator] = null; // must be null, not undefined: Node calls anything else
+  // Node calls the callback with the buffer the read landed in (the shared one, or the
+  // region `place` gave), and then the generator, if any, for the next read's buffer.
+  f[keys.callback] = views
+    ? (n: number, into: Buffer): void => {
+        sink(into.subarray(0, n));
+      }
+    : (n: number): void => {
+        sink(copyOut(n));
+      };
+  const gen = place === null ? null : (): Buffer => place() ?? shared!;
+  if (taken) {
+    f[keys.generator] = gen;
+    return true;
+  }
+  takenSockets.add(socket);
+  f[keys.generator] = gen; // null, not undefined, when there is none: Node calls anything else
   f[keys.buffer] = shared;
   if (handle != null) handle.useUserBuffer!(shared);
   // Bytes the Readable took in before: delivered first, in one piece. read(n) with the
@@ -110,15 +145,21 @@ export function takeReads(socket: Socket, sink: Sink): boolean {
 export function readsAsEvents(socket: Socket): void {
   if (!readsTaken(socket)) return;
   const f = socket as unknown as Fields;
-  f[keys!.callback] = (n: number): void => {
-    socket.emit('data', copyOut(n));
+  f[keys!.generator] = null;
+  // A region some sink was given stays its own: the next reads land in the shared buffer.
+  if (f[keys!.buffer] !== shared) {
+    f[keys!.buffer] = shared;
+    f._handle?.useUserBuffer?.(shared!);
+  }
+  f[keys!.callback] = (n: number, into: Buffer): void => {
+    socket.emit('data', copyOut(n, into));
   };
 }
 
 // The read is always in `shared` (Node hands back the buffer it was given). TypedArray set()
 // from a fresh view: ~30% faster than Buffer#copy for a 90-byte read (no argument checks).
-function copyOut(n: number): Buffer {
+function copyOut(n: number, into?: Buffer): Buffer {
   const c = Buffer.allocUnsafe(n);
-  c.set(new Uint8Array(sharedMemory!, 0, n));
+  c.set(into === undefined || into === shared ? new Uint8Array(sharedMemory!, 0, n) : into.subarray(0, n));
   return c;
 }
