@@ -208,6 +208,34 @@ for (const [kind, pair] of [
       assert.ok(!Buffer.concat(shared).equals(Buffer.concat(copies.filter((_c, i) => views[i]!.buffer !== region.buffer))), 'views of the shared buffer are overwritten by later reads');
     });
 
+    it('takeReads after takeReadViews with a placer: the next reads land in the shared buffer again and are copied right', async () => {
+      const [a, b] = await pair();
+      const region = Buffer.alloc(1000);
+      const first: Buffer[] = [];
+      let seen = 0;
+      let gotFirst!: () => void;
+      const firstDone = new Promise<void>((res) => (gotFirst = res));
+      takeReadViews(
+        a,
+        (v) => {
+          first.push(Buffer.from(v));
+          seen += v.length;
+          if (seen >= 5) gotFirst();
+        },
+        () => region, // every next read is placed: the socket's buffer is the region when re-targeted
+      );
+      b.write('first');
+      await firstDone;
+      const c = collect(a, 150_000);
+      region.fill(0x55);
+      const rest = pattern(150_000, 13);
+      b.write(rest);
+      await c.done;
+      assert.equal(Buffer.concat(first).toString(), 'first');
+      assert.ok(Buffer.concat(c.chunks).equals(rest), 'copies of what each read brought');
+      assert.ok(region.every((x) => x === 0x55), 'nothing landed in the region after the re-target');
+    });
+
     it('takeReads again re-targets the reads', async () => {
       const [a, b] = await pair();
       const one = collect(a, 3);
