@@ -93,8 +93,9 @@ export class FrameReader {
 
   /**
    * Where the next read should land: the rest of a DATA frame being gathered, when at
-   * least IN_PLACE_MIN bytes of it are still to come (a shorter read into place would cost
-   * a plain socket a read call of its own); null otherwise.
+   * least IN_PLACE_MIN bytes of it are still to come (a shorter rest is copied from the
+   * shared buffer: a read that small saves little); null otherwise. The connection asks
+   * only for TLS sockets (H2Connection.listen).
    */
   readInto(): Buffer | null {
     const p = this.#pend;
