@@ -42,14 +42,7 @@ interface Binding {
   memoryPressure(): void;
   releaseFilePages(): number;
   noSessionTickets(ctx: unknown): boolean;
-  watchClientHellos(ctx: unknown): boolean;
-  armClientHello(): void;
-  takeClientHello(): TlsReadRing | null;
-  widenTlsReads(ring: TlsReadRing): boolean;
 }
-
-/** The ciphertext read buffers of one server-side TLS connection (an opaque handle). */
-export type TlsReadRing = { readonly __tlsReadRing: unique symbol };
 
 // dist/native/index.js and native/index.ts both sit two levels below the package root.
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -168,45 +161,6 @@ export function noSessionTickets(context: unknown): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Server side: TLS connections of this context (a tls.Server's SecureContext) can
- * have their read buffers widened (widenTlsReads). False where the addon or
- * Node's OpenSSL cannot: nothing changes then.
- */
-export function watchClientHellos(context: unknown): boolean {
-  const external = (context as { context?: { _external?: unknown } } | undefined)?.context?._external;
-  if (external === undefined) return false;
-  try {
-    return load().watchClientHellos(external);
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Catches the next ClientHello that a watched context parses: call before the
- * receive() that feeds it, and take it once that has run (before another
- * connection's ClientHello can be fed).
- */
-export function armClientHello(): void {
-  binding?.armClientHello();
-}
-
-/** The connection whose ClientHello was parsed since armClientHello(), if any. */
-export function takeClientHello(): TlsReadRing | null {
-  return binding?.takeClientHello() ?? null;
-}
-
-/**
- * Widens the ring Node reads that connection's ciphertext into to two ~64 KiB
- * buffers (native/mesh_net.c, "TLS read rings"). Call it from JS (a read
- * callback is fine), never from inside Node's TLS code. False when it could not
- * (the connection is gone, no addon): reads go on as before.
- */
-export function widenTlsReads(ring: TlsReadRing): boolean {
-  return binding?.widenTlsReads(ring) ?? false;
 }
 
 /** True when the addon loads; for readiness checks and clear start-up errors. */

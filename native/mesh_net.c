@@ -26,11 +26,6 @@
  *   noSessionTickets(external) -> boolean
  *       A server SSL_CTX behind a Node SecureContext (its `_external`) sends no
  *       TLS 1.3 session tickets.
- *   watchClientHellos(external) -> boolean
- *   armClientHello() / takeClientHello() -> external | null
- *   widenTlsReads(ring) -> boolean
- *       The read buffers of a server-side TLS connection made as large as a
- *       dialled one's (see "TLS read rings" below).
  *
  * Errors are thrown as JS Errors with a stable `code` (MESH_*), plus `errno`
  * and `syscall`, so callers can map them to metrics labels without parsing text.
@@ -38,7 +33,6 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #include <math.h>
@@ -383,183 +377,6 @@ static napi_value no_session_tickets(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* TLS read rings. Node's TLSWrap reads ciphertext into a ring of buffers
- * (NodeBIO) whose first buffer is sized by the first read: 64 KiB when libuv
- * reads it from the kernel, but a server connection whose ClientHello detection
- * read first gets that ClientHello through TLSWrap.receive(), so its ring is
- * 1 KiB + 16 KiB for life and each 16 KiB record takes two read(2)s. Nothing
- * in Node sizes it. The ring only grows when a write overflows it, and only
- * empty buffers beyond two are freed after a read, so writing bytes through an
- * empty ring and reading them straight back leaves it larger: twice, and the
- * small buffers are gone. Data-neutral: bytes waiting in the ring are taken
- * out first and written back last, and OpenSSL's own state is not touched.
- *
- * The SSL* comes from a ClientHello callback on the server's SSL_CTX (Node
- * sets none), caught between armClientHello() and takeClientHello() around the
- * receive() that feeds that ClientHello. Its record is freed with the SSL
- * (ex_data free callback) or the JS handle, whichever goes last, so a handle
- * that outlives its connection only answers false. */
-typedef int (*client_hello_cb_fn)(void *ssl, int *alert, void *arg);
-typedef void (*set_client_hello_cb_fn)(void *ctx, client_hello_cb_fn cb, void *arg);
-typedef void (*ex_free_fn)(void *parent, void *ptr, void *ad, int idx, long argl, void *argp);
-typedef int (*get_ex_new_index_fn)(int class_index, long argl, void *argp, void *new_func, void *dup_func, ex_free_fn free_func);
-typedef int (*set_ex_data_fn)(void *ssl, int idx, void *data);
-typedef void *(*get_rbio_fn)(const void *ssl);
-typedef int (*bio_rw_fn)(void *bio, void *data, int len);
-typedef size_t (*bio_ctrl_pending_fn)(void *bio);
-
-static struct {
-  int ready;
-  set_client_hello_cb_fn set_client_hello_cb;
-  set_ex_data_fn set_ex_data;
-  get_rbio_fn get_rbio;
-  bio_rw_fn bio_write;
-  bio_rw_fn bio_read;
-  bio_ctrl_pending_fn bio_pending;
-  int ex_index;
-} ossl = {0, NULL, NULL, NULL, NULL, NULL, NULL, -1};
-
-typedef struct {
-  void *ssl; /* NULL once OpenSSL freed it */
-  int refs;  /* the SSL's ex_data and the JS handle */
-} tls_ring;
-
-static int hello_armed = 0;
-static tls_ring *hello_caught = NULL;
-
-static void ring_release(tls_ring *r) {
-  if (--r->refs == 0) free(r);
-}
-
-static void on_ssl_free(void *parent, void *ptr, void *ad, int idx, long argl, void *argp) {
-  (void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
-  tls_ring *r = (tls_ring *)ptr;
-  if (r == NULL) return;
-  r->ssl = NULL;
-  ring_release(r);
-}
-
-static int on_client_hello(void *ssl, int *alert, void *arg) {
-  (void)alert; (void)arg;
-  if (hello_armed && hello_caught == NULL) {
-    tls_ring *r = (tls_ring *)calloc(1, sizeof *r);
-    if (r != NULL) {
-      r->ssl = ssl;
-      r->refs = 2;
-      if (ossl.set_ex_data(ssl, ossl.ex_index, r) == 1) hello_caught = r;
-      else free(r);
-    }
-  }
-  return 1; /* SSL_CLIENT_HELLO_SUCCESS */
-}
-
-static int ossl_lookup(void) {
-  if (ossl.ready != 0) return ossl.ready > 0;
-  get_ex_new_index_fn new_index = (get_ex_new_index_fn)dlsym(RTLD_DEFAULT, "CRYPTO_get_ex_new_index");
-  ossl.set_client_hello_cb = (set_client_hello_cb_fn)dlsym(RTLD_DEFAULT, "SSL_CTX_set_client_hello_cb");
-  ossl.set_ex_data = (set_ex_data_fn)dlsym(RTLD_DEFAULT, "SSL_set_ex_data");
-  ossl.get_rbio = (get_rbio_fn)dlsym(RTLD_DEFAULT, "SSL_get_rbio");
-  ossl.bio_write = (bio_rw_fn)dlsym(RTLD_DEFAULT, "BIO_write");
-  ossl.bio_read = (bio_rw_fn)dlsym(RTLD_DEFAULT, "BIO_read");
-  ossl.bio_pending = (bio_ctrl_pending_fn)dlsym(RTLD_DEFAULT, "BIO_ctrl_pending");
-  ossl.ready = -1;
-  if (new_index && ossl.set_client_hello_cb && ossl.set_ex_data && ossl.get_rbio && ossl.bio_write && ossl.bio_read && ossl.bio_pending) {
-    /* CRYPTO_EX_INDEX_SSL is 0 */
-    ossl.ex_index = new_index(0, 0, NULL, NULL, NULL, on_ssl_free);
-    if (ossl.ex_index >= 0) ossl.ready = 1;
-  }
-  return ossl.ready > 0;
-}
-
-static napi_value watch_client_hellos(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_value out;
-  napi_valuetype type;
-  void *ctx = NULL;
-  bool done = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 1 &&
-      napi_typeof(env, argv[0], &type) == napi_ok && type == napi_external &&
-      (ctx = mesh_external_pointer(argv[0])) != NULL && ossl_lookup()) {
-    ossl.set_client_hello_cb(ctx, on_client_hello, NULL);
-    done = true;
-  }
-  napi_get_boolean(env, done, &out);
-  return out;
-}
-
-static napi_value arm_client_hello(napi_env env, napi_callback_info info) {
-  (void)info;
-  if (hello_caught != NULL) ring_release(hello_caught); /* caught and never taken */
-  hello_caught = NULL;
-  hello_armed = 1;
-  napi_value out;
-  napi_get_undefined(env, &out);
-  return out;
-}
-
-static void finalize_ring(napi_env env, void *data, void *hint) {
-  (void)env; (void)hint;
-  ring_release((tls_ring *)data);
-}
-
-static napi_value take_client_hello(napi_env env, napi_callback_info info) {
-  (void)info;
-  tls_ring *r = hello_caught;
-  napi_value out;
-  hello_caught = NULL;
-  hello_armed = 0;
-  if (r == NULL || napi_create_external(env, r, finalize_ring, NULL, &out) != napi_ok) {
-    if (r != NULL) ring_release(r);
-    napi_get_null(env, &out);
-  }
-  return out;
-}
-
-/* Two passes. The first writes more than a ring of 1 + 16 KiB holds, so it
- * overflows into a new buffer of ~64 KiB; the read back frees one small
- * buffer. The second fills that one and the small one left, and overflows
- * into a second large buffer; its read back frees the last small one. The
- * ring is then two buffers of 63-80 KiB, like a dialled connection's. */
-#define RING_PASS_1 (1024 + 16384 + 65536)
-#define RING_PASS_2 (65536 + 16384 + 65536)
-static char ring_scratch[RING_PASS_2];
-
-static int ring_pass(void *bio, int n) {
-  int written = ossl.bio_write(bio, ring_scratch, n);
-  /* Whatever went in comes out again, so the peer's stream is never touched. */
-  if (written > 0 && ossl.bio_read(bio, ring_scratch, written) != written) return -1;
-  return written == n ? 0 : -1;
-}
-
-static char ring_saved[RING_PASS_2];
-
-static napi_value widen_tls_reads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  napi_value out;
-  napi_valuetype type;
-  tls_ring *r = NULL;
-  bool done = false;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc == 1 &&
-      napi_typeof(env, argv[0], &type) == napi_ok && type == napi_external &&
-      napi_get_value_external(env, argv[0], (void **)&r) == napi_ok && r != NULL && r->ssl != NULL && ossl.ready > 0) {
-    void *bio = ossl.get_rbio(r->ssl);
-    size_t pending = bio != NULL ? ossl.bio_pending(bio) : 0;
-    /* Bytes of the peer's already in the ring (part of a record) are taken out
-     * first and put back last, so they stay first and whole. Called from JS
-     * only: Node has then committed every read into the ring and holds no
-     * pointer into it. */
-    if (bio != NULL && pending <= sizeof ring_saved &&
-        (pending == 0 || ossl.bio_read(bio, ring_saved, (int)pending) == (int)pending)) {
-      done = ring_pass(bio, RING_PASS_1) == 0 && ring_pass(bio, RING_PASS_2) == 0;
-      if (pending > 0 && ossl.bio_write(bio, ring_saved, (int)pending) != (int)pending) done = false;
-    }
-  }
-  napi_get_boolean(env, done, &out);
-  return out;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"originalDestination", NULL, original_destination, NULL, NULL, NULL, napi_default_jsproperty, NULL},
@@ -571,10 +388,6 @@ static napi_value init(napi_env env, napi_value exports) {
     {"memoryPressure", NULL, memory_pressure, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"releaseFilePages", NULL, release_file_pages, NULL, NULL, NULL, napi_default_jsproperty, NULL},
     {"noSessionTickets", NULL, no_session_tickets, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-    {"watchClientHellos", NULL, watch_client_hellos, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-    {"armClientHello", NULL, arm_client_hello, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-    {"takeClientHello", NULL, take_client_hello, NULL, NULL, NULL, napi_default_jsproperty, NULL},
-    {"widenTlsReads", NULL, widen_tls_reads, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -11,7 +11,6 @@ import type { Socket } from 'node:net';
 import type { ProxyErrorCode } from '../errors.js';
 import { noteRead } from '../gc.js';
 import { takeReadViews } from '../transport/reads.js';
-import { widenReads } from '../transport/tls.js';
 import {
   H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR, H2_FRAME_SIZE_ERROR, H2_NO_ERROR, H2_PROTOCOL_ERROR, H2_STREAM_CLOSED,
   type StreamReset,
@@ -20,10 +19,6 @@ import { HpackDecoder, HpackEncoder, HpackError } from './hpack/index.js';
 import * as F from './frames.js';
 import { Budget, PROFILES, type H2Options, type Limits } from './limits.js';
 import { streamReset, type H2Stream } from './stream.js';
-
-// A connection that has read this much is busy: its TLS read buffers grow to a
-// dialled connection's size then (two read(2)s per 16 KiB record before).
-const WIDEN_AFTER = 1 << 20;
 
 export type { H2Options } from './limits.js';
 
@@ -64,9 +59,6 @@ export abstract class H2Connection implements F.FrameSink {
   readonly #blocked = new Set<H2Stream>();
   #flushQueued = false;
   #preface: number; // bytes of the client preface still expected (server role)
-  /** A server-side mesh TLS socket's read buffers, widened once WIDEN_AFTER bytes came (transport/tls.ts). */
-  #widen: (() => boolean) | null;
-  #widenIn = WIDEN_AFTER;
   #settingsSeen = false;
   // A header block arriving in CONTINUATION frames.
   #contId = 0;
@@ -98,7 +90,6 @@ export abstract class H2Connection implements F.FrameSink {
     this.#ourResets = new Budget(l.ourResetBurst, l.ourResetRate, now);
     this.decoder = new HpackDecoder({ maxHeaderListSize: this.maxHeaderListSize });
     this.#preface = role === 'server' ? F.PREFACE.length : 0;
-    this.#widen = widenReads(socket);
     if (role === 'client') this.w.bytes(F.PREFACE);
     const settings = [F.SETTINGS_MAX_CONCURRENT_STREAMS, this.maxStreams, F.SETTINGS_INITIAL_WINDOW_SIZE, this.streamWindow, F.SETTINGS_MAX_HEADER_LIST_SIZE, this.maxHeaderListSize];
     const maxFrame = Math.max(F.DEFAULT_MAX_FRAME, Math.min(F.MAX_FRAME_LIMIT, l.maxFrameSize));
@@ -347,11 +338,6 @@ export abstract class H2Connection implements F.FrameSink {
 
   readonly #onBytes = (chunk: Buffer): void => {
     noteRead(chunk.length);
-    if (this.#widen !== null && (this.#widenIn -= chunk.length) <= 0) {
-      const widen = this.#widen;
-      this.#widen = null;
-      widen();
-    }
     if (this.dead) return;
     this.#pingOut = false; // anything read shows the peer is there
     try {

@@ -7,7 +7,7 @@
 // established sessions keep theirs (TLS checks validity at the handshake only).
 import { connect as netConnect, type Socket } from 'node:net';
 import tls, { type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
-import { armClientHello, noSessionTickets, resetOnClose, takeClientHello, watchClientHellos, widenTlsReads, type SocketAddress, type TlsReadRing } from '../../native/index.js';
+import { noSessionTickets, resetOnClose, type SocketAddress } from '../../native/index.js';
 import { ProxyError } from '../errors.js';
 import { MAX_TIMER_MS } from '../timers.js';
 
@@ -89,36 +89,6 @@ function serverContext(server: tls.Server): unknown {
   return (server as unknown as { _sharedCreds?: unknown })._sharedCreds;
 }
 
-/**
- * Server side, the read buffers of each accepted connection. Node sizes a TLS
- * socket's ciphertext ring by its first read; ours begin with the ClientHello
- * that detection read and handed over (a few hundred bytes), which leaves them
- * 1 + 16 KiB for life, so a busy connection reads each 16 KiB record in two
- * read(2)s where a dialled one reads ~40 KiB at a time. widenReads() makes them
- * the dialled size once a connection proves busy.
- */
-const readRings = new WeakMap<Socket, TlsReadRing>();
-
-function catchReadRing(raw: Socket): void {
-  const ring = takeClientHello();
-  if (ring !== null) readRings.set(raw, ring);
-}
-
-/**
- * For a secured server-side socket: a function that widens its ciphertext read
- * buffers (native widenTlsReads; true once done), or null where that cannot be
- * done (a client-side socket, no addon). The reader calls it once it has read
- * enough to call the connection busy: an idle one keeps its small buffers.
- */
-export function widenReads(s: Socket): (() => boolean) | null {
-  const ring = readRings.get(s);
-  if (ring === undefined) return null;
-  return () => {
-    readRings.delete(s);
-    return widenTlsReads(ring);
-  };
-}
-
 export class MeshTls {
   #client: SecureContext | undefined;
   #server: tls.Server | undefined;
@@ -137,7 +107,6 @@ export class MeshTls {
     if (this.#server) {
       this.#server.setSecureContext(options);
       noSessionTickets(serverContext(this.#server));
-      watchClientHellos(serverContext(this.#server));
       return;
     }
     const server = tls.createServer({
@@ -151,7 +120,6 @@ export class MeshTls {
     // Proxies never resume sessions with each other: tickets would only cost the client proxy
     // memory for each connection it holds (~5 KB) and this one an encryption per handshake.
     noSessionTickets(serverContext(server));
-    watchClientHellos(serverContext(server));
     server.on('secureConnection', (s: TLSSocket) => this.#onSecure(s));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
       this.#settle(s, { kind: 'refused', code: 'MESH_TLS_HANDSHAKE', reason: `${err.code ?? 'ERR'}: ${err.message}` });
@@ -166,11 +134,7 @@ export class MeshTls {
     return new Promise((resolve) => {
       this.#pending.set(raw, resolve);
       wrapped.add(raw);
-      // node:tls feeds the ClientHello detection read to the new TLS socket on the next
-      // tick (TLSWrap.receive()); a tick queued after that one catches the connection.
-      armClientHello();
       server.emit('connection', raw);
-      process.nextTick(catchReadRing, raw);
     });
   }
 
@@ -193,11 +157,6 @@ export class MeshTls {
     if (!raw || !resolve) return void s.destroy();
     this.#pending.delete(raw);
     rawUnder.set(s, raw);
-    const ring = readRings.get(raw);
-    if (ring !== undefined) {
-      readRings.delete(raw);
-      if (t.kind === 'secured') readRings.set(s, ring);
-    }
     if (t.kind === 'refused') resetAndDestroy(s);
     resolve(t);
   }
