@@ -31,7 +31,7 @@ const KEEPALIVE_PING = Buffer.from('meshping', 'latin1');
 export abstract class H2Connection implements F.FrameSink {
   readonly w = new F.FrameWriter();
   readonly streams = new Map<number, H2Stream>();
-  readonly #reader = F.viewedReader(this);
+  readonly #reader = new F.FrameReader(this);
   readonly #limits: Limits;
   readonly #resets: Budget;
   readonly #control: Budget;

@@ -15,22 +15,6 @@ function reader(): { r: F.FrameReader; seen: Seen[] } {
   return { r, seen };
 }
 
-/**
- * The frames as whole frames: a DATA frame a split left incomplete arrives in parts
- * (END_STREAM on the last only); joined again here. The sample has one DATA frame, so
- * consecutive DATA on one stream are parts of it.
- */
-function whole(seen: Seen[]): Seen[] {
-  const out: Seen[] = [];
-  for (const f of seen) {
-    const prev = out[out.length - 1];
-    if (f.type === F.DATA && prev?.type === F.DATA && prev.id === f.id && (prev.flags & F.FLAG_END_STREAM) === 0) {
-      out[out.length - 1] = { ...prev, flags: f.flags, payload: Buffer.concat([prev.payload, f.payload]) };
-    } else out.push(f);
-  }
-  return out;
-}
-
 function sample(): Buffer {
   const w = new F.FrameWriter();
   w.settings([F.SETTINGS_MAX_CONCURRENT_STREAMS, 100, F.SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20]);
@@ -67,22 +51,22 @@ test('frames: every writer frame reads back, whole and at every split point', ()
       const got = reader();
       assert.equal(got.r.push(all.subarray(0, cut)), 0);
       for (let i = cut; i < all.length; i += step) assert.equal(got.r.push(all.subarray(i, Math.min(all.length, i + step))), 0);
-      assert.deepEqual(whole(got.seen), seen, `cut ${cut} step ${step}`);
+      assert.deepEqual(got.seen, seen, `cut ${cut} step ${step}`);
       assert.equal(got.r.pending, 0);
     }
   }
 });
 
-test('frames: a DATA frame split across reads goes on in parts, views of the reads, END_STREAM on the last part only', () => {
+test('frames: a DATA frame split across reads as TLS delivers them arrives whole, once, END_STREAM set, in memory of its own', () => {
   const payload = Buffer.alloc(40_000);
   for (let i = 0; i < payload.length; i++) payload[i] = i & 0xff;
   const w = new F.FrameWriter();
   w.data(3, payload, 0, payload.length, true);
   w.ping(false, Buffer.from('12345678'));
   const bytes = Buffer.from(w.take()!);
-  const parts: Array<{ flags: number; id: number; payload: Buffer }> = [];
+  const data: Array<{ flags: number; id: number; payload: Buffer }> = [];
   const reads: Buffer[] = [];
-  const r = new F.FrameReader({ onFrame: (type, flags, id, p) => void (type === F.DATA ? parts.push({ flags, id, payload: p }) : reads.push(p)) });
+  const r = new F.FrameReader({ onFrame: (type, flags, id, p) => void (type === F.DATA ? data.push({ flags, id, payload: p }) : reads.push(p)) });
   r.maxFrameSize = 1 << 20;
   // Reads as TLS delivers them, 16 KiB each; the first leaves the frame's header incomplete too.
   const cuts = [5, 16384, 32768, bytes.length];
@@ -94,11 +78,9 @@ test('frames: a DATA frame split across reads goes on in parts, views of the rea
     assert.equal(r.push(c), 0);
     from = to;
   }
-  assert.deepEqual(parts.map((p) => p.id), [3, 3, 3]);
-  assert.deepEqual(parts.map((p) => p.flags & F.FLAG_END_STREAM), [0, 0, F.FLAG_END_STREAM]);
-  assert.deepEqual(Buffer.concat(parts.map((p) => p.payload)), payload);
-  // No copy: each part is a view into the read it came in.
-  parts.forEach((p, i) => assert.equal(p.payload.buffer, chunks[i + 1]!.buffer, `part ${i} is a view of its read`));
+  assert.deepEqual(data.map((d) => [d.id, d.flags & F.FLAG_END_STREAM]), [[3, F.FLAG_END_STREAM]]);
+  assert.deepEqual(data[0]!.payload, payload);
+  assert.ok(chunks.every((c) => c.buffer !== data[0]!.payload.buffer), 'gathered in memory of its own, not a view of a read');
   assert.equal(reads.length, 1, 'the PING after it is read whole');
   assert.equal(r.pending, 0);
 });
@@ -114,14 +96,14 @@ function viewedFeed(r: F.FrameReader): (bytes: Buffer) => number {
   };
 }
 
-test('frames (viewed): every frame reads back at every split point, each DATA frame whole and in memory of its own', () => {
+test('frames: fed through one overwritten buffer, every frame reads back at every split point, each DATA frame whole and in memory of its own', () => {
   const all = sample();
   const { r: ref, seen } = reader();
   assert.equal(ref.push(all), 0);
   for (const step of [1, 7, 9, 10, 100, 4096, 16384, 65536]) {
     const got: Seen[] = [];
     const payloads: Buffer[] = [];
-    const r = F.viewedReader({
+    const r = new F.FrameReader({
       onFrame: (type, flags, id, payload) => {
         if (type === F.DATA) payloads.push(payload); // kept as delivered: must survive later reads
         got.push({ type, flags, id, payload: Buffer.from(payload) });
@@ -129,21 +111,21 @@ test('frames (viewed): every frame reads back at every split point, each DATA fr
     });
     const feed = viewedFeed(r);
     for (let i = 0; i < all.length; i += step) assert.equal(feed(all.subarray(i, Math.min(all.length, i + step))), 0);
-    assert.deepEqual(got, seen, `step ${step}: frames as an owned reader sees them, DATA not in parts`);
+    assert.deepEqual(got, seen, `step ${step}: frames as a reader fed all at once sees them`);
     assert.equal(payloads.length, 1);
     assert.equal(payloads[0]!.toString(), 'world', 'the DATA payload kept intact after the buffer was overwritten');
     assert.equal(r.pending, 0);
   }
 });
 
-test('frames (viewed): a long DATA frame offers the rest of itself for reads to land in; such reads are not copied', () => {
+test('frames: a long DATA frame offers the rest of itself for reads to land in; such reads are not copied', () => {
   const payload = pattern(3 * 16384 + 2000);
   const w = new F.FrameWriter();
   w.data(5, payload, 0, payload.length, true);
   w.windowUpdate(0, 77);
   const bytes = Buffer.from(w.take()!);
   const delivered: Array<{ type: number; payload: Buffer }> = [];
-  const r = F.viewedReader({ onFrame: (type, _flags, _id, p) => void delivered.push({ type, payload: p }) });
+  const r = new F.FrameReader({ onFrame: (type, _flags, _id, p) => void delivered.push({ type, payload: p }) });
   r.maxFrameSize = 1 << 16;
   const feed = viewedFeed(r);
   assert.equal(r.readInto(), null, 'nothing to offer before a frame starts');

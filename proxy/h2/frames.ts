@@ -1,10 +1,10 @@
 // HTTP/2 framing (RFC 9113 §4, §6): constants, a streaming frame reader over
 // socket Buffers and a frame writer into one growable output slab.
 //
-// The reader hands out payloads as views into the socket's own Buffers (Node
-// allocates a fresh one per read, so a view stays valid); a frame split across
-// reads is copied, once, into a buffer of exactly its size, except DATA, which
-// goes on in parts.
+// The reader is fed views of a read buffer that the next read overwrites; it
+// hands out DATA payloads as copies of their own (gathered whole across reads,
+// or read in place) and other payloads as views valid during the call; a frame
+// split across reads is copied, once, into a buffer of exactly its size.
 // The writer appends every frame of a loop turn to one slab so the turn leaves
 // in a single socket write; written regions are never reused (the socket may
 // still hold them), and an idle connection drops its slab.
@@ -54,33 +54,23 @@ export interface FrameSink {
 /**
  * Splits a byte stream into frames. push() returns 0, or a connection error code.
  *
- * Pushed chunks are either owned (the caller will not reuse their memory) or, once
- * `viewed` is set, views of a read buffer that the next read overwrites.
- * - Owned: a DATA frame without padding that a read leaves incomplete is not
- *   gathered: its payload goes on in parts as reads bring it, each delivered as a
- *   DATA frame of its own (END_STREAM on the last part only). Its receiver sees the
- *   same bytes, the same flow control and the same end, with no copy.
- * - Viewed: a DATA payload is copied once, whole (gathered across reads when split),
- *   so a bulk stream's 64 KiB frame reaches its receiver as one chunk instead of a
- *   part per TLS record (16 KiB): a quarter of the writes to the app's socket, each a
- *   trip through the kernel's TCP stack. Other frames are handed over as views: the
- *   connection decodes them at once and copies what it keeps (CONTINUATION parts).
- *   While a long DATA frame is gathered, readInto() names the rest of it, so the
- *   socket's next read can land there (TLS decrypts straight into it) and nothing is
- *   copied: push() recognises a chunk that is that region.
+ * Pushed chunks are views of a read buffer that the next read overwrites
+ * (transport/reads.ts), so what outlives push() is copied. A DATA payload is copied
+ * once, whole (gathered across reads when split), so a bulk stream's 64 KiB frame
+ * reaches its receiver as one chunk instead of a part per TLS record (16 KiB): a
+ * quarter of the writes to the app's socket, each a trip through the kernel's TCP
+ * stack. Other frames are handed over as views: the connection decodes them at once
+ * and copies what it keeps (CONTINUATION parts). While a long DATA frame is gathered,
+ * readInto() names the rest of it, so the socket's next read can land there (TLS
+ * decrypts straight into it) and nothing is copied: push() recognises a chunk that is
+ * that region.
  */
 export class FrameReader {
   /** Our SETTINGS_MAX_FRAME_SIZE: a longer frame is a FRAME_SIZE_ERROR (§4.2). */
   maxFrameSize = DEFAULT_MAX_FRAME;
-  /** Pushed chunks are views of a buffer that is overwritten after push() returns. */
-  viewed = false;
   #pend: Buffer | null = null; // a frame split across reads: header first, then exactly its size
   #have = 0;
   #stopped = false;
-  // A DATA frame being passed on in parts: payload bytes still to come, its flags and stream.
-  #dataLeft = 0;
-  #dataFlags = 0;
-  #dataId = 0;
 
   constructor(private readonly sink: FrameSink) {}
 
@@ -88,7 +78,6 @@ export class FrameReader {
   stop(): void {
     this.#stopped = true;
     this.#pend = null;
-    this.#dataLeft = 0;
   }
 
   /**
@@ -122,11 +111,6 @@ export class FrameReader {
       return 0;
     }
     while (off < end) {
-      if (this.#dataLeft > 0) {
-        off = this.#part(chunk, off);
-        if (this.#stopped) return 0;
-        continue;
-      }
       if (this.#pend !== null) {
         off = this.#fill(chunk, off);
         if (off < 0) return FRAME_SIZE_ERROR;
@@ -146,14 +130,11 @@ export class FrameReader {
       const flags = chunk[off + 4]!;
       const id = chunk.readUInt32BE(off + 5) & 0x7fffffff; // the reserved bit is ignored (§4.1)
       if (next <= end) {
-        // A DATA payload outlives the call (queued, or written to a socket later): owned, or a copy.
-        const payload = type === DATA && this.viewed ? copyOf(chunk, off + HEADER_SIZE, next) : chunk.subarray(off + HEADER_SIZE, next);
+        // A DATA payload outlives the call (queued, or written to a socket later): a copy.
+        const payload = type === DATA ? copyOf(chunk, off + HEADER_SIZE, next) : chunk.subarray(off + HEADER_SIZE, next);
         this.sink.onFrame(type, flags, id, payload);
         if (this.#stopped) return 0;
         off = next;
-      } else if (type === DATA && (flags & FLAG_PADDED) === 0 && !this.viewed) {
-        this.#startParts(flags, id, len);
-        off += HEADER_SIZE;
       } else {
         this.#pend = Buffer.allocUnsafe(HEADER_SIZE + len);
         chunk.copy(this.#pend, 0, off, end);
@@ -167,21 +148,6 @@ export class FrameReader {
   #fail(): number {
     this.stop();
     return FRAME_SIZE_ERROR;
-  }
-
-  #startParts(flags: number, id: number, len: number): void {
-    this.#dataLeft = len;
-    this.#dataFlags = flags;
-    this.#dataId = id;
-  }
-
-  /** The next part of a DATA frame passed on in parts; returns the offset after it. */
-  #part(chunk: Buffer, off: number): number {
-    const n = Math.min(this.#dataLeft, chunk.length - off);
-    this.#dataLeft -= n;
-    const flags = this.#dataLeft === 0 ? this.#dataFlags : this.#dataFlags & ~FLAG_END_STREAM;
-    this.sink.onFrame(DATA, flags, this.#dataId, chunk.subarray(off, off + n));
-    return off + n;
   }
 
   /** Continues a split frame from `off`; returns the offset after what it used, or -1 on an oversized frame. */
@@ -199,12 +165,6 @@ export class FrameReader {
         this.stop();
         return -1;
       }
-      // A DATA frame whose payload is not all here: passed on in parts, nothing gathered.
-      if (p[3] === DATA && (p[4]! & FLAG_PADDED) === 0 && len > chunk.length - used && !this.viewed) {
-        this.#pend = null;
-        this.#startParts(p[4]!, p.readUInt32BE(5) & 0x7fffffff, len);
-        return used;
-      }
       if (p.length !== HEADER_SIZE + len) {
         const full = Buffer.allocUnsafe(HEADER_SIZE + len);
         p.copy(full, 0, 0, HEADER_SIZE);
@@ -221,13 +181,6 @@ export class FrameReader {
     }
     return used;
   }
-}
-
-/** A reader for chunks that are views (see FrameReader). */
-export function viewedReader(sink: FrameSink): FrameReader {
-  const r = new FrameReader(sink);
-  r.viewed = true;
-  return r;
 }
 
 /** Bytes [start, end) of `b` in memory of their own (Node's pool when short). */

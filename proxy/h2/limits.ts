@@ -47,7 +47,7 @@ const MESH: Limits = {
   holdBudget: 32 << 20,
   maxHeaderListSize: 64 * 1024,
   // A socket read (64 KiB) in one DATA frame: a quarter of the frames and headers of 16 KiB
-  // ones for bulk between the proxies (received in parts as TLS records bring it).
+  // ones for bulk between the proxies (gathered whole as TLS records bring it, read in place).
   maxFrameSize: 64 * 1024,
   maxHeaderBlock: 128 * 1024,
   resetBurst: 100_000,
