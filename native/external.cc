@@ -22,3 +22,15 @@ extern "C" void mesh_memory_pressure(void) {
   v8::Isolate *isolate = v8::Isolate::GetCurrent();
   if (isolate != nullptr) isolate->MemoryPressureNotification(v8::MemoryPressureLevel::kModerate);
 }
+
+// The pointer Node keeps in an object's internal field `index` (a BaseObject's
+// is field 1, kSlot): read to recognise which native TLS connection a TLSWrap
+// handle is. nullptr when the value is not an object with such a field.
+extern "C" void *mesh_object_slot(napi_value value, int index) {
+  v8::Local<v8::Value> local;
+  std::memcpy(static_cast<void *>(&local), &value, sizeof(value));
+  if (local.IsEmpty() || !local->IsObject()) return nullptr;
+  v8::Local<v8::Object> object = local.As<v8::Object>();
+  if (object->InternalFieldCount() <= index) return nullptr;
+  return object->GetAlignedPointerFromInternalField(index);
+}

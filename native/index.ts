@@ -42,7 +42,16 @@ interface Binding {
   memoryPressure(): void;
   releaseFilePages(): number;
   noSessionTickets(ctx: unknown): boolean;
+  sealedWatch(ctx: unknown): boolean;
+  sealedCut(tlsHandle: object): { state: SealedState; out?: Buffer; in?: Buffer } | null;
+  sealedSeal(state: SealedState, pieces: Buffer | readonly Buffer[], out: Buffer): number;
+  sealedOpen(state: SealedState, buf: Buffer, offset: number, length: number, into?: Buffer): number;
+  sealedRekeyAfter(state: SealedState, records: number): void;
+  sealedClose(state: SealedState, out: Buffer): number;
 }
+
+/** A session's record state (keys and sequence numbers, both ways), held by the addon. */
+export type SealedState = { readonly __sealed: unique symbol };
 
 // dist/native/index.js and native/index.ts both sit two levels below the package root.
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -171,4 +180,88 @@ export function nativeAvailable(): boolean {
   } catch {
     return false;
   }
+}
+
+// ---- sealed records (native/sealed.c) ----
+
+/**
+ * The connections of a SecureContext (client or server) keep their TLS 1.3 traffic secrets for
+ * sealedCut. False when they cannot (no addon or OpenSSL symbol, or Node logs this context's
+ * keys): those connections stay on Node's TLS.
+ */
+export function sealedWatch(context: unknown): boolean {
+  const external = (context as { context?: { _external?: unknown } } | undefined)?.context?._external;
+  if (external === undefined) return false;
+  try {
+    return load().sealedWatch(external);
+  } catch {
+    return false;
+  }
+}
+
+/** What sealedCut hands over: the record state, and the bytes on either side of the cut. */
+export interface SealedCut {
+  state: SealedState;
+  /** Handshake bytes OpenSSL produced and Node has not written yet: they go out first. */
+  out: Buffer | undefined;
+  /** Ciphertext that arrived after the handshake and OpenSSL has not read: opened first. */
+  in: Buffer | undefined;
+}
+
+/**
+ * At handshake-done (synchronously, inside Node's handshake callback), the records of the TLS
+ * connection behind `tlsHandle` (a TLSSocket's _handle) for us to seal and open from here on;
+ * undefined when not available (another cipher, secrets not kept, a server that sends tickets).
+ */
+export function sealedCut(tlsHandle: object): SealedCut | undefined {
+  try {
+    const c = load().sealedCut(tlsHandle);
+    return c === null ? undefined : { state: c.state, out: c.out, in: c.in };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Plaintext carried by one record, and what a record costs beyond it (header, inner type, tag). */
+export const SEALED_RECORD_MAX = 16384;
+export const SEALED_RECORD_OVERHEAD = 22;
+/** The longest record on the wire (RFC 8446 §5.2: 2^14 + 256 of ciphertext, and the header). */
+export const SEALED_WIRE_MAX = 5 + 16384 + 256;
+
+/** The room sealedSeal needs for `bytes` of plaintext (a KeyUpdate included). */
+export function sealedSize(bytes: number): number {
+  return bytes + Math.ceil(bytes / SEALED_RECORD_MAX) * SEALED_RECORD_OVERHEAD + 2 * SEALED_RECORD_OVERHEAD + 5;
+}
+
+/** Seals `pieces` (in order) as records into `out` (sealedSize long at least); the bytes written. */
+export function sealedSeal(state: SealedState, pieces: Buffer | readonly Buffer[], out: Buffer): number {
+  return binding!.sealedSeal(state, pieces, out);
+}
+
+/** sealedOpen's answers below zero. */
+export const SEALED_CLOSE_NOTIFY = -1;
+export const SEALED_NOTHING = -2;
+export const SEALED_UPDATE_DUE = -3;
+export const SEALED_BAD_RECORD = -4;
+export const SEALED_MALFORMED = -5;
+export const SEALED_UNEXPECTED = -6;
+export const SEALED_ALERT = -7;
+
+/**
+ * Opens the one record at buf[offset, offset+length) in place: its application bytes at
+ * offset+5, or a code. With `into` (room for length - 21 bytes at least), the plaintext lands
+ * there instead, from into[0].
+ */
+export function sealedOpen(state: SealedState, buf: Buffer, offset: number, length: number, into?: Buffer): number {
+  return into === undefined ? binding!.sealedOpen(state, buf, offset, length) : binding!.sealedOpen(state, buf, offset, length, into);
+}
+
+/** Tests: a KeyUpdate once this many records went out under one key (default 2^24). */
+export function sealedRekeyAfter(state: SealedState, records: number): void {
+  binding!.sealedRekeyAfter(state, records);
+}
+
+/** A close_notify alert into `out` (at least 24 bytes); the bytes written. */
+export function sealedClose(state: SealedState, out: Buffer): number {
+  return binding!.sealedClose(state, out);
 }

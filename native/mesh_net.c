@@ -377,6 +377,8 @@ static napi_value no_session_tickets(napi_env env, napi_callback_info info) {
   return out;
 }
 
+void mesh_sealed_init(napi_env env, napi_value exports); /* sealed.c */
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     {"originalDestination", NULL, original_destination, NULL, NULL, NULL, napi_default_jsproperty, NULL},
@@ -390,6 +392,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"noSessionTickets", NULL, no_session_tickets, NULL, NULL, NULL, napi_default_jsproperty, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  mesh_sealed_init(env, exports);
   return exports;
 }
 

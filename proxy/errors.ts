@@ -25,7 +25,8 @@ export type ProxyErrorCode =
   | 'MESH_PEER_IDENTITY_MISMATCH'
   | 'MESH_PEER_CERT_INVALID'
   | 'MESH_PEER_NOT_MESHED'
-  | 'MESH_TLS_HANDSHAKE';
+  | 'MESH_TLS_HANDSHAKE'
+  | 'MESH_TLS_RECORD'; // a sealed session's record failed to open (transport/sealed.ts): the session is closed
 
 export class ProxyError extends Error {
   constructor(readonly code: ProxyErrorCode, message: string) {

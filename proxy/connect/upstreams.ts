@@ -199,7 +199,9 @@ export class Upstreams implements Connector {
   dialMeshed(target: SocketAddress, peer: string, protocol: SessionProtocol): Promise<Socket> {
     const tls = this.o.tls;
     if (tls === undefined) return Promise.reject(new ProxyError('MESH_IDENTITY_NOT_READY', 'identity is off: no mTLS to a meshed destination'));
-    return tls.connect(target, peer, encodeHeader({ protocol, port: target.port }), this.o.connectTimeoutMs);
+    // HTTP/2 sessions (shared HTTP, tunnels) are sealed once the peer agrees (transport/sealed.ts).
+    const session = protocol === 'h2' || protocol === 'tunnel';
+    return tls.connect(target, peer, encodeHeader({ protocol, port: target.port }), this.o.connectTimeoutMs, session);
   }
 
   /** Shutdown: idle connections close, in-flight requests finish (GOAWAY on h2). */

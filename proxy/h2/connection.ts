@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import type { ProxyErrorCode } from '../errors.js';
 import { noteRead } from '../gc.js';
 import { takeReadViews } from '../transport/reads.js';
+import { sealedOf, type SealedChannel } from '../transport/sealed.js';
 import {
   H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR, H2_FRAME_SIZE_ERROR, H2_NO_ERROR, H2_PROTOCOL_ERROR, H2_STREAM_CLOSED,
   type StreamReset,
@@ -73,12 +74,15 @@ export abstract class H2Connection implements F.FrameSink {
   /** The peer sent GOAWAY; its last-stream-id. */
   peerGoaway = -1;
   dead = false;
+  /** The channel of a sealed mTLS session (its records are ours): every read and write goes through it. */
+  readonly #sealed: SealedChannel | undefined;
 
   constructor(
     readonly socket: Socket,
     readonly role: 'server' | 'client',
     readonly options: H2Options,
   ) {
+    this.#sealed = sealedOf(socket);
     const l = (this.#limits = { ...PROFILES[options.peer ?? 'app'], ...options.limits });
     this.streamWindow = Math.max(F.DEFAULT_WINDOW, Math.min(F.MAX_WINDOW, options.streamWindow ?? l.streamWindow));
     this.#connWindow = Math.max(F.DEFAULT_WINDOW, Math.min(F.MAX_WINDOW, options.connectionWindow ?? l.connectionWindow));
@@ -128,6 +132,9 @@ export abstract class H2Connection implements F.FrameSink {
     // DATA frame is read into place: OpenSSL decrypts into it, records come whole and no read
     // is shorter for it. Not on plain TCP: there a read cut at the frame's end is one more
     // read(2) (a few µs) to save a copy of a few KiB (under 1 µs).
+    // A sealed session's channel opens its records and hands over the plaintext as views; the
+    // rest of a long DATA frame takes a record's plaintext in place, as on TLS.
+    if (this.#sealed !== undefined) return this.#sealed.listen(this.#onBytes, this.#placeRead);
     const place = (this.socket as { encrypted?: boolean }).encrypted === true ? this.#placeRead : null;
     if (!takeReadViews(this.socket, this.#onBytes, place)) this.socket.on('data', this.#onBytes);
   }
@@ -171,6 +178,9 @@ export abstract class H2Connection implements F.FrameSink {
     const out = this.w.takeParts();
     if (out === null || this.socket.destroyed) {
       // nothing to write, or nobody to write to
+    } else if (this.#sealed !== undefined) {
+      // Sealed: every piece into one run of records, one socket write (no concatenation first).
+      if (!this.#sealed.write(out)) this.socketBlocked = true;
     } else if (Buffer.isBuffer(out)) {
       if (!this.socket.write(out)) this.socketBlocked = true;
     } else {
@@ -570,7 +580,10 @@ export abstract class H2Connection implements F.FrameSink {
     if (this.dead) return;
     this.w.goaway(this.lastPeerId, code, why.slice(0, 64));
     const out = this.w.take();
-    if (out !== null && !this.socket.destroyed) this.socket.write(out);
+    if (out !== null && !this.socket.destroyed) {
+      if (this.#sealed !== undefined) this.#sealed.write(out);
+      else this.socket.write(out);
+    }
     this.#teardown(this.lostReset(code, why, abuse, true));
     // FIN, then linger reading and discarding (#onBytes drops input once dead)
     // until the peer closes or GOAWAY_LINGER_MS pass. Closing at once with the

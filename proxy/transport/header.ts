@@ -8,6 +8,7 @@
 // none. Fixed binary fields keep encoding and parsing free of JSON and copies.
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
+import { sealedOf, type SealedChannel } from './sealed.js';
 
 /**
  * 'unknown': the client proxy opened this session before its client spoke
@@ -84,6 +85,8 @@ export type HeaderResult = { kind: 'header'; header: TransportHeader } | { kind:
  * (see detect/peek.ts for why).
  */
 export function readHeader(socket: Socket, timeoutMs: number): Promise<HeaderResult> {
+  const sealed = sealedOf(socket);
+  if (sealed !== undefined) return readSealedHeader(sealed, timeoutMs);
   return new Promise((resolve) => {
     let held: Buffer | undefined;
     let done = false;
@@ -116,5 +119,43 @@ export function readHeader(socket: Socket, timeoutMs: number): Promise<HeaderRes
     const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
     socket.on('readable', onReadable);
     socket.once('close', onClose);
+  });
+}
+
+/**
+ * readHeader on a sealed session: its plaintext comes from the channel. What follows the
+ * header is given back to the channel for the session's reader; the socket is left paused,
+ * as readHeader leaves it.
+ */
+function readSealedHeader(ch: SealedChannel, timeoutMs: number): Promise<HeaderResult> {
+  const socket = ch.socket;
+  return new Promise((resolve) => {
+    let held: Buffer | undefined;
+    let done = false;
+    const finish = (r: HeaderResult, rest?: Buffer): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.removeListener('close', onClose);
+      socket.removeListener('end', onClose);
+      // Records already read but not yet opened are held for the session's reader.
+      ch.listen(null);
+      socket.pause();
+      if (rest !== undefined) ch.unshift(rest);
+      resolve(r);
+    };
+    const onClose = (): void => finish({ kind: 'closed' });
+    const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
+    socket.once('close', onClose);
+    socket.once('end', onClose);
+    // Views valid during the call: what is kept is copied (a header is a few bytes).
+    ch.listen((view) => {
+      held = held === undefined ? Buffer.from(view) : Buffer.concat([held, view]);
+      const p = parseHeader(held);
+      if (p.kind === 'need-more') return;
+      if (p.kind === 'invalid') return finish(p);
+      finish({ kind: 'header', header: p.header }, held.subarray(p.length));
+    });
+    socket.resume();
   });
 }

@@ -4,79 +4,16 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import net, { type AddressInfo, type Server, type Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import tls, { type TLSSocket } from 'node:tls';
 import { makeCa, makeLeaf, type TestCa } from '../../ca/fixtures.js';
 import { ProxyError, type ProxyErrorCode } from '../errors.js';
 import { encodeHeader, readHeader } from './header.js';
-import { MeshTls, resetAndDestroy, retireAtExpiry, TRANSPORT_ALPN, type Terminated, type WorkloadCredentials } from './tls.js';
+import { MeshTls, resetAndDestroy, retireAtExpiry, TRANSPORT_ALPN } from './tls.js';
+import { CLIENT, closeAll, closed, credentials, Inbound, listen, OTHER, SERVER, TIMEOUT_MS, track } from './tls-kit.js';
 
-const SERVER = 'web.default.serviceaccount.identity.cluster.local';
-const CLIENT = 'client.emojivoto.serviceaccount.identity.cluster.local';
-const OTHER = 'db.default.serviceaccount.identity.cluster.local';
 const HEADER = encodeHeader({ protocol: 'opaque', port: 5432 });
-const TIMEOUT_MS = 5_000;
-
-async function credentials(ca: TestCa, identity: string): Promise<WorkloadCredentials & { serial: string }> {
-  const leaf = await makeLeaf(ca, identity, new Date());
-  return { identity, chainPem: leaf.chainPem, keyPem: leaf.keyPem, serial: new X509Certificate(leaf.certPem).serialNumber.toUpperCase() };
-}
-
-/** Everything the tests open, destroyed in after() so a failing test cannot hang the file. */
-const sockets = new Set<Socket>();
-const servers = new Set<Server>();
-function track<S extends Socket>(s: S): S {
-  sockets.add(s);
-  s.once('close', () => sockets.delete(s));
-  return s;
-}
-
-/** Resolves at 'close' (an 'error' on the way is the caller's to judge, unlike events.once). */
-function closed(s: Socket): Promise<void> {
-  return s.closed ? Promise.resolve() : new Promise((resolve) => s.once('close', () => resolve()));
-}
-
-async function listen(server: Server): Promise<number> {
-  servers.add(server);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return (server.address() as AddressInfo).port;
-}
-
-/** A proxy's inbound side: accepts TCP and hands every connection to `mesh.terminate()`, results in order. */
-class Inbound {
-  readonly results: Promise<Terminated>[] = [];
-  #waiters: Array<(p: Promise<Terminated>) => void> = [];
-  port = 0;
-  constructor(readonly mesh: MeshTls) {}
-
-  async open(): Promise<this> {
-    const server = net.createServer({ pauseOnConnect: true }, (raw) => {
-      track(raw).on('error', () => {});
-      const result = this.mesh.terminate(raw).then((t) => {
-        if (t.kind === 'secured') track(t.socket);
-        return t;
-      });
-      const waiter = this.#waiters.shift();
-      if (waiter) waiter(result);
-      else this.results.push(result);
-    });
-    this.port = await listen(server);
-    return this;
-  }
-
-  /** The verdict on the next connection to arrive. */
-  next(): Promise<Terminated> {
-    const ready = this.results.shift();
-    if (ready) return ready;
-    return new Promise<Promise<Terminated>>((resolve) => this.#waiters.push(resolve)).then((p) => p);
-  }
-
-  get target(): { address: string; port: number; family: 4 } {
-    return { address: '127.0.0.1', port: this.port, family: 4 };
-  }
-}
 
 function rejectsWith(promise: Promise<unknown>, code: ProxyErrorCode, message?: RegExp): Promise<void> {
   return assert.rejects(promise, (e: unknown) => {
@@ -89,7 +26,8 @@ function rejectsWith(promise: Promise<unknown>, code: ProxyErrorCode, message?: 
 
 /** Connects, tracking the socket and giving it an error listener before any I/O can reach it. */
 async function dial(mesh: MeshTls, inbound: Inbound, peer = SERVER): Promise<TLSSocket> {
-  const s = await mesh.connect(inbound.target, peer, HEADER, TIMEOUT_MS);
+  // Not a session: Node's TLS socket all along.
+  const s = (await mesh.connect(inbound.target, peer, HEADER, TIMEOUT_MS)) as TLSSocket;
   s.on('error', () => {});
   return track(s);
 }
@@ -120,7 +58,7 @@ async function securedPair(client: MeshTls, inbound: Inbound): Promise<{ c: TLSS
   if (t.kind !== 'secured') throw new Error('unreachable');
   t.socket.on('error', () => {});
   assert.deepEqual(await readHeader(t.socket, TIMEOUT_MS), { kind: 'header', header: { protocol: 'opaque', port: 5432 } });
-  return { c, s: t.socket, clientId: t.clientId };
+  return { c, s: t.socket as TLSSocket, clientId: t.clientId };
 }
 
 describe('MeshTls', { timeout: 30_000 }, () => {
@@ -143,10 +81,7 @@ describe('MeshTls', { timeout: 30_000 }, () => {
     inbound = await new Inbound(server).open();
   });
 
-  after(() => {
-    for (const s of sockets) s.destroy();
-    for (const s of servers) s.close();
-  });
+  after(closeAll);
 
   it('secures a connection both ways, the client’s identity learned and the header first', async () => {
     const { c, s, clientId } = await securedPair(client, inbound);

@@ -7,13 +7,21 @@
 // established sessions keep theirs (TLS checks validity at the handshake only).
 import { connect as netConnect, type Socket } from 'node:net';
 import tls, { type PeerCertificate, type SecureContext, type TLSSocket } from 'node:tls';
-import { noSessionTickets, resetOnClose, type SocketAddress } from '../../native/index.js';
+import { noSessionTickets, resetOnClose, sealedWatch, type SocketAddress } from '../../native/index.js';
 import { ProxyError } from '../errors.js';
 import { MAX_TIMER_MS } from '../timers.js';
+import { addedSince, listenersOf, sealedOf, sealSession, type Listeners, type SessionFacts } from './sealed.js';
 
 const ignore = (): void => {};
 
 export const TRANSPORT_ALPN = 'transport.mesh.io/v1';
+/**
+ * Offered first by a client dialling an HTTP/2 session (h2 or tunnel), and preferred by the
+ * server: the connection header will name one of those, so both sides may take the records
+ * over from Node's TLS once the handshake is done (transport/sealed.ts). The wire format is
+ * the same; an older server picks TRANSPORT_ALPN and the session stays on Node's TLS there.
+ */
+export const SESSION_ALPN = 'transport.mesh.io/v1+h2';
 
 export interface WorkloadCredentials {
   identity: string;
@@ -22,7 +30,8 @@ export interface WorkloadCredentials {
 }
 
 export type Terminated =
-  | { kind: 'secured'; socket: TLSSocket; clientId: string }
+  /** `socket`: the TLS socket, or for a sealed session the TCP socket it now speaks through (sealedOf). */
+  | { kind: 'secured'; socket: Socket; clientId: string }
   | { kind: 'refused'; code: 'MESH_CLIENT_CERT_INVALID' | 'MESH_TLS_HANDSHAKE' | 'MESH_IDENTITY_NOT_READY'; reason: string };
 
 /** TLS socket → the TCP socket under it. */
@@ -58,13 +67,9 @@ export function resetAndDestroy(s: Socket): void {
  * and renewed certificates are taken up by the sessions, not only by new connections.
  */
 export function retireAtExpiry(s: Socket, retire: () => void): () => void {
-  if (!(s instanceof tls.TLSSocket)) return ignore;
-  const own = s.getCertificate() as { valid_to?: string } | null;
-  const peer = s.getPeerCertificate() as { valid_to?: string } | null;
-  const ownAt = Date.parse(own?.valid_to ?? '');
-  const peerAt = Date.parse(peer?.valid_to ?? '');
-  // Whichever expiry is known (both, on a session this proxy made or accepted).
-  const at = Number.isNaN(ownAt) ? peerAt : Number.isNaN(peerAt) ? ownAt : Math.min(ownAt, peerAt);
+  const sealed = sealedOf(s);
+  if (sealed === undefined && !(s instanceof tls.TLSSocket)) return ignore;
+  const at = sealed !== undefined ? sealed.facts.expiresAt : expiryOf(s as TLSSocket);
   if (Number.isNaN(at)) return ignore;
   // Within setTimeout's range (2^31-1 ms, ~24.8 days): a longer-lived certificate is looked at again then.
   const wait = Math.max(0, at - Date.now());
@@ -75,6 +80,16 @@ export function retireAtExpiry(s: Socket, retire: () => void): () => void {
   };
   arm(wait);
   return () => clearTimeout(timer);
+}
+
+/** When the first of the two certificates that authenticated `s` expires (ms since the epoch; NaN: neither known). */
+function expiryOf(s: TLSSocket): number {
+  const own = s.getCertificate() as { valid_to?: string } | null;
+  const peer = s.getPeerCertificate() as { valid_to?: string } | null;
+  const ownAt = Date.parse(own?.valid_to ?? '');
+  const peerAt = Date.parse(peer?.valid_to ?? '');
+  // Whichever expiry is known (both, on a session this proxy made or accepted).
+  return Number.isNaN(ownAt) ? peerAt : Number.isNaN(peerAt) ? ownAt : Math.min(ownAt, peerAt);
 }
 
 /** The identity a mesh certificate carries: its one DNS SAN, or undefined if it has not exactly one. */
@@ -93,6 +108,8 @@ export class MeshTls {
   #client: SecureContext | undefined;
   #server: tls.Server | undefined;
   readonly #pending = new WeakMap<Socket, (t: Terminated) => void>();
+  /** The listeners node:tls added on each TCP socket it was put on (sealSession removes them). */
+  readonly #tlsListeners = new WeakMap<Socket, Listeners>();
 
   constructor(readonly identity: string, private readonly anchorsPem: string, private readonly handshakeTimeoutMs: number) {}
 
@@ -104,9 +121,12 @@ export class MeshTls {
   update(cert: WorkloadCredentials): void {
     const options = { key: cert.keyPem, cert: cert.chainPem, ca: this.anchorsPem, minVersion: 'TLSv1.3' as const };
     this.#client = tls.createSecureContext(options);
+    // Sessions keep their traffic secrets until they are sealed (or the handshake fails).
+    sealedWatch(this.#client);
     if (this.#server) {
       this.#server.setSecureContext(options);
       noSessionTickets(serverContext(this.#server));
+      sealedWatch(serverContext(this.#server));
       return;
     }
     const server = tls.createServer({
@@ -114,12 +134,14 @@ export class MeshTls {
       // Verified here but judged in onSecure, so a refusal can say why (expired, unknown anchor, none).
       requestCert: true,
       rejectUnauthorized: false,
-      ALPNProtocols: [TRANSPORT_ALPN],
+      ALPNProtocols: [SESSION_ALPN, TRANSPORT_ALPN],
       handshakeTimeout: this.handshakeTimeoutMs,
     });
     // Proxies never resume sessions with each other: tickets would only cost the client proxy
-    // memory for each connection it holds (~5 KB) and this one an encryption per handshake.
+    // memory for each connection it holds (~5 KB) and this one an encryption per handshake
+    // (and a server that sends them cannot have its sessions sealed: they go out after handshake-done).
     noSessionTickets(serverContext(server));
+    sealedWatch(serverContext(server));
     server.on('secureConnection', (s: TLSSocket) => this.#onSecure(s));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, s: TLSSocket) => {
       this.#settle(s, { kind: 'refused', code: 'MESH_TLS_HANDSHAKE', reason: `${err.code ?? 'ERR'}: ${err.message}` });
@@ -134,7 +156,9 @@ export class MeshTls {
     return new Promise((resolve) => {
       this.#pending.set(raw, resolve);
       wrapped.add(raw);
+      const before = listenersOf(raw);
       server.emit('connection', raw);
+      this.#tlsListeners.set(raw, addedSince(raw, before));
     });
   }
 
@@ -147,6 +171,14 @@ export class MeshTls {
     if (clientId === undefined) {
       return this.#settle(s, { kind: 'refused', code: 'MESH_CLIENT_CERT_INVALID', reason: 'client certificate does not carry exactly one DNS name' });
     }
+    // Still inside the handshake callback: an HTTP/2 session's records are taken over now or never.
+    const raw = (s as unknown as { _parent?: Socket })._parent;
+    const added = raw === undefined ? undefined : this.#tlsListeners.get(raw);
+    if (s.alpnProtocol === SESSION_ALPN && raw !== undefined && added !== undefined && this.#pending.has(raw)) {
+      if (sealSession(s, raw, added, { peerIdentity: clientId, expiresAt: expiryOf(s) }) !== undefined) {
+        return this.#settle(s, { kind: 'secured', socket: raw, clientId });
+      }
+    }
     this.#settle(s, { kind: 'secured', socket: s, clientId });
   }
 
@@ -156,7 +188,8 @@ export class MeshTls {
     const resolve = raw ? this.#pending.get(raw) : undefined;
     if (!raw || !resolve) return void s.destroy();
     this.#pending.delete(raw);
-    rawUnder.set(s, raw);
+    this.#tlsListeners.delete(raw);
+    if (t.kind !== 'secured' || t.socket === s) rawUnder.set(s, raw);
     if (t.kind === 'refused') resetAndDestroy(s);
     resolve(t);
   }
@@ -165,28 +198,32 @@ export class MeshTls {
    * Client side: resolves with a secured socket to `target` whose certificate
    * names `peer` and chains to our anchors, with `header` written and flushed,
    * ready for a protocol to be spoken on it. Rejects with a ProxyError.
+   * `session`: an HTTP/2 session (h2, tunnel) whose records are sealed here once the server
+   * agrees (SESSION_ALPN): it then resolves with the TCP socket it speaks through (sealedOf).
    */
-  connect(target: SocketAddress, peer: string, header: Buffer, timeoutMs: number): Promise<TLSSocket> {
+  connect(target: SocketAddress, peer: string, header: Buffer, timeoutMs: number, session = false): Promise<Socket> {
     const context = this.#client;
     if (!context) return Promise.reject(new ProxyError('MESH_IDENTITY_NOT_READY', 'this proxy holds no certificate yet'));
     return new Promise((resolve, reject) => {
       // Our own TCP socket under the TLS one, so a stream can be ended with a reset.
       const raw = netConnect({ host: target.address, port: target.port, noDelay: true, allowHalfOpen: true });
+      // Failures after the handshake surface on the TLS socket; one without a listener would crash.
+      raw.on('error', ignore);
+      const before = listenersOf(raw);
       // allowHalfOpen (passed through by node:tls, missing from its types): a FIN one way must leave the other open.
       const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
         socket: raw,
         servername: peer,
-        ALPNProtocols: [TRANSPORT_ALPN],
+        ALPNProtocols: session ? [SESSION_ALPN, TRANSPORT_ALPN] : [TRANSPORT_ALPN],
         secureContext: context,
         minVersion: 'TLSv1.3',
         allowHalfOpen: true,
         checkServerIdentity: expectPeer(peer, target),
       };
       const s = tls.connect(options);
+      const added = addedSince(raw, before);
       rawUnder.set(s, raw);
       wrapped.add(raw);
-      // Failures after the handshake surface on the TLS socket; one without a listener would crash.
-      raw.on('error', ignore);
       let tcpUp = false;
       let settled = false;
       // One timeout for TCP connect and handshake together. Each verdict waits
@@ -207,8 +244,22 @@ export class MeshTls {
       s.once('error', onError);
       raw.once('error', onError);
       s.once('secureConnect', () => {
-        if (s.alpnProtocol !== TRANSPORT_ALPN) {
+        if (s.alpnProtocol !== TRANSPORT_ALPN && !(session && s.alpnProtocol === SESSION_ALPN)) {
           return fail(new ProxyError('MESH_PEER_NOT_MESHED', `${formatTarget(target)} did not negotiate ${TRANSPORT_ALPN}: no mesh proxy there`));
+        }
+        if (s.alpnProtocol === SESSION_ALPN) {
+          // Inside the handshake callback: the records are taken over now, the header is their first bytes.
+          const facts: SessionFacts = { peerIdentity: peer, expiresAt: expiryOf(s) };
+          const ch = sealSession(s, raw, added, facts, () => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            raw.removeListener('error', onError);
+            if (raw.destroyed) return reject(new ProxyError('MESH_TLS_HANDSHAKE', `mTLS connection to ${formatTarget(target)} closed at the handshake's end`));
+            rawUnder.delete(s);
+            resolve(raw);
+          });
+          if (ch !== undefined) return void ch.write(header);
         }
         // The header must be flushed before anyone else writes: node's TLS layer
         // aborts on a second write issued while a first is still pending natively.
