@@ -41,6 +41,7 @@
 // looks like a fall, and a reclaim there was paid for again by the next burst.
 import { PROXY_DEFAULTS } from '../contract/sidecar.js';
 import { holdAllocatorPages, memoryPressure, releaseFilePages, trimMemory } from '../native/index.js';
+import { dropSealedBuffers } from './transport/sealed.js';
 import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import type { Log } from './log.js';
 
@@ -114,6 +115,8 @@ export interface Reclaimed {
 /** Reclaims: V8's memory-reducing collection, then the C allocator's free pages and node's executable pages; what it gave back. */
 export async function reclaim(collectMs = COLLECT_MS): Promise<Reclaimed> {
   const before = process.memoryUsage();
+  // The sealed sessions' spare record buffers are garbage from here: the collection frees them.
+  dropSealedBuffers();
   const t0 = performance.now();
   const collected = majorCollection(collectMs);
   memoryPressure();

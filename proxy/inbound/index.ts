@@ -28,6 +28,7 @@ import type { HttpStage } from '../forward/http.js';
 import type { Log } from '../log.js';
 import type { TlsLabels } from '../metrics.js';
 import { readHeader } from '../transport/header.js';
+import { sealedOf } from '../transport/sealed.js';
 import { resetAndDestroy, TRANSPORT_ALPN, type MeshTls } from '../transport/tls.js';
 
 export interface InboundDeps {
@@ -83,9 +84,12 @@ export function inboundStack(d: InboundDeps): (socket: Socket) => void {
       const secured = t.socket;
       secured.on('error', ignore);
       const h = await readHeader(secured, config.detectTimeoutMs);
-      if (h.kind !== 'header') {
+      // A sealed session (SESSION_ALPN) promised HTTP/2: only its HTTP/2 reader opens its records.
+      const sealedWrong = h.kind === 'header' && sealedOf(secured) !== undefined && h.header.protocol !== 'h2' && h.header.protocol !== 'tunnel';
+      if (h.kind !== 'header' || sealedWrong) {
         resetAndDestroy(secured);
-        const why = h.kind === 'invalid' ? h.reason : h.kind === 'timeout' ? 'no connection header in time' : 'closed before the connection header';
+        const why = h.kind === 'invalid' ? h.reason : h.kind === 'timeout' ? 'no connection header in time'
+          : h.kind === 'closed' ? 'closed before the connection header' : `protocol ${h.header.protocol} on a session negotiated for HTTP/2`;
         return conns.refuse(socket, conns.begin(a, { tls: 'true', client_id: t.clientId }), 'tls', 'MESH_TRANSPORT_HEADER', `from ${t.clientId}: ${why}`);
       }
       // The header names the port the client dialled; the app listens there.

@@ -55,6 +55,12 @@ function release(pool: Buffer[], b: Buffer, kept: number): void {
   if (pool.length < kept) pool.push(b);
 }
 
+/** Lets the spare buffers go (the proxy gives memory back once load falls: proxy/memory.ts). */
+export function dropSealedBuffers(): void {
+  freeOut.length = 0;
+  freeGather.length = 0;
+}
+
 interface TcpHandle {
   reading?: boolean;
 }
