@@ -14,6 +14,8 @@ import { eventually, Lab, patienceMs, type Pod, type PodProcess } from './harnes
 import { MeshIdentity } from './identity-lab.js';
 import { DEFAULT_BACKOFF } from '../proxy/identity/schedule.js';
 import { fixture, meshInit, node, proxiesReady, startEcho, startProxy } from './mesh.js';
+import { encodeHeader } from '../proxy/transport/header.js';
+import { SESSION_ALPN } from '../proxy/transport/tls.js';
 
 const APP_UID = 1000;
 const LEAF = '15s';
@@ -24,6 +26,7 @@ const recovery = { ...slow, timeoutMs: DEFAULT_BACKOFF.maxMs + slow.timeoutMs / 
 
 interface PeerResult {
   secured: boolean;
+  alpn: string | false | null;
   response: string;
   error?: string;
 }
@@ -203,6 +206,13 @@ describe('mutual TLS between proxies', () => {
     assert.equal(silent.response, '');
     assert.ok(Date.now() - started >= 1500, 'waited for the header as long as the detect timeout');
     await proxyApi.waitForLine(/WARN connection refused direction=inbound .*code=MESH_TRANSPORT_HEADER reason=".*no connection header in time"/);
+    // A session negotiated for HTTP/2 (its records sealed by the proxy) that names HTTP/1: cut,
+    // never read as plaintext.
+    const http1 = encodeHeader({ protocol: 'http1', port: 8080 }).toString('hex');
+    const sealed = await peer(http1, 'session');
+    assert.equal(sealed.alpn, SESSION_ALPN, JSON.stringify(sealed));
+    assert.equal(sealed.response, '', JSON.stringify(sealed));
+    await proxyApi.waitForLine(/WARN connection refused direction=inbound .*code=MESH_TRANSPORT_HEADER reason=".*protocol http1 on a session negotiated for HTTP\/2"/);
     const r = await curl(web, ['-o', '/dev/null', '-w', '%{http_code}', `http://${api.ipv4}:8080/status/200`]);
     assert.equal(r.stdout, '200', 'the mesh still serves');
     assert.equal(proxyApi.child.exitCode, null);
