@@ -8,7 +8,7 @@
 // none. Fixed binary fields keep encoding and parsing free of JSON and copies.
 import { Buffer } from 'node:buffer';
 import type { Socket } from 'node:net';
-import { sealedOf, type SealedChannel } from './sealed.js';
+import { sealedOf } from './sealed.js';
 
 /**
  * 'unknown': the client proxy opened this session before its client spoke
@@ -79,23 +79,44 @@ export function parseHeader(buf: Buffer): Parsed {
 export type HeaderResult = { kind: 'header'; header: TransportHeader } | { kind: 'invalid'; reason: string } | { kind: 'timeout' } | { kind: 'closed' };
 
 /**
- * Reads the header off `socket` (a terminated TLS session), puts back every
- * byte after it and leaves the socket paused for whoever serves the session.
- * 'readable' rather than 'data' so the bytes after the header can be unshifted
- * (see detect/peek.ts for why).
+ * Reads the header off `socket` (a terminated TLS session, or a sealed one's TCP socket),
+ * puts back every byte after it and leaves the socket paused for whoever serves the session.
+ * On a TLS socket 'readable' rather than 'data', so the bytes after the header can be
+ * unshifted (see detect/peek.ts for why); on a sealed one the plaintext comes from its channel
+ * (as views, copied here) and the rest goes back to the channel.
  */
 export function readHeader(socket: Socket, timeoutMs: number): Promise<HeaderResult> {
-  const sealed = sealedOf(socket);
-  if (sealed !== undefined) return readSealedHeader(sealed, timeoutMs);
   return new Promise((resolve) => {
     let held: Buffer | undefined;
     let done = false;
+    const take = (chunk: Buffer): void => {
+      held = held === undefined ? Buffer.from(chunk) : Buffer.concat([held, chunk]);
+      const p = parseHeader(held);
+      // parseHeader bounds the length it waits for (HEADER_MAX_BYTES), so this cannot wait forever.
+      if (p.kind === 'need-more') return;
+      if (p.kind === 'invalid') return finish(p);
+      finish({ kind: 'header', header: p.header }, held.subarray(p.length));
+    };
+    const source = sealedOf(socket);
+    const onReadable = (): void => {
+      if (socket.readableLength === 0) return finish({ kind: 'closed' });
+      let chunk: Buffer | null;
+      while (!done && (chunk = socket.read(socket.readableLength) as Buffer | null) !== null) take(chunk);
+    };
     const finish = (r: HeaderResult, rest?: Buffer): void => {
       if (done) return;
       done = true;
       clearTimeout(timer);
-      socket.removeListener('readable', onReadable);
       socket.removeListener('close', onClose);
+      if (source !== undefined) {
+        // Records already read but not yet opened are held for the session's reader.
+        socket.removeListener('end', onClose);
+        source.listen(null);
+        socket.pause();
+        if (rest !== undefined) source.unshift(rest);
+        return resolve(r);
+      }
+      socket.removeListener('readable', onReadable);
       if (rest !== undefined && rest.length > 0 && !socket.destroyed && !socket.readableEnded) socket.unshift(rest);
       socket.pause();
       // As in detect/peek.ts: removing 'readable' resumes flowing on the next tick; settle after it.
@@ -104,58 +125,12 @@ export function readHeader(socket: Socket, timeoutMs: number): Promise<HeaderRes
         resolve(r);
       });
     };
-    const onReadable = (): void => {
-      if (socket.readableLength === 0) return finish({ kind: 'closed' });
-      let chunk: Buffer | null;
-      while ((chunk = socket.read(socket.readableLength) as Buffer | null) !== null) held = held === undefined ? chunk : Buffer.concat([held, chunk]);
-      if (held === undefined) return;
-      const p = parseHeader(held);
-      // parseHeader bounds the length it waits for (HEADER_MAX_BYTES), so this cannot wait forever.
-      if (p.kind === 'need-more') return;
-      if (p.kind === 'invalid') return finish(p);
-      finish({ kind: 'header', header: p.header }, held.subarray(p.length));
-    };
-    const onClose = (): void => finish({ kind: 'closed' });
-    const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
-    socket.on('readable', onReadable);
-    socket.once('close', onClose);
-  });
-}
-
-/**
- * readHeader on a sealed session: its plaintext comes from the channel. What follows the
- * header is given back to the channel for the session's reader; the socket is left paused,
- * as readHeader leaves it.
- */
-function readSealedHeader(ch: SealedChannel, timeoutMs: number): Promise<HeaderResult> {
-  const socket = ch.socket;
-  return new Promise((resolve) => {
-    let held: Buffer | undefined;
-    let done = false;
-    const finish = (r: HeaderResult, rest?: Buffer): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.removeListener('close', onClose);
-      socket.removeListener('end', onClose);
-      // Records already read but not yet opened are held for the session's reader.
-      ch.listen(null);
-      socket.pause();
-      if (rest !== undefined) ch.unshift(rest);
-      resolve(r);
-    };
     const onClose = (): void => finish({ kind: 'closed' });
     const timer = setTimeout(() => finish({ kind: 'timeout' }), timeoutMs);
     socket.once('close', onClose);
+    if (source === undefined) return void socket.on('readable', onReadable);
     socket.once('end', onClose);
-    // Views valid during the call: what is kept is copied (a header is a few bytes).
-    ch.listen((view) => {
-      held = held === undefined ? Buffer.from(view) : Buffer.concat([held, view]);
-      const p = parseHeader(held);
-      if (p.kind === 'need-more') return;
-      if (p.kind === 'invalid') return finish(p);
-      finish({ kind: 'header', header: p.header }, held.subarray(p.length));
-    });
+    source.listen(take);
     socket.resume();
   });
 }

@@ -12,7 +12,7 @@ import { makeCa, makeLeaf, type TestCa } from '../../ca/fixtures.js';
 import { encodeHeader, readHeader } from './header.js';
 import { sealedOf, type SealedChannel } from './sealed.js';
 import { MeshTls, retireAtExpiry, SESSION_ALPN, TRANSPORT_ALPN } from './tls.js';
-import { CLIENT, closeAll, credentials, Inbound, listen, SERVER, TIMEOUT_MS, track } from './tls-kit.js';
+import { CLIENT, closeAll, Inbound, listen, meshTlsPair, SERVER, TIMEOUT_MS, track, type Credentials } from './tls-kit.js';
 
 const H2_HEADER = encodeHeader({ protocol: 'h2', port: 8080 });
 
@@ -54,20 +54,14 @@ const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 describe('sealed mTLS sessions', { timeout: 60_000 }, () => {
   let ca: TestCa;
-  let serverCreds: Awaited<ReturnType<typeof credentials>>;
-  let clientCreds: Awaited<ReturnType<typeof credentials>>;
-  let server: MeshTls;
+  let serverCreds: Credentials;
+  let clientCreds: Credentials;
   let client: MeshTls;
   let inbound: Inbound;
 
   before(async () => {
     ca = await makeCa(new Date());
-    [serverCreds, clientCreds] = await Promise.all([credentials(ca, SERVER), credentials(ca, CLIENT)]);
-    server = new MeshTls(SERVER, ca.anchor.certPem, TIMEOUT_MS);
-    server.update(serverCreds);
-    client = new MeshTls(CLIENT, ca.anchor.certPem, TIMEOUT_MS);
-    client.update(clientCreds);
-    inbound = await new Inbound(server).open();
+    ({ serverCreds, clientCreds, client, inbound } = await meshTlsPair(ca));
   });
   after(closeAll);
 

@@ -5,7 +5,7 @@ import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import net, { type AddressInfo, type Server, type Socket } from 'node:net';
 import { makeLeaf, type TestCa } from '../../ca/fixtures.js';
-import type { MeshTls, Terminated, WorkloadCredentials } from './tls.js';
+import { MeshTls, type Terminated, type WorkloadCredentials } from './tls.js';
 
 export const SERVER = 'web.default.serviceaccount.identity.cluster.local';
 export const CLIENT = 'client.emojivoto.serviceaccount.identity.cluster.local';
@@ -79,4 +79,16 @@ export function closeAll(): void {
   // a TLS layer still reads it crashes node).
   for (const s of [...sockets].reverse()) s.destroy();
   for (const s of servers) s.close();
+}
+
+export type Credentials = Awaited<ReturnType<typeof credentials>>;
+
+/** A server proxy's MeshTls (SERVER, behind an Inbound) and a client proxy's (CLIENT), certified by `ca`. */
+export async function meshTlsPair(ca: TestCa): Promise<{ serverCreds: Credentials; clientCreds: Credentials; server: MeshTls; client: MeshTls; inbound: Inbound }> {
+  const [serverCreds, clientCreds] = await Promise.all([credentials(ca, SERVER), credentials(ca, CLIENT)]);
+  const server = new MeshTls(SERVER, ca.anchor.certPem, TIMEOUT_MS);
+  server.update(serverCreds);
+  const client = new MeshTls(CLIENT, ca.anchor.certPem, TIMEOUT_MS);
+  client.update(clientCreds);
+  return { serverCreds, clientCreds, server, client, inbound: await new Inbound(server).open() };
 }

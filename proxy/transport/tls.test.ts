@@ -11,7 +11,7 @@ import { makeCa, makeLeaf, type TestCa } from '../../ca/fixtures.js';
 import { ProxyError, type ProxyErrorCode } from '../errors.js';
 import { encodeHeader, readHeader } from './header.js';
 import { MeshTls, resetAndDestroy, retireAtExpiry, TRANSPORT_ALPN } from './tls.js';
-import { CLIENT, closeAll, closed, credentials, Inbound, listen, OTHER, SERVER, TIMEOUT_MS, track } from './tls-kit.js';
+import { CLIENT, closeAll, closed, credentials, Inbound, listen, meshTlsPair, OTHER, SERVER, TIMEOUT_MS, track, type Credentials } from './tls-kit.js';
 
 const HEADER = encodeHeader({ protocol: 'opaque', port: 5432 });
 
@@ -64,8 +64,8 @@ async function securedPair(client: MeshTls, inbound: Inbound): Promise<{ c: TLSS
 describe('MeshTls', { timeout: 30_000 }, () => {
   let ca: TestCa;
   let stranger: TestCa;
-  let serverCreds: Awaited<ReturnType<typeof credentials>>;
-  let clientCreds: Awaited<ReturnType<typeof credentials>>;
+  let serverCreds: Credentials;
+  let clientCreds: Credentials;
   let server: MeshTls;
   let client: MeshTls;
   let inbound: Inbound;
@@ -73,12 +73,7 @@ describe('MeshTls', { timeout: 30_000 }, () => {
   before(async () => {
     const now = new Date();
     [ca, stranger] = await Promise.all([makeCa(now), makeCa(now)]);
-    [serverCreds, clientCreds] = await Promise.all([credentials(ca, SERVER), credentials(ca, CLIENT)]);
-    server = new MeshTls(SERVER, ca.anchor.certPem, TIMEOUT_MS);
-    server.update(serverCreds);
-    client = new MeshTls(CLIENT, ca.anchor.certPem, TIMEOUT_MS);
-    client.update(clientCreds);
-    inbound = await new Inbound(server).open();
+    ({ serverCreds, clientCreds, server, client, inbound } = await meshTlsPair(ca));
   });
 
   after(closeAll);
