@@ -8,10 +8,15 @@
 #include <node_api.h>
 #include <v8.h>
 
-extern "C" void *mesh_external_pointer(napi_value value) {
+static v8::Local<v8::Value> as_local(napi_value value) {
   v8::Local<v8::Value> local;
   static_assert(sizeof(local) == sizeof(value), "a napi_value is a v8::Local");
   std::memcpy(static_cast<void *>(&local), &value, sizeof(value));
+  return local;
+}
+
+extern "C" void *mesh_external_pointer(napi_value value) {
+  v8::Local<v8::Value> local = as_local(value);
   if (local.IsEmpty() || !local->IsExternal()) return nullptr;
   return local.As<v8::External>()->Value();
 }
@@ -27,8 +32,7 @@ extern "C" void mesh_memory_pressure(void) {
 // is field 1, kSlot): read to recognise which native TLS connection a TLSWrap
 // handle is. nullptr when the value is not an object with such a field.
 extern "C" void *mesh_object_slot(napi_value value, int index) {
-  v8::Local<v8::Value> local;
-  std::memcpy(static_cast<void *>(&local), &value, sizeof(value));
+  v8::Local<v8::Value> local = as_local(value);
   if (local.IsEmpty() || !local->IsObject()) return nullptr;
   v8::Local<v8::Object> object = local.As<v8::Object>();
   if (object->InternalFieldCount() <= index) return nullptr;

@@ -163,10 +163,18 @@ export function releaseFilePages(): number {
  * addon, no OpenSSL symbol, not a Node SecureContext): the tickets are then sent as before.
  */
 export function noSessionTickets(context: unknown): boolean {
+  return onContext(context, (b, ctx) => b.noSessionTickets(ctx));
+}
+
+/**
+ * `fn` on the SSL_CTX behind a Node SecureContext (its `_external`); false when there is none
+ * or the addon cannot (not loaded, no OpenSSL symbol).
+ */
+function onContext(context: unknown, fn: (b: Binding, ctx: unknown) => boolean): boolean {
   const external = (context as { context?: { _external?: unknown } } | undefined)?.context?._external;
   if (external === undefined) return false;
   try {
-    return load().noSessionTickets(external);
+    return fn(load(), external);
   } catch {
     return false;
   }
@@ -190,13 +198,7 @@ export function nativeAvailable(): boolean {
  * keys): those connections stay on Node's TLS.
  */
 export function sealedWatch(context: unknown): boolean {
-  const external = (context as { context?: { _external?: unknown } } | undefined)?.context?._external;
-  if (external === undefined) return false;
-  try {
-    return load().sealedWatch(external);
-  } catch {
-    return false;
-  }
+  return onContext(context, (b, ctx) => b.sealedWatch(ctx));
 }
 
 /** What sealedCut hands over: the record state, and the bytes on either side of the cut. */
@@ -253,7 +255,7 @@ export const SEALED_ALERT = -7;
  * there instead, from into[0].
  */
 export function sealedOpen(state: SealedState, buf: Buffer, offset: number, length: number, into?: Buffer): number {
-  return into === undefined ? binding!.sealedOpen(state, buf, offset, length) : binding!.sealedOpen(state, buf, offset, length, into);
+  return binding!.sealedOpen(state, buf, offset, length, into);
 }
 
 /** Tests: a KeyUpdate once this many records went out under one key (default 2^24). */

@@ -187,7 +187,7 @@ export class SealedChannel {
   readonly #onClose = (): void => {
     // What the socket held when it closed is not reused (nothing says Node let go of it).
     this.#busy = null;
-    if (this.#gather !== null && this.#gather.length === SEALED_WIRE_MAX) release(freeGather, this.#gather, GATHER_KEPT);
+    if (this.#gather !== null) release(freeGather, this.#gather, GATHER_KEPT);
     this.#gather = null;
   };
 
