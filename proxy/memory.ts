@@ -42,6 +42,7 @@
 import { PROXY_DEFAULTS } from '../contract/sidecar.js';
 import { holdAllocatorPages, memoryPressure, releaseFilePages, trimMemory } from '../native/index.js';
 import { dropSealedBuffers } from './transport/sealed.js';
+import { dropChunks } from './transport/chunks.js';
 import { PerformanceObserver, constants as perfConstants, performance } from 'node:perf_hooks';
 import type { Log } from './log.js';
 
@@ -117,6 +118,7 @@ export async function reclaim(collectMs = COLLECT_MS): Promise<Reclaimed> {
   const before = process.memoryUsage();
   // The sealed sessions' spare record buffers are garbage from here: the collection frees them.
   dropSealedBuffers();
+  dropChunks();
   const t0 = performance.now();
   const collected = majorCollection(collectMs);
   memoryPressure();

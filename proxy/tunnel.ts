@@ -31,6 +31,8 @@ import {
 } from './message/types.js';
 import { field } from './headers.js';
 import { noteRead } from './gc.js';
+import { handOut, isLent, spent, takeChunk } from './transport/chunks.js';
+import { readsAsEvents, takeReadViews } from './transport/reads.js';
 import type { ForwardErrorCode, ForwardResult } from './opaque.js';
 import { parseLength } from './h2/server.js';
 import { resetAndDestroy } from './transport/tls.js';
@@ -42,6 +44,9 @@ export const H2_CONNECT_ERROR = 0xa;
 const MAX_REFUSED_RETRIES = 2;
 
 const ERROR_HEADER = 'mesh-proxy-error';
+
+/** A read at least this long is copied into a recycled chunk; a shorter one into a buffer of its own (Node's pool). */
+const RECYCLED_READ_MIN = 4096;
 
 /** The CONNECT request for `target` (an address: the workload's, on the server proxy's side). */
 export function connectHead(target: SocketAddress): RequestHead {
@@ -91,7 +96,9 @@ abstract class Join {
   /** Starts listening to the socket, paused (its bytes flow once the stream is established). */
   attach(socket: Socket): void {
     this.socket = socket;
-    socket.on('data', this.#onSocketData);
+    // Reads as views of the shared read buffer, copied into a recycled chunk (a long one) or
+    // a small buffer: no ArrayBuffer per read (transport/chunks.ts).
+    if (!takeReadViews(socket, this.#onSocketBytes)) socket.on('data', this.#onSocketData);
     socket.on('end', this.#onSocketEnd);
     socket.on('error', this.#onSocketError);
     socket.on('drain', this.#onSocketDrain);
@@ -102,6 +109,8 @@ abstract class Join {
   /** Stops listening to the socket (it is someone else's now). */
   detach(): void {
     const socket = this.socket!;
+    // Its next owner listens for 'data' (a fallback's pipe).
+    readsAsEvents(socket);
     socket.removeListener('data', this.#onSocketData);
     socket.removeListener('end', this.#onSocketEnd);
     socket.removeListener('error', this.#onSocketError);
@@ -115,6 +124,24 @@ abstract class Join {
     noteRead(chunk.length);
     const s = this.stream;
     if (s === undefined || this.streamGone) return;
+    if (!s.write(chunk)) this.socket!.pause();
+  };
+
+  /** A read, as a view valid during the call. A long one is copied into a chunk that sealing gives back. */
+  readonly #onSocketBytes = (view: Buffer): void => {
+    const s = this.stream;
+    if (s === undefined || this.streamGone) return;
+    const n = view.length;
+    let chunk: Buffer;
+    if (n >= RECYCLED_READ_MIN) {
+      const c = takeChunk();
+      view.copy(c, 0, 0, n);
+      handOut(c, n);
+      chunk = c.subarray(0, n);
+    } else {
+      chunk = Buffer.allocUnsafe(n);
+      view.copy(chunk, 0, 0, n);
+    }
     if (!s.write(chunk)) this.socket!.pause();
   };
 
@@ -152,13 +179,31 @@ abstract class Join {
     const socket = this.socket;
     if (socket === undefined) {
       (this.#early ??= []).push(Buffer.from(chunk));
+      spent(chunk);
       return false;
     }
     // Written as it is: the codec allocated the chunk's buffer for this read and does not reuse it.
-    if (socket.write(chunk) && !this.#waitingDrain) return true;
+    // A recycled chunk's payload goes back once written (callbacks come in write order).
+    let ok: boolean;
+    if (isLent(chunk)) {
+      (this.#writing ??= []).push(chunk);
+      ok = socket.write(chunk, this.#onWritten);
+    } else {
+      ok = socket.write(chunk);
+    }
+    if (ok && !this.#waitingDrain) return true;
     this.#waitingDrain = true;
     return false;
   }
+
+  /** Recycled payloads written to the socket and not yet done, oldest first. */
+  #writing: Buffer[] | null = null;
+
+  readonly #onWritten = (err?: Error | null): void => {
+    const c = this.#writing?.shift();
+    // A failed write may not have let go of the bytes: that chunk is left to the collector.
+    if (c !== undefined && err == null) spent(c);
+  };
 
   /** The body that waited for the socket: written now; true when the socket can take more. */
   protected flushEarly(socket: Socket): boolean {

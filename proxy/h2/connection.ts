@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import type { ProxyErrorCode } from '../errors.js';
 import { noteRead } from '../gc.js';
 import { takeReadViews } from '../transport/reads.js';
+import { spentAll } from '../transport/chunks.js';
 import { sealedOf, type SealedChannel } from '../transport/sealed.js';
 import {
   H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR, H2_FRAME_SIZE_ERROR, H2_NO_ERROR, H2_PROTOCOL_ERROR, H2_STREAM_CLOSED,
@@ -103,6 +104,8 @@ export abstract class H2Connection implements F.FrameSink {
       settings.push(F.SETTINGS_MAX_FRAME_SIZE, maxFrame);
     }
     if (role === 'client') settings.push(F.SETTINGS_ENABLE_PUSH, 0);
+    // A tunnel session's streams are joined to sockets that spend what they are given (proxy/tunnel.ts).
+    this.#reader.recycle = options.peer === 'tunnel';
     this.w.settings(settings);
     if (this.#connWindow > F.DEFAULT_WINDOW) this.w.windowUpdate(0, this.#connWindow - F.DEFAULT_WINDOW);
     this.schedule();
@@ -180,7 +183,10 @@ export abstract class H2Connection implements F.FrameSink {
       // nothing to write, or nobody to write to
     } else if (this.#sealed !== undefined) {
       // Sealed: every piece into one run of records, one socket write (no concatenation first).
+      const now = this.#sealed.sealsAtOnce;
       if (!this.#sealed.write(out)) this.socketBlocked = true;
+      // Sealing copied the pieces: a tunnel's recycled read chunks go back (those it holds still are queued elsewhere).
+      if (now && !Buffer.isBuffer(out)) spentAll(out);
     } else if (Buffer.isBuffer(out)) {
       if (!this.socket.write(out)) this.socketBlocked = true;
     } else {

@@ -9,6 +9,7 @@
 // in a single socket write; written regions are never reused (the socket may
 // still hold them), and an idle connection drops its slab.
 import { Buffer } from 'node:buffer';
+import { CHUNK_BYTES, handOut, takeChunk } from '../transport/chunks.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -68,7 +69,16 @@ export interface FrameSink {
 export class FrameReader {
   /** Our SETTINGS_MAX_FRAME_SIZE: a longer frame is a FRAME_SIZE_ERROR (§4.2). */
   maxFrameSize = DEFAULT_MAX_FRAME;
+  /**
+   * Long DATA frames are gathered in recycled chunks (transport/chunks.ts), handed out with
+   * their payload: for a session whose every stream's reader spends what it is given (a
+   * tunnel's joins). Elsewhere a chunk would outlive its use in a body forwarded on, 4x
+   * the size of an app's 16 KiB frame.
+   */
+  recycle = false;
   #pend: Buffer | null = null; // a frame split across reads: header first, then exactly its size
+  /** The recycled chunk #pend lies in, when it does. */
+  #chunk: Buffer | null = null;
   #have = 0;
   #stopped = false;
 
@@ -77,7 +87,8 @@ export class FrameReader {
   /** No more frames are delivered (the connection failed or closed). */
   stop(): void {
     this.#stopped = true;
-    this.#pend = null;
+    // Not given back: the socket's next read may already be set to land in it (readInto).
+    this.#pend = this.#chunk = null;
   }
 
   /**
@@ -104,10 +115,7 @@ export class FrameReader {
     if (p !== null && chunk.buffer === p.buffer && chunk.byteOffset === p.byteOffset + this.#have && end > 0) {
       // A read that landed where readInto() said: the bytes are in place (never past the frame's end).
       this.#have += end;
-      if (this.#have === p.length) {
-        this.#pend = null;
-        this.sink.onFrame(p[3]!, p[4]!, p.readUInt32BE(5) & 0x7fffffff, p.subarray(HEADER_SIZE));
-      }
+      if (this.#have === p.length) this.#deliver(p);
       return 0;
     }
     while (off < end) {
@@ -136,7 +144,7 @@ export class FrameReader {
         if (this.#stopped) return 0;
         off = next;
       } else {
-        this.#pend = Buffer.allocUnsafe(HEADER_SIZE + len);
+        this.#pend = this.#frameBuffer(type, len);
         chunk.copy(this.#pend, 0, off, end);
         this.#have = end - off;
         return 0;
@@ -166,7 +174,7 @@ export class FrameReader {
         return -1;
       }
       if (p.length !== HEADER_SIZE + len) {
-        const full = Buffer.allocUnsafe(HEADER_SIZE + len);
+        const full = this.#frameBuffer(p[3]!, len);
         p.copy(full, 0, 0, HEADER_SIZE);
         this.#pend = p = full;
       }
@@ -175,11 +183,29 @@ export class FrameReader {
     chunk.copy(p, this.#have, used, used + n);
     this.#have += n;
     used += n;
-    if (this.#have === p.length) {
-      this.#pend = null;
-      this.sink.onFrame(p[3]!, p[4]!, p.readUInt32BE(5) & 0x7fffffff, p.subarray(HEADER_SIZE));
-    }
+    if (this.#have === p.length) this.#deliver(p);
     return used;
+  }
+
+  /** Where a frame of `len` payload bytes is gathered: a recycled chunk for a long DATA frame when recycling. */
+  #frameBuffer(type: number, len: number): Buffer {
+    if (this.recycle && type === DATA && len >= IN_PLACE_MIN && HEADER_SIZE + len <= CHUNK_BYTES) {
+      const c = (this.#chunk = takeChunk());
+      return c.subarray(0, HEADER_SIZE + len);
+    }
+    return Buffer.allocUnsafe(HEADER_SIZE + len);
+  }
+
+  /** The gathered frame `p` is complete. */
+  #deliver(p: Buffer): void {
+    this.#pend = null;
+    const payload = p.subarray(HEADER_SIZE);
+    const c = this.#chunk;
+    if (c !== null) {
+      this.#chunk = null;
+      handOut(c, payload.length);
+    }
+    this.sink.onFrame(p[3]!, p[4]!, p.readUInt32BE(5) & 0x7fffffff, payload);
   }
 }
 

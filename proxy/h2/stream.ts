@@ -11,6 +11,7 @@ import type { H2Connection } from './connection.js';
 import { TOKEN } from '../h1/chars.js';
 import { lowerName } from '../headers.js';
 import { forbiddenInValue } from './hpack/decoder.js';
+import { isLent } from '../transport/chunks.js';
 
 /** What both roles' listeners have; ResponseListener adds onContinue/onResponse, used by client.ts. */
 export interface StreamListener extends BodyListener {
@@ -171,7 +172,8 @@ export class H2Stream implements ServerStream, ClientStream {
     else if (n > 0) {
       if (this.l === null || this.paused || this.inQ !== null) {
         // A copy: a view would keep its whole read (up to 64 KiB) for however few bytes it holds.
-        (this.inQ ??= []).push(Buffer.from(data));
+        // Not a recycled chunk's payload: that is its frame, and goes back once its reader spent it.
+        (this.inQ ??= []).push(isLent(data) ? data : Buffer.from(data));
         this.#hold(n);
       } else if (this.l.onData(data)) {
         this.consumed(n);
