@@ -4,7 +4,7 @@
 // the join, half-close each way, resets each way, backpressure, refusals, and
 // that many connections share one session without leaving streams behind.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -16,6 +16,7 @@ import type { Dispatcher, RequestListener, ServerStream } from './message/types.
 import { dialTcp, forwardOpaque, type ForwardResult } from './opaque.js';
 import { authorityPort, connectHead, forwardTunnel, TunnelServer, type TunnelHost } from './tunnel.js';
 import { API_ID, PlainMeshConnector } from './forward/testkit.js';
+import { recycledChunks } from './transport/chunks.js';
 
 const LOCAL: SocketAddress = { address: '127.0.0.1', port: 0, family: 4 };
 const cleanup: Array<() => unknown> = [];
@@ -286,6 +287,30 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     assert.equal(got.bytes, total);
     assert.equal(sha(got.chunks), sha(sent), 'every byte, in order');
     c.destroy();
+  });
+
+  it('16 MiB of random bytes each way through an echoing app: whole and in order, the DATA frames’ chunks recycled as the app’s socket takes them', async () => {
+    const app = await listen((s) => s.pipe(s), 'app (echo)');
+    const r = await rig(app);
+    const c = await connect(r.front);
+    const sent = randomBytes(16 << 20);
+    const before = recycledChunks();
+    const got = readAll(c);
+    // In pieces of any length, as an app writes.
+    for (let off = 0; off < sent.length; ) {
+      const n = Math.min(sent.length - off, 1 + Math.floor(Math.random() * 200_000));
+      if (!c.write(sent.subarray(off, off + n))) await once(c, 'drain');
+      off += n;
+    }
+    c.end();
+    const res = await got;
+    assert.equal(res.bytes, sent.length);
+    assert.equal(sha(res.chunks), sha([sent]), 'every byte back, in order');
+    // Each way the 64 KiB DATA frames between the proxies land in chunks; those the app's socket (or the client's) wrote come back.
+    const back = recycledChunks() - before;
+    assert.ok(back >= (2 * sent.length) / (64 << 10) / 2, `${back} chunks recycled for ${(2 * sent.length) / (64 << 10)} frames' worth`);
+    await r.settled(1);
+    assert.deepEqual([r.clientResults[0]!.error, r.serverResults[0]!.error], [undefined, undefined]);
   });
 
   it('a CONNECT whose response ends while the request’s end waits behind a paused reader still delivers the rest and the end', async () => {

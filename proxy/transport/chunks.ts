@@ -32,6 +32,7 @@ interface Lent {
 }
 
 const free: Buffer[] = [];
+let recycled = 0;
 // Keyed by the memory, not the view: a consumer spends views of its own (a frame's payload,
 // a part of a split chunk). Weak: a chunk nobody spends takes its entry with it.
 const lent = new WeakMap<ArrayBufferLike, Lent>();
@@ -68,7 +69,13 @@ export function spent(view: Buffer): void {
   l.left -= view.length;
   if (l.left > 0) return;
   lent.delete(ab);
+  recycled++;
   giveBack(l.chunk);
+}
+
+/** Chunks that came back after use so far (tests: recycling happens where it should). */
+export function recycledChunks(): number {
+  return recycled;
 }
 
 /** Every spent view in `views` (a flushed turn's pieces). */

@@ -139,6 +139,19 @@ describe('sealed mTLS sessions', { timeout: 60_000 }, () => {
     c.socket.destroy();
   });
 
+  it('seals a turn longer than one output buffer into several, whole and in order: 24 pieces of 64 KiB, then 1 MiB in one', async () => {
+    const { c, s } = await sealedPair();
+    const atServer = collect(s);
+    const pieces = Array.from({ length: 24 }, () => randomBytes(64 * 1024));
+    const one = randomBytes(1024 * 1024);
+    c.write(pieces);
+    c.write(one);
+    const size = 24 * 64 * 1024 + one.length;
+    assert.equal(sha(await atServer.until(size)), sha(Buffer.concat([...pieces, one])));
+    assert.equal(atServer.bytes().length, size, 'nothing more, nothing repeated');
+    c.socket.destroy();
+  });
+
   it('updates its keys (KeyUpdate) both ways and goes on', async () => {
     const { c, s } = await sealedPair();
     // A KeyUpdate every 5 records each way, so both sides open many records under new keys.
