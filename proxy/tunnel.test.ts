@@ -87,7 +87,7 @@ interface Rig {
   host: TunnelHost;
 }
 
-async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Dispatcher } = {}): Promise<Rig> {
+async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Dispatcher; peek?: boolean } = {}): Promise<Rig> {
   const clientResults: ForwardResult[] = [];
   const serverResults: ForwardResult[] = [];
   let waiters: Array<() => void> = [];
@@ -114,10 +114,18 @@ async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Di
   const session = await ourClient(server.port, { peer: 'tunnel' });
   cleanup.push(() => session.destroy());
   const target: SocketAddress = { ...LOCAL, port: appPort };
-  const front = await listen((s) => {
+  const forward = (s: Socket): void =>
     void forwardTunnel(s, target, opts.session ?? (() => session)).then((r) => {
       clientResults.push(r);
       notify();
+    });
+  // peek: as protocol detection does, the first bytes are read and put back before forwarding.
+  const front = await listen((s) => {
+    if (opts.peek !== true) return forward(s);
+    s.once('data', (first: Buffer) => {
+      s.pause();
+      s.unshift(first);
+      forward(s);
     });
   }, 'front');
   const settled = async (n: number): Promise<void> => {
@@ -287,6 +295,20 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     assert.equal(got.bytes, total);
     assert.equal(sha(got.chunks), sha(sent), 'every byte, in order');
     c.destroy();
+  });
+
+  it('bytes read before the stream was set up (detection put them back) reach the app first, then the rest', async () => {
+    const app = await listen((s) => s.pipe(s), 'app (echo, peeked client)');
+    const r = await rig(app, { peek: true });
+    const c = await connect(r.front);
+    const got = readAll(c);
+    c.write('first bytes, peeked;');
+    // The rest only once the front has read the first (the tunnel is being set up by then).
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    c.end(' the rest');
+    const res = await got;
+    assert.equal(Buffer.concat(res.chunks).toString(), 'first bytes, peeked; the rest');
+    await r.settled(1);
   });
 
   it('16 MiB of random bytes each way through an echoing app: whole and in order, the DATA frames’ chunks recycled as the app’s socket takes them', async () => {

@@ -93,12 +93,9 @@ abstract class Join {
     this.detail = detail;
   }
 
-  /** Starts listening to the socket, paused (its bytes flow once the stream is established). */
+  /** Starts listening to the socket, paused (its bytes flow once the stream is established: flow()). */
   attach(socket: Socket): void {
     this.socket = socket;
-    // Reads as views of the shared read buffer, copied into a recycled chunk (a long one) or
-    // a small buffer: no ArrayBuffer per read (transport/chunks.ts).
-    if (!takeReadViews(socket, this.#onSocketBytes)) socket.on('data', this.#onSocketData);
     socket.on('end', this.#onSocketEnd);
     socket.on('error', this.#onSocketError);
     socket.on('drain', this.#onSocketDrain);
@@ -119,6 +116,22 @@ abstract class Join {
   }
 
   // ---- socket → stream ----
+
+  #reading = false;
+
+  /** The stream is established: the socket's bytes flow into it, those it already holds first. */
+  protected flow(): void {
+    const socket = this.socket!;
+    if (socket.destroyed) return;
+    if (!this.#reading) {
+      this.#reading = true;
+      // Reads as views of the shared read buffer, copied into a recycled chunk (a long one) or a
+      // small buffer: no ArrayBuffer per read (transport/chunks.ts). Taken only now: what the
+      // socket holds (bytes detection put back) is handed over at once, and needs the stream.
+      if (!takeReadViews(socket, this.#onSocketBytes)) socket.on('data', this.#onSocketData);
+    }
+    socket.resume();
+  }
 
   readonly #onSocketData = (chunk: Buffer): void => {
     noteRead(chunk.length);
@@ -147,7 +160,7 @@ abstract class Join {
 
   /** The stream can take more. */
   onWritable(): void {
-    if (!this.sentEnd && !this.streamGone) this.socket?.resume();
+    if (this.#reading && !this.sentEnd && !this.streamGone) this.socket?.resume();
   }
 
   readonly #onSocketEnd = (): void => {
@@ -291,7 +304,7 @@ class ClientJoin extends Join implements ResponseListener {
     const socket = this.socket!;
     if (head.status >= 200 && head.status < 300) {
       this.#established = true;
-      if (!socket.destroyed) socket.resume();
+      this.flow();
       if (endStream) this.onEnd(undefined);
       return;
     }
@@ -387,7 +400,7 @@ class ServerJoin extends Join implements RequestListener {
     const endedBefore = this.gotEnd;
     this.attach(socket);
     this.s.respond({ status: 200, reason: '', version: 20, headers: [] }, false);
-    socket.resume();
+    this.flow();
     // What the client sent (and its end) waited for this socket; the stream, paused, goes on once it drains.
     const more = this.flushEarly(socket);
     if (endedBefore) socket.end();
