@@ -87,7 +87,7 @@ interface Rig {
   host: TunnelHost;
 }
 
-async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Dispatcher; peek?: boolean } = {}): Promise<Rig> {
+async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Dispatcher; peek?: number } = {}): Promise<Rig> {
   const clientResults: ForwardResult[] = [];
   const serverResults: ForwardResult[] = [];
   let waiters: Array<() => void> = [];
@@ -119,14 +119,22 @@ async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Di
       clientResults.push(r);
       notify();
     });
-  // peek: as protocol detection does, the first bytes are read and put back before forwarding.
+  // peek: as protocol detection does, the first bytes (at least this many) are read and put back before forwarding.
   const front = await listen((s) => {
-    if (opts.peek !== true) return forward(s);
-    s.once('data', (first: Buffer) => {
+    const want = opts.peek;
+    if (want === undefined) return forward(s);
+    const first: Buffer[] = [];
+    let have = 0;
+    const onData = (b: Buffer): void => {
+      first.push(b);
+      have += b.length;
+      if (have < want) return;
       s.pause();
-      s.unshift(first);
+      s.removeListener('data', onData);
+      s.unshift(Buffer.concat(first));
       forward(s);
-    });
+    };
+    s.on('data', onData);
   }, 'front');
   const settled = async (n: number): Promise<void> => {
     while (clientResults.length < n || serverResults.length < n) await new Promise<void>((r) => waiters.push(r));
@@ -299,7 +307,7 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
 
   it('bytes read before the stream was set up (detection put them back) reach the app first, then the rest', async () => {
     const app = await listen((s) => s.pipe(s), 'app (echo, peeked client)');
-    const r = await rig(app, { peek: true });
+    const r = await rig(app, { peek: 1 });
     const c = await connect(r.front);
     const got = readAll(c);
     c.write('first bytes, peeked;');
@@ -308,6 +316,19 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     c.end(' the rest');
     const res = await got;
     assert.equal(Buffer.concat(res.chunks).toString(), 'first bytes, peeked; the rest');
+    await r.settled(1);
+  });
+
+  it('a client that sends 1 MiB and its FIN at once: what the socket held before forwarding (200 KB, more than a chunk) and the rest arrive whole', async () => {
+    const app = await listen((s) => s.pipe(s), 'app (echo, eager client)');
+    const r = await rig(app, { peek: 200_000 });
+    const c = await connect(r.front);
+    const got = readAll(c);
+    const sent = randomBytes(1 << 20);
+    c.end(sent);
+    const res = await got;
+    assert.equal(res.bytes, sent.length);
+    assert.equal(sha(res.chunks), sha([sent]));
     await r.settled(1);
   });
 

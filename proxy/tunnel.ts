@@ -31,7 +31,7 @@ import {
 } from './message/types.js';
 import { field } from './headers.js';
 import { noteRead } from './gc.js';
-import { handOut, isLent, spent, takeChunk } from './transport/chunks.js';
+import { CHUNK_BYTES, handOut, isLent, spent, takeChunk } from './transport/chunks.js';
 import { readsAsEvents, takeReadViews } from './transport/reads.js';
 import type { ForwardErrorCode, ForwardResult } from './opaque.js';
 import { parseLength } from './h2/server.js';
@@ -146,7 +146,8 @@ abstract class Join {
     if (s === undefined || this.streamGone) return;
     const n = view.length;
     let chunk: Buffer;
-    if (n >= RECYCLED_READ_MIN) {
+    // (Longer than a chunk: only the bytes the socket held before its reads were taken, in one piece.)
+    if (n >= RECYCLED_READ_MIN && n <= CHUNK_BYTES) {
       const c = takeChunk();
       view.copy(c, 0, 0, n);
       handOut(c, n);
