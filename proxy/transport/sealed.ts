@@ -46,8 +46,8 @@ export function sealedOf(socket: Socket): SealedChannel | undefined {
 const OUT_SIZE = 256 * 1024;
 /**
  * Plaintext sealed into one output buffer at most: whole records (a turn's frames are cut at
- * any byte: records need not follow frames). A longer turn (a tunnel reading 32 x 64 KiB from
- * a busy socket in one go, libuv's read loop) is sealed into several, written as one writev.
+ * any byte: records need not follow frames). A longer turn (a tunnel whose app socket had
+ * several 64 KiB reads ready in one turn) is sealed into several, written as one writev.
  * Each used to get a fresh buffer of its own size: 100-140 MB/s of ArrayBuffers in opaque bulk,
  * which V8 counts toward its next full collection (transport/chunks.ts says how).
  */
@@ -58,7 +58,7 @@ function wholeRecordsWithin(wire: number): number {
   while (sealedSize(plain) > wire) plain -= SEALED_RECORD_MAX;
   return plain;
 }
-/** 4 MiB: what two busy sessions' sockets hold before 'drain' (the kernel takes ~2.5 MB at a time on loopback). */
+/** 4 MiB: a busy session's socket may hold a long turn's several buffers until 'drain'; those come back here. */
 const OUT_KEPT = 16;
 const freeOut: Buffer[] = [];
 const EMPTY = Buffer.alloc(0);
