@@ -353,7 +353,8 @@ export abstract class H2Connection implements F.FrameSink {
   readonly #placeRead = (): Buffer | null => (this.dead ? null : this.#reader.readInto());
 
   readonly #onBytes = (chunk: Buffer): void => {
-    noteRead(chunk.length);
+    // A tunnel session's long DATA frames are read into recycled chunks: no fresh buffers to collect.
+    if (!this.#reader.recycle) noteRead(chunk.length);
     if (this.dead) return;
     this.#pingOut = false; // anything read shows the peer is there
     try {

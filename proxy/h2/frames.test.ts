@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as F from './frames.js';
+import { isLent, recycledChunks, spent } from '../transport/chunks.js';
 
 interface Seen {
   type: number;
@@ -286,4 +287,33 @@ test('frames: a quiet turn writes into a piece of the shared pool; a busy connec
   const { r, seen } = reader();
   r.push(Buffer.concat([quiet, busy, next]));
   assert.deepEqual(seen.map((f) => f.payload.length), [40, 5, 3000, 3000, 3000, 3000, 3000, 3000]);
+});
+
+test('recycling: long DATA payloads (whole in a read, or gathered across reads) are handed out in chunks; short ones and other frames are not', () => {
+  const got: Buffer[] = [];
+  const types: number[] = [];
+  const r = new F.FrameReader({ onFrame: (type, _flags, _id, payload) => (types.push(type), got.push(payload)) });
+  r.recycle = true;
+  r.maxFrameSize = 64 * 1024; // as between proxies
+  const long = Buffer.alloc(8192, 7);
+  const whole = F.frame(F.DATA, 0, 1, long);
+  const split = F.frame(F.DATA, 0, 1, Buffer.alloc(20_000, 9));
+  const short = F.frame(F.DATA, 0, 1, Buffer.alloc(100, 1));
+  const ping = F.frame(F.PING, 0, 0, Buffer.alloc(8));
+  assert.equal(r.push(Buffer.concat([whole, short, ping])), 0);
+  assert.equal(r.push(split.subarray(0, 5000)), 0);
+  assert.equal(r.push(split.subarray(5000)), 0);
+  assert.deepEqual(types, [F.DATA, F.DATA, F.PING, F.DATA]);
+  assert.deepEqual(got.map(isLent), [true, false, false, true]);
+  assert.deepEqual(got[0], long);
+  assert.deepEqual(got[3], Buffer.alloc(20_000, 9));
+  const before = recycledChunks();
+  spent(got[0]!);
+  spent(got[3]!);
+  assert.equal(recycledChunks() - before, 2, 'both chunks come back once spent');
+  // Without recycling (sessions whose readers do not spend): no chunk at all.
+  const plain = new F.FrameReader({ onFrame: (_t, _f, _i, payload) => got.push(payload) });
+  plain.maxFrameSize = 64 * 1024;
+  plain.push(Buffer.concat([whole, split]));
+  assert.ok(!isLent(got[4]!) && !isLent(got[5]!));
 });

@@ -139,7 +139,7 @@ export class FrameReader {
       const id = chunk.readUInt32BE(off + 5) & 0x7fffffff; // the reserved bit is ignored (§4.1)
       if (next <= end) {
         // A DATA payload outlives the call (queued, or written to a socket later): a copy.
-        const payload = type === DATA ? copyOf(chunk, off + HEADER_SIZE, next) : chunk.subarray(off + HEADER_SIZE, next);
+        const payload = type === DATA ? this.#dataOf(chunk, off + HEADER_SIZE, next) : chunk.subarray(off + HEADER_SIZE, next);
         this.sink.onFrame(type, flags, id, payload);
         if (this.#stopped) return 0;
         off = next;
@@ -185,6 +185,16 @@ export class FrameReader {
     used += n;
     if (this.#have === p.length) this.#deliver(p);
     return used;
+  }
+
+  /** A whole DATA payload in a read, copied: into a recycled chunk when long and recycling. */
+  #dataOf(b: Buffer, start: number, end: number): Buffer {
+    const len = end - start;
+    if (!this.recycle || len < IN_PLACE_MIN || len > CHUNK_BYTES) return copyOf(b, start, end);
+    const c = takeChunk();
+    b.copy(c, 0, start, end);
+    handOut(c, len);
+    return c.subarray(0, len);
   }
 
   /** Where a frame of `len` payload bytes is gathered: a recycled chunk for a long DATA frame when recycling. */
