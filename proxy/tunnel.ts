@@ -31,7 +31,7 @@ import {
 } from './message/types.js';
 import { field } from './headers.js';
 import { noteRead } from './gc.js';
-import { CHUNK_BYTES, handOut, isLent, spent, takeChunk } from './transport/chunks.js';
+import { CHUNK_BYTES, CHUNK_MIN, handOut, isLent, spent, takeChunk } from './transport/chunks.js';
 import { readsAsEvents, takeReadViews } from './transport/reads.js';
 import type { ForwardErrorCode, ForwardResult } from './opaque.js';
 import { parseLength } from './h2/server.js';
@@ -45,8 +45,6 @@ const MAX_REFUSED_RETRIES = 2;
 
 const ERROR_HEADER = 'mesh-proxy-error';
 
-/** A read at least this long is copied into a recycled chunk; a shorter one into a buffer of its own (Node's pool). */
-const RECYCLED_READ_MIN = 4096;
 
 /** The CONNECT request for `target` (an address: the workload's, on the server proxy's side). */
 export function connectHead(target: SocketAddress): RequestHead {
@@ -118,6 +116,8 @@ abstract class Join {
   // ---- socket → stream ----
 
   #reading = false;
+  /** The stream said "no more" (write() false): the socket stays paused until onWritable(). */
+  #stalled = false;
 
   /** The stream is established: the socket's bytes flow into it, those it already holds first. */
   protected flow(): void {
@@ -130,14 +130,21 @@ abstract class Join {
       // socket holds (bytes detection put back) is handed over at once, and needs the stream.
       if (!takeReadViews(socket, this.#onSocketBytes)) socket.on('data', this.#onSocketData);
     }
-    socket.resume();
+    // Not if what it held already filled the stream.
+    if (!this.#stalled) socket.resume();
+  }
+
+  #toStream(s: ClientStream | ServerStream, chunk: Buffer): void {
+    if (s.write(chunk)) return;
+    this.#stalled = true;
+    this.socket!.pause();
   }
 
   readonly #onSocketData = (chunk: Buffer): void => {
     noteRead(chunk.length);
     const s = this.stream;
     if (s === undefined || this.streamGone) return;
-    if (!s.write(chunk)) this.socket!.pause();
+    this.#toStream(s, chunk);
   };
 
   /** A read, as a view valid during the call. A long one is copied into a chunk that sealing gives back. */
@@ -147,7 +154,7 @@ abstract class Join {
     const n = view.length;
     let chunk: Buffer;
     // (Longer than a chunk: only the bytes the socket held before its reads were taken, in one piece.)
-    if (n >= RECYCLED_READ_MIN && n <= CHUNK_BYTES) {
+    if (n >= CHUNK_MIN && n <= CHUNK_BYTES) {
       const c = takeChunk();
       view.copy(c, 0, 0, n);
       handOut(c, n);
@@ -156,11 +163,12 @@ abstract class Join {
       chunk = Buffer.allocUnsafe(n);
       view.copy(chunk, 0, 0, n);
     }
-    if (!s.write(chunk)) this.socket!.pause();
+    this.#toStream(s, chunk);
   };
 
   /** The stream can take more. */
   onWritable(): void {
+    this.#stalled = false;
     if (this.#reading && !this.sentEnd && !this.streamGone) this.socket?.resume();
   }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as F from './frames.js';
-import { isLent, recycledChunks, spent } from '../transport/chunks.js';
+import { handOut, isLent, recycledChunks, spent, spentAll, takeChunk } from '../transport/chunks.js';
 
 interface Seen {
   type: number;
@@ -295,10 +295,11 @@ test('recycling: long DATA payloads (whole in a read, or gathered across reads) 
   const r = new F.FrameReader({ onFrame: (type, _flags, _id, payload) => (types.push(type), got.push(payload)) });
   r.recycle = true;
   r.maxFrameSize = 64 * 1024; // as between proxies
-  const long = Buffer.alloc(8192, 7);
+  const long = Buffer.alloc(40_000, 7);
   const whole = F.frame(F.DATA, 0, 1, long);
-  const split = F.frame(F.DATA, 0, 1, Buffer.alloc(20_000, 9));
-  const short = F.frame(F.DATA, 0, 1, Buffer.alloc(100, 1));
+  const split = F.frame(F.DATA, 0, 1, Buffer.alloc(50_000, 9));
+  // Under half a chunk: memory of its own size (a chunk queued for it would hold over twice its bytes).
+  const short = F.frame(F.DATA, 0, 1, Buffer.alloc(8192, 1));
   const ping = F.frame(F.PING, 0, 0, Buffer.alloc(8));
   assert.equal(r.push(Buffer.concat([whole, short, ping])), 0);
   assert.equal(r.push(split.subarray(0, 5000)), 0);
@@ -306,7 +307,7 @@ test('recycling: long DATA payloads (whole in a read, or gathered across reads) 
   assert.deepEqual(types, [F.DATA, F.DATA, F.PING, F.DATA]);
   assert.deepEqual(got.map(isLent), [true, false, false, true]);
   assert.deepEqual(got[0], long);
-  assert.deepEqual(got[3], Buffer.alloc(20_000, 9));
+  assert.deepEqual(got[3], Buffer.alloc(50_000, 9));
   const before = recycledChunks();
   spent(got[0]!);
   spent(got[3]!);
@@ -316,4 +317,20 @@ test('recycling: long DATA payloads (whole in a read, or gathered across reads) 
   plain.maxFrameSize = 64 * 1024;
   plain.push(Buffer.concat([whole, split]));
   assert.ok(!isLent(got[4]!) && !isLent(got[5]!));
+});
+
+test('recycling: a handed-over chunk framed in a copied short slice and a long part comes back once the turn is flushed', () => {
+  const c = takeChunk();
+  c.fill(3, 0, 40_000);
+  handOut(c, 40_000);
+  const w = new F.FrameWriter();
+  // What the windows allowed first (short: copied into the slab), then the rest (handed over as it is).
+  w.data(1, c.subarray(0, 40_000), 0, 3000, false, true);
+  w.data(1, c.subarray(0, 40_000), 3000, 37_000, false, true);
+  const before = recycledChunks();
+  const parts = w.takeParts();
+  assert.ok(Array.isArray(parts));
+  assert.equal(recycledChunks(), before, 'the long part is still to be written');
+  spentAll(parts as Buffer[]);
+  assert.equal(recycledChunks() - before, 1);
 });

@@ -9,7 +9,7 @@
 // in a single socket write; written regions are never reused (the socket may
 // still hold them), and an idle connection drops its slab.
 import { Buffer } from 'node:buffer';
-import { CHUNK_BYTES, handOut, takeChunk } from '../transport/chunks.js';
+import { CHUNK_BYTES, CHUNK_MIN, handOut, spentBytes, takeChunk } from '../transport/chunks.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -190,7 +190,7 @@ export class FrameReader {
   /** A whole DATA payload in a read, copied: into a recycled chunk when long and recycling. */
   #dataOf(b: Buffer, start: number, end: number): Buffer {
     const len = end - start;
-    if (!this.recycle || len < IN_PLACE_MIN || len > CHUNK_BYTES) return copyOf(b, start, end);
+    if (!this.recycle || len < CHUNK_MIN || len > CHUNK_BYTES) return copyOf(b, start, end);
     const c = takeChunk();
     b.copy(c, 0, start, end);
     handOut(c, len);
@@ -199,7 +199,7 @@ export class FrameReader {
 
   /** Where a frame of `len` payload bytes is gathered: a recycled chunk for a long DATA frame when recycling. */
   #frameBuffer(type: number, len: number): Buffer {
-    if (this.recycle && type === DATA && len >= IN_PLACE_MIN && HEADER_SIZE + len <= CHUNK_BYTES) {
+    if (this.recycle && type === DATA && len >= CHUNK_MIN && HEADER_SIZE + len <= CHUNK_BYTES) {
       const c = (this.#chunk = takeChunk());
       return c.subarray(0, HEADER_SIZE + len);
     }
@@ -391,7 +391,10 @@ export class FrameWriter {
       return;
     }
     const at = this.#frame(len, DATA, endStream ? FLAG_END_STREAM : 0, id);
-    if (len > 0) chunk.copy(this.#buf!, at, from, from + len);
+    if (len === 0) return;
+    chunk.copy(this.#buf!, at, from, from + len);
+    // A short slice of a handed-over recycled chunk (what a window left): copied, so spent.
+    if (handedOver) spentBytes(chunk, len);
   }
 
   /** A header block as HEADERS plus CONTINUATION frames of at most `maxFrame` bytes. */

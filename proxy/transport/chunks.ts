@@ -22,6 +22,11 @@ import { Buffer } from 'node:buffer';
 
 /** A 64 KiB socket read, or a 64 KiB DATA frame (the mesh's largest) with its 9-byte header. */
 export const CHUNK_BYTES = 64 * 1024 + 16;
+/**
+ * The shortest piece put in a chunk: a shorter one gets memory of its own size, since a chunk
+ * held for it (queued behind a paused reader, or a stream's window) would hold over twice its bytes.
+ */
+export const CHUNK_MIN = CHUNK_BYTES >>> 1;
 /** Chunks kept on the free list at most (4 MiB): what bulk through a few streams keeps in flight. */
 const FREE_MAX = 64;
 
@@ -63,10 +68,15 @@ export function isLent(view: Buffer): boolean {
  * handed-out chunk is ignored. Each handed-out byte must be spent once only.
  */
 export function spent(view: Buffer): void {
+  spentBytes(view, view.length);
+}
+
+/** As spent(), for `n` bytes of the chunk `view` lies in (a slice copied elsewhere, without a view made for it). */
+export function spentBytes(view: Buffer, n: number): void {
   const ab = view.buffer;
   const l = lent.get(ab);
   if (l === undefined) return;
-  l.left -= view.length;
+  l.left -= n;
   if (l.left > 0) return;
   lent.delete(ab);
   recycled++;
