@@ -31,8 +31,8 @@ import {
 } from './message/types.js';
 import { field } from './headers.js';
 import { noteRead } from './gc.js';
-import { CHUNK_BYTES, CHUNK_MIN, handOut, isLent, spent, takeChunk } from './transport/chunks.js';
-import { readsAsEvents, takeReadViews } from './transport/reads.js';
+import { CHUNK_BYTES, CHUNK_MIN, isLent, lendCopy, spent } from './transport/chunks.js';
+import { takeReadViews } from './transport/reads.js';
 import type { ForwardErrorCode, ForwardResult } from './opaque.js';
 import { parseLength } from './h2/server.js';
 import { resetAndDestroy } from './transport/tls.js';
@@ -44,7 +44,6 @@ export const H2_CONNECT_ERROR = 0xa;
 const MAX_REFUSED_RETRIES = 2;
 
 const ERROR_HEADER = 'mesh-proxy-error';
-
 
 /** The CONNECT request for `target` (an address: the workload's, on the server proxy's side). */
 export function connectHead(target: SocketAddress): RequestHead {
@@ -101,11 +100,9 @@ abstract class Join {
     socket.pause();
   }
 
-  /** Stops listening to the socket (it is someone else's now). */
+  /** Stops listening to the socket (it is someone else's now). Only before flow(): its reads are still Node's. */
   detach(): void {
     const socket = this.socket!;
-    // Its next owner listens for 'data' (a fallback's pipe).
-    readsAsEvents(socket);
     socket.removeListener('data', this.#onSocketData);
     socket.removeListener('end', this.#onSocketEnd);
     socket.removeListener('error', this.#onSocketError);
@@ -152,18 +149,8 @@ abstract class Join {
     const s = this.stream;
     if (s === undefined || this.streamGone) return;
     const n = view.length;
-    let chunk: Buffer;
     // (Longer than a chunk: only the bytes the socket held before its reads were taken, in one piece.)
-    if (n >= CHUNK_MIN && n <= CHUNK_BYTES) {
-      const c = takeChunk();
-      view.copy(c, 0, 0, n);
-      handOut(c, n);
-      chunk = c.subarray(0, n);
-    } else {
-      chunk = Buffer.allocUnsafe(n);
-      view.copy(chunk, 0, 0, n);
-    }
-    this.#toStream(s, chunk);
+    this.#toStream(s, n >= CHUNK_MIN && n <= CHUNK_BYTES ? lendCopy(view, 0, n) : Buffer.from(view));
   };
 
   /** The stream can take more. */

@@ -9,7 +9,7 @@
 // in a single socket write; written regions are never reused (the socket may
 // still hold them), and an idle connection drops its slab.
 import { Buffer } from 'node:buffer';
-import { CHUNK_BYTES, CHUNK_MIN, handOut, spentBytes, takeChunk } from '../transport/chunks.js';
+import { CHUNK_BYTES, CHUNK_MIN, handOut, lendCopy, spentBytes, takeChunk } from '../transport/chunks.js';
 
 export const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
 
@@ -190,11 +190,7 @@ export class FrameReader {
   /** A whole DATA payload in a read, copied: into a recycled chunk when long and recycling. */
   #dataOf(b: Buffer, start: number, end: number): Buffer {
     const len = end - start;
-    if (!this.recycle || len < CHUNK_MIN || len > CHUNK_BYTES) return copyOf(b, start, end);
-    const c = takeChunk();
-    b.copy(c, 0, start, end);
-    handOut(c, len);
-    return c.subarray(0, len);
+    return this.recycle && len >= CHUNK_MIN && len <= CHUNK_BYTES ? lendCopy(b, start, end) : copyOf(b, start, end);
   }
 
   /** Where a frame of `len` payload bytes is gathered: a recycled chunk for a long DATA frame when recycling. */

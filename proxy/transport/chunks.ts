@@ -53,6 +53,14 @@ export function handOut(chunk: Buffer, n: number): void {
   lent.set(chunk.buffer, { chunk, left: n });
 }
 
+/** `src[start, end)` (at most CHUNK_BYTES) copied into a chunk and handed out: the copy, a view of it. */
+export function lendCopy(src: Buffer, start: number, end: number): Buffer {
+  const c = takeChunk();
+  src.copy(c, 0, start, end);
+  handOut(c, end - start);
+  return c.subarray(0, end - start);
+}
+
 /** A chunk taken and not handed out after all. */
 export function giveBack(chunk: Buffer): void {
   if (free.length < FREE_MAX) free.push(chunk);

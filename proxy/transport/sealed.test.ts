@@ -52,6 +52,15 @@ async function pour(ch: SealedChannel, total: number): Promise<Buffer> {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
+/** `size` random bytes poured each way at once: each side receives exactly what the other wrote. */
+async function bothWays(c: SealedChannel, s: SealedChannel, size: number): Promise<void> {
+  const atServer = collect(s);
+  const atClient = collect(c);
+  const [up, down] = await Promise.all([pour(c, size), pour(s, size)]);
+  assert.equal(sha(await atServer.until(size)), sha(up));
+  assert.equal(sha(await atClient.until(size)), sha(down));
+}
+
 describe('sealed mTLS sessions', { timeout: 60_000 }, () => {
   let ca: TestCa;
   let serverCreds: Credentials;
@@ -130,12 +139,7 @@ describe('sealed mTLS sessions', { timeout: 60_000 }, () => {
 
   it('carries 4 MiB each way at once, written in pieces of any length, whole and in order', async () => {
     const { c, s } = await sealedPair();
-    const atServer = collect(s);
-    const atClient = collect(c);
-    const size = 4 * 1024 * 1024;
-    const [up, down] = await Promise.all([pour(c, size), pour(s, size)]);
-    assert.equal(sha(await atServer.until(size)), sha(up));
-    assert.equal(sha(await atClient.until(size)), sha(down));
+    await bothWays(c, s, 4 * 1024 * 1024);
     c.socket.destroy();
   });
 
@@ -157,12 +161,7 @@ describe('sealed mTLS sessions', { timeout: 60_000 }, () => {
     // A KeyUpdate every 5 records each way, so both sides open many records under new keys.
     c.rekeyAfter(5);
     s.rekeyAfter(5);
-    const atServer = collect(s);
-    const atClient = collect(c);
-    const size = 1024 * 1024;
-    const [up, down] = await Promise.all([pour(c, size), pour(s, size)]);
-    assert.equal(sha(await atServer.until(size)), sha(up));
-    assert.equal(sha(await atClient.until(size)), sha(down));
+    await bothWays(c, s, 1024 * 1024);
     c.socket.destroy();
   });
 

@@ -52,12 +52,6 @@ const OUT_SIZE = 256 * 1024;
  * which V8 counts toward its next full collection (transport/chunks.ts says how).
  */
 const PLAIN_PER_OUT = wholeRecordsWithin(OUT_SIZE);
-
-function wholeRecordsWithin(wire: number): number {
-  let plain = Math.floor(wire / SEALED_RECORD_MAX) * SEALED_RECORD_MAX;
-  while (sealedSize(plain) > wire) plain -= SEALED_RECORD_MAX;
-  return plain;
-}
 /** 4 MiB: a busy session's socket may hold a long turn's several buffers until 'drain'; those come back here. */
 const OUT_KEPT = 16;
 const freeOut: Buffer[] = [];
@@ -66,6 +60,13 @@ const EMPTY = Buffer.alloc(0);
 /** Buffers for records split across reads (each as long as the longest record), kept the same way. */
 const GATHER_KEPT = 8;
 const freeGather: Buffer[] = [];
+
+/** The most plaintext whose records fit in `wire` bytes, in whole records. */
+function wholeRecordsWithin(wire: number): number {
+  let plain = Math.floor(wire / SEALED_RECORD_MAX) * SEALED_RECORD_MAX;
+  while (sealedSize(plain) > wire) plain -= SEALED_RECORD_MAX;
+  return plain;
+}
 
 function release(pool: Buffer[], b: Buffer, kept: number): void {
   if (pool.length < kept) pool.push(b);
