@@ -16,7 +16,7 @@ import type { Dispatcher, RequestListener, ServerStream } from './message/types.
 import { dialTcp, forwardOpaque, type ForwardResult } from './opaque.js';
 import { authorityPort, connectHead, forwardTunnel, TunnelServer, type TunnelHost } from './tunnel.js';
 import { API_ID, PlainMeshConnector } from './forward/testkit.js';
-import { recycledChunks } from './transport/chunks.js';
+import { armedChunks, recycledChunks } from './transport/chunks.js';
 
 const LOCAL: SocketAddress = { address: '127.0.0.1', port: 0, family: 4 };
 const cleanup: Array<() => unknown> = [];
@@ -338,6 +338,7 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     const c = await connect(r.front);
     const sent = randomBytes(16 << 20);
     const before = recycledChunks();
+    const landedBefore = armedChunks().landed;
     const got = readAll(c);
     // In pieces of any length, as an app writes.
     for (let off = 0; off < sent.length; ) {
@@ -352,8 +353,13 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     // Each way the 64 KiB DATA frames between the proxies land in chunks; those the app's socket (or the client's) wrote come back.
     const back = recycledChunks() - before;
     assert.ok(back >= (2 * sent.length) / (64 << 10) / 2, `${back} chunks recycled for ${(2 * sent.length) / (64 << 10)} frames' worth`);
+    // Long reads of the client's and the app's sockets landed in chunks to begin with (no copy out of the shared buffer).
+    const landed = armedChunks().landed - landedBefore;
+    assert.ok(landed >= sent.length / (64 << 10) / 2, `${landed} long reads landed in a chunk`);
     await r.settled(1);
     assert.deepEqual([r.clientResults[0]!.error, r.serverResults[0]!.error], [undefined, undefined]);
+    // Both sockets closed: no chunk is left placed for a read that will never come.
+    assert.equal(armedChunks().armed, 0);
   });
 
   it('a CONNECT whose response ends while the request’s end waits behind a paused reader still delivers the rest and the end', async () => {

@@ -31,7 +31,7 @@ import {
 } from './message/types.js';
 import { field } from './headers.js';
 import { noteRead } from './gc.js';
-import { CHUNK_BYTES, CHUNK_MIN, isLent, lendCopy, spent } from './transport/chunks.js';
+import { armChunk, CHUNK_BYTES, CHUNK_MIN, disarm, isLent, landed, lendCopy, spent } from './transport/chunks.js';
 import { takeReadViews } from './transport/reads.js';
 import type { ForwardErrorCode, ForwardResult } from './opaque.js';
 import { parseLength } from './h2/server.js';
@@ -122,10 +122,11 @@ abstract class Join {
     if (socket.destroyed) return;
     if (!this.#reading) {
       this.#reading = true;
-      // Reads as views of the shared read buffer, copied into a recycled chunk (a long one) or a
-      // small buffer: no ArrayBuffer per read (transport/chunks.ts). Taken only now: what the
-      // socket holds (bytes detection put back) is handed over at once, and needs the stream.
-      if (!takeReadViews(socket, this.#onSocketBytes)) socket.on('data', this.#onSocketData);
+      // Reads as views: of the shared read buffer, copied into a recycled chunk (a long one) or a
+      // small buffer; or, while reads are long, landed in a recycled chunk to begin with. No
+      // ArrayBuffer per read (transport/chunks.ts). Taken only now: what the socket holds
+      // (bytes detection put back) is handed over at once, and needs the stream.
+      if (!takeReadViews(socket, this.#onSocketBytes, this.#place)) socket.on('data', this.#onSocketData);
     }
     // Not if what it held already filled the stream.
     if (!this.#stalled) socket.resume();
@@ -144,13 +145,32 @@ abstract class Join {
     this.#toStream(s, chunk);
   };
 
-  /** A read, as a view valid during the call. A long one is copied into a chunk that sealing gives back. */
+  /** The chunk the socket's next read lands in (armChunk), if one was placed. */
+  #armed: Buffer | undefined;
+  /** The last read was long: the next is placed in a chunk (bulk), not the shared buffer. */
+  #lastLong = false;
+
+  /** Where the next read lands (asked after each read): a chunk while reads are long, else the shared buffer. */
+  readonly #place = (): Buffer | null => {
+    if (this.#armed === undefined && this.#lastLong && !this.streamGone) this.#armed = armChunk();
+    return this.#armed ?? null;
+  };
+
+  /** A read, as a view valid during the call. A long one goes on in a chunk that sealing gives back. */
   readonly #onSocketBytes = (view: Buffer): void => {
-    const s = this.stream;
-    if (s === undefined || this.streamGone) return;
     const n = view.length;
+    const armed = this.#armed;
+    const inChunk = armed !== undefined && view.buffer === armed.buffer;
+    if (inChunk) this.#armed = undefined;
+    this.#lastLong = n >= CHUNK_MIN;
+    const s = this.stream;
+    if (s === undefined || this.streamGone) {
+      if (inChunk) disarm(armed);
+      return;
+    }
     // (Longer than a chunk: only the bytes the socket held before its reads were taken, in one piece.)
-    this.#toStream(s, n >= CHUNK_MIN && n <= CHUNK_BYTES ? lendCopy(view, 0, n) : Buffer.from(view));
+    const piece = inChunk ? landed(armed, n) : n >= CHUNK_MIN && n <= CHUNK_BYTES ? lendCopy(view, 0, n) : Buffer.from(view);
+    this.#toStream(s, piece);
   };
 
   /** The stream can take more. */
@@ -169,6 +189,11 @@ abstract class Join {
   };
 
   readonly #onSocketClose = (): void => {
+    // No read lands in a closed socket's buffer: a chunk placed for one goes back.
+    if (this.#armed !== undefined) {
+      disarm(this.#armed);
+      this.#armed = undefined;
+    }
     // Closed before both directions ended cleanly: the stream is cut, not ended.
     if (!this.streamGone && !(this.sentEnd && this.gotEnd)) {
       this.streamGone = true;

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { beforeEach, describe, it } from 'node:test';
-import { CHUNK_BYTES, dropChunks, freeChunks, giveBack, handOut, isLent, spent, spentAll, takeChunk } from './chunks.js';
+import { armChunk, armedChunks, CHUNK_BYTES, CHUNK_MIN, disarm, dropChunks, freeChunks, giveBack, handOut, isLent, landed, spent, spentAll, takeChunk } from './chunks.js';
 
 describe('recycled chunks', () => {
   beforeEach(dropChunks);
@@ -56,5 +56,34 @@ describe('recycled chunks', () => {
     handOut(c, 300);
     spentAll([Buffer.from('header'), c.subarray(0, 100), c.subarray(100, 300)]);
     assert.equal(freeChunks(), 1);
+  });
+
+  it('chunks placed for reads: capped for the process; a long read is handed out where it landed, a short one copied and its chunk freed', () => {
+    const placed: Buffer[] = [];
+    for (let c = armChunk(); c !== undefined; c = armChunk()) placed.push(c);
+    assert.equal(placed.length, 64, 'at most 64 chunks wait for reads at once');
+    assert.equal(armedChunks().armed, 64);
+    // A long read: its bytes go on in the chunk itself, lent until spent.
+    const long = placed.pop()!;
+    long.fill(7, 0, CHUNK_MIN);
+    const view = landed(long, CHUNK_MIN);
+    assert.equal(view.buffer, long.buffer);
+    assert.equal(view.length, CHUNK_MIN);
+    assert.ok(isLent(view));
+    const next = armChunk();
+    assert.notEqual(next, undefined, 'a landed read frees a place');
+    placed.push(next!);
+    // A short read: copied out, the chunk back on the free list at once.
+    const short = placed.pop()!;
+    short.write('hello');
+    const free = freeChunks();
+    const copy = landed(short, 5);
+    assert.notEqual(copy.buffer, short.buffer);
+    assert.equal(copy.toString(), 'hello');
+    assert.equal(freeChunks(), free + 1);
+    // The rest never saw a read (their sockets closed).
+    for (const c of placed) disarm(c);
+    assert.equal(armedChunks().armed, 0);
+    spent(view);
   });
 });
