@@ -64,9 +64,20 @@ export interface WorkloadRuns {
 /** A measured run, for the noise readings: a workload's saturation run, or the fixed-rate run. */
 export type RunKey = `${WorkloadName} ${Proto}` | 'fixed' | 'bulk';
 
+/**
+ * How long a path rests after coming up before its idle RSS is read. A mesh proxy gives memory
+ * back once it has been quiet for two 2.5 s windows (proxy/memory.ts); read at once, "idle" was
+ * the first handshakes' peak (measured: 52-53 MB, then 27 MB after the reclaim, 35 MB a few
+ * seconds on as its timers touch pages again). Only with settleS (a quick run reads at once).
+ */
+export const IDLE_WAIT_S = 10;
+
 export interface ProxyResult {
   side: 'client' | 'server';
   pid: number;
+  /** Just after the path came up: the proxies had served the readiness requests (each a first handshake) a moment before. */
+  started?: Memory;
+  /** IDLE_WAIT_S later, nothing sent meanwhile: a proxy at rest (it gives back what start-up and first requests touched). */
   idle?: Memory;
   loaded?: Memory;
   /** `settleS` after the loads: what a proxy keeps once it is quiet (a mesh proxy gives back on its own). */
@@ -164,6 +175,11 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
   };
 
   try {
+    path.proxies.forEach((p, i) => (result.proxies[i]!.started = memory(p.pid)));
+    if (plan.settleS > 0) {
+      progress(`${name}: at rest for ${IDLE_WAIT_S}s (idle RSS)`);
+      await delay(IDLE_WAIT_S * 1000);
+    }
     path.proxies.forEach((p, i) => (result.proxies[i]!.idle = memory(p.pid)));
     result.backgroundCpuPercent = await quiet(plan.quietWaitS, () => progress(`${name}: waiting up to ${plan.quietWaitS}s for the machine to be idle`));
 

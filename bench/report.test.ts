@@ -24,6 +24,7 @@ const fixed = (p50: number): FixedRateResult => {
 const proxy = (side: 'client' | 'server', cpuUs: number, rssMb: number): ProxyResult => ({
   side, pid: 1,
   cpuUsPerRequest: { tiny: { h1: cpuUs, h2: cpuUs / 2 }, realistic: { h1: cpuUs * 3, h2: cpuUs * 1.5 } },
+  started: { rssMb: rssMb * 0.6, hwmMb: rssMb }, idle: { rssMb: rssMb * 0.4, hwmMb: rssMb },
   loaded: { rssMb, hwmMb: rssMb }, settled: { rssMb: rssMb * 0.75, hwmMb: rssMb }, held: { rssMb: rssMb * 2, hwmMb: rssMb * 2 },
 });
 const path = (name: PathName, rps: number, p50: number, proxies: ProxyResult[], realisticRps = rps / 10): PathResult => ({
@@ -152,8 +153,9 @@ describe('formatReport', () => {
 
   it('prints CPU per request per workload in the memory table', () => {
     const text = formatReport(reportOf(paths, ['tiny', 'realistic']));
-    assert.match(text, /^PATH +PROXY +CPU µS\/REQ TINY H1 +TINY H2 +REALISTIC H1 +REALISTIC H2 +RSS IDLE +LOADED +SETTLED +PEAK +1000 CONNS +KB\/CONN$/m);
-    assert.match(text, /^mesh +client +80\.0 +40\.0 +240\.0 +120\.0 +– +90\.0 +67\.5 +90\.0 +180\.0 OVER +–$/m);
+    assert.match(text, /^PATH +PROXY +CPU µS\/REQ TINY H1 +TINY H2 +REALISTIC H1 +REALISTIC H2 +RSS STARTED +IDLE +LOADED +SETTLED +PEAK +1000 CONNS +KB\/CONN$/m);
+    // Started (just up) and idle (at rest a while on) apart.
+    assert.match(text, /^mesh +client +80\.0 +40\.0 +240\.0 +120\.0 +54\.0 +36\.0 +90\.0 +67\.5 +90\.0 +180\.0 OVER +–$/m);
   });
 
   it('with one workload, prints only its rows and columns', () => {
@@ -161,7 +163,7 @@ describe('formatReport', () => {
     assert.doesNotMatch(text, /^\S+ +tiny /m);
     assert.doesNotMatch(text, /TINY H1/);
     assert.match(text, /^mesh\/haproxy-mtls +realistic +0\.20x +0\.20x +4\.00x +4\.00x +\+0\.700 /m);
-    assert.match(text, /^PATH +PROXY +CPU µS\/REQ REALISTIC H1 +REALISTIC H2 +RSS IDLE/m);
+    assert.match(text, /^PATH +PROXY +CPU µS\/REQ REALISTIC H1 +REALISTIC H2 +RSS STARTED +IDLE/m);
   });
 
   it('flags a generator-bound run with its workload', () => {

@@ -1,6 +1,6 @@
 // Turns path results into comparisons (ratios, latency added over direct) and into the text
 // the bench prints. Pure: the results file and the tables come from the same object.
-import { isNoisy, otherWorkPercent as outside, RSS_TARGET_MB, type PathResult, type Plan } from './measure.js';
+import { IDLE_WAIT_S, isNoisy, otherWorkPercent as outside, RSS_TARGET_MB, type PathResult, type Plan } from './measure.js';
 import type { PathName } from './paths.js';
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workload.js';
 import type { HeadToHead } from './rounds.js';
@@ -251,6 +251,7 @@ function memory(r: BenchReport): string {
         x.name,
         proxy.side,
         ...p.workloads.flatMap((w) => [num(proxy.cpuUsPerRequest[w]?.h1, 1), num(proxy.cpuUsPerRequest[w]?.h2, 1)]),
+        num(proxy.started?.rssMb, 1),
         num(proxy.idle?.rssMb, 1),
         num(proxy.loaded?.rssMb, 1),
         num(proxy.settled?.rssMb, 1),
@@ -262,8 +263,8 @@ function memory(r: BenchReport): string {
   }
   if (rows.length === 0) return '';
   return [
-    table(['PATH', 'PROXY', ...workloadHeads(p.workloads, 'CPU µS/REQ'), 'RSS IDLE', 'LOADED', 'SETTLED', 'PEAK', `${p.idleConnections} CONNS`, 'KB/CONN'], rows),
-    `CPU µs per request per proxy in each saturation run; RSS in MB (VmRSS; LOADED and PEAK (VmHWM) after all runs, ` +
+    table(['PATH', 'PROXY', ...workloadHeads(p.workloads, 'CPU µS/REQ'), 'RSS STARTED', 'IDLE', 'LOADED', 'SETTLED', 'PEAK', `${p.idleConnections} CONNS`, 'KB/CONN'], rows),
+    `CPU µs per request per proxy in each saturation run; RSS in MB (VmRSS; STARTED just after the readiness requests, IDLE ${IDLE_WAIT_S} s on at rest; LOADED and PEAK (VmHWM) after all runs, ` +
       `every workload; SETTLED ${p.settleS} s after them, the proxies quiet); target < ${RSS_TARGET_MB} MB per proxy with ${p.idleConnections} connections`,
   ].join('\n');
 }
