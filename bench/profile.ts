@@ -33,6 +33,8 @@ interface Options {
   rounds: number;
   /** With --no-record: after the load, memory again every 5 s for this long (how it settles). */
   settle: number;
+  /** Seconds the path rests after coming up, before the warm-up (as the bench's idle reading does). */
+  rest: number;
   /** HTTP/1.1 at this fixed rate (tiny requests, 10 connections) instead of saturation. */
   rate?: number;
   /** The opaque bulk transfer instead (bench/bulk.ts), this many MiB each way; "requests" are MiB. */
@@ -106,8 +108,9 @@ async function profile(o: Options): Promise<number> {
     say('needs root (it creates network namespaces and runs perf on other users\' processes)');
     return 1;
   }
-  // Node writes /tmp/perf-<pid>.map for its JIT code when started with this; perf reads it.
-  process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
+  // Node writes /tmp/perf-<pid>.map for its JIT code when started with this; perf reads it. Only
+  // when sampling: it also turns on V8's event log (every heap chunk made or freed, to stdout).
+  if (o.record) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
   mkdirSync(o.out, { recursive: true });
   const t = await createTopology(choosePinning(), (o.bulkMib ?? 0) * 1048576);
   try {
@@ -130,6 +133,10 @@ async function profile(o: Options): Promise<number> {
           ? wrk(ctx, path.h1, { connections: 50, durationS, workload: w })
           : h2load(ctx, path.h2, { clients: 10, streams: 10, durationS, workload: w });
       };
+      if (o.rest > 0) {
+        say(`${o.path}: at rest ${o.rest}s`);
+        await new Promise((r) => setTimeout(r, o.rest * 1000));
+      }
       say(`${o.path}: warm-up 3s`);
       await load(3);
       const pods = path.proxies.map((p) => (p.side === 'client' ? t.client : t.server));
@@ -227,6 +234,11 @@ const program = new Command('profile')
   .option('--top <n>', 'symbols shown per proxy', (raw) => Number(raw), 45)
   .option('--no-record', 'no perf sampling: throughput and CPU per request only')
   .option('--rounds <n>', 'with --no-record: how many load runs', (raw) => Number(raw), 3)
+  .option('--rest <seconds>', 'leave the path at rest this long after it comes up, before the warm-up', (raw) => {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n < 0 || n > 600) throw new InvalidArgumentError('--rest must be 0..600 seconds');
+    return n;
+  }, 0)
   .option('--settle <seconds>', 'with --no-record: memory again every 5 s for this long after the load', (raw) => {
     const n = Number(raw);
     if (!Number.isFinite(n) || n < 0 || n > 600) throw new InvalidArgumentError('--settle must be 0..600 seconds');
