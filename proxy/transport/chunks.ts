@@ -62,7 +62,8 @@ export function lendCopy(src: Buffer, start: number, end: number): Buffer {
 }
 
 // A socket's read can land in a chunk directly (transport/reads.ts Placer), saving the copy
-// out of the shared read buffer: 4-6% of a proxy's CPU in opaque bulk (perf). Node asks
+// out of the shared read buffer (perf, opaque bulk: memmove 6.1% of the server proxy's CPU
+// before, 0.8% after; the client's 3.2% to 1.5%). Node asks
 // for the next read's buffer right after each read, so a chunk placed for a socket that
 // then falls idle stays with it until its next read or its close. Such "armed" chunks
 // are capped for the whole process: past the cap a read lands in the shared buffer and
