@@ -21,6 +21,7 @@ import { HpackDecoder, HpackEncoder, HpackError } from './hpack/index.js';
 import * as F from './frames.js';
 import { Budget, PROFILES, type H2Options, type Limits } from './limits.js';
 import { streamReset, type H2Stream } from './stream.js';
+import { StreamTable } from './stream-table.js';
 
 export type { H2Options } from './limits.js';
 
@@ -32,7 +33,8 @@ const KEEPALIVE_PING = Buffer.from('meshping', 'latin1');
 
 export abstract class H2Connection implements F.FrameSink {
   readonly w = new F.FrameWriter();
-  readonly streams = new Map<number, H2Stream>();
+  /** Open streams by id (not a Map: stream-table.ts says why). */
+  readonly streams = new StreamTable<H2Stream>();
   readonly #reader = new F.FrameReader(this);
   readonly #limits: Limits;
   readonly #resets: Budget;
