@@ -23,12 +23,10 @@ export class StreamTable<T> {
   #mask: number;
   #size = 0;
 
-  constructor(capacity = MIN_CAPACITY) {
-    let cap = MIN_CAPACITY;
-    while (cap < capacity) cap <<= 1;
-    this.#ids = new Int32Array(cap);
-    this.#values = new Array<T | undefined>(cap).fill(undefined);
-    this.#mask = cap - 1;
+  constructor() {
+    this.#ids = new Int32Array(MIN_CAPACITY);
+    this.#values = new Array<T | undefined>(MIN_CAPACITY).fill(undefined);
+    this.#mask = MIN_CAPACITY - 1;
   }
 
   get size(): number {
@@ -43,10 +41,6 @@ export class StreamTable<T> {
       if (k === id) return this.#values[i];
       if (k === 0) return undefined;
     }
-  }
-
-  has(id: number): boolean {
-    return this.get(id) !== undefined;
   }
 
   set(id: number, value: T): this {
@@ -96,7 +90,7 @@ export class StreamTable<T> {
     values[i] = undefined;
     this.#size--;
     // Grown for a burst and empty again: back to the small table.
-    if (this.#size === 0 && ids.length > 8 * MIN_CAPACITY) this.#resize(MIN_CAPACITY);
+    if (this.#size === 0 && ids.length > 8 * MIN_CAPACITY) this.clear();
     return true;
   }
 
