@@ -234,11 +234,7 @@ const program = new Command('profile')
   .option('--top <n>', 'symbols shown per proxy', (raw) => Number(raw), 45)
   .option('--no-record', 'no perf sampling: throughput and CPU per request only')
   .option('--rounds <n>', 'with --no-record: how many load runs', (raw) => Number(raw), 3)
-  .option('--rest <seconds>', 'leave the path at rest this long after it comes up, before the warm-up', (raw) => {
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < 0 || n > 600) throw new InvalidArgumentError('--rest must be 0..600 seconds');
-    return n;
-  }, 0)
+  .option('--rest <seconds>', 'leave the path at rest this long after it comes up, before the warm-up', wholeNumber('--rest', 0, 600), 0)
   .option('--settle <seconds>', 'with --no-record: memory again every 5 s for this long after the load', (raw) => {
     const n = Number(raw);
     if (!Number.isFinite(n) || n < 0 || n > 600) throw new InvalidArgumentError('--settle must be 0..600 seconds');
