@@ -98,6 +98,47 @@ describe('detect', () => {
     assert.deepEqual(replay, bytes('GET /sl'));
   });
 
+  it('expires request lines held together a few per event-loop turn, with I/O between them', async () => {
+    const N = 48;
+    const pairs: { client: Socket; server: Socket }[] = [];
+    for (let i = 0; i < N; i++) pairs.push(await net.pair());
+    for (const { client } of pairs) client.write('GET /sl');
+    for (const { server } of pairs) await received(server, 7);
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const perTurn = new Map<number, number>();
+    const o = { timeoutMs: 5_000, maxBytes: 8192, httpTimeoutMs: 100 };
+    const results = pairs.map(({ server }) =>
+      detect(server, o).then((d) => {
+        perTurn.set(turn, (perTurn.get(turn) ?? 0) + 1);
+        return d;
+      }),
+    );
+    // Every detection reads its buffered bytes and arms its HTTP deadline; then the loop is held
+    // past them all, so every timer falls due in the same timers phase.
+    await new Promise((r) => setImmediate(r));
+    const until = performance.now() + 150;
+    while (performance.now() < until);
+    const verdicts = await Promise.all(results);
+    ticking = false;
+    assert.deepEqual(new Set(verdicts.map((d) => d.kind)), new Set(['http1']));
+    assert.ok(Math.max(...perTurn.values()) <= 16, `verdicts per turn: ${JSON.stringify([...perTurn])}`);
+    assert.ok(perTurn.size >= N / 16, `verdicts per turn: ${JSON.stringify([...perTurn])}`);
+    for (const { client, server } of pairs.slice(0, 3)) {
+      client.end();
+      assert.deepEqual(await readAll(server), bytes('GET /sl'));
+    }
+    for (const { client, server } of pairs) {
+      client.destroy();
+      server.destroy();
+    }
+  });
+
   it('keeps the detect timeout for bytes that begin no request line', async () => {
     const { result, ms } = await run((c) => void c.write('\x00\x01'), { timeoutMs: 300, maxBytes: 8192, httpTimeoutMs: 100 });
     assert.equal(result.kind, 'opaque');

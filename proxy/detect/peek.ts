@@ -32,6 +32,8 @@ export class Peek {
   private httpArmed = false;
   /** The timer runs for the quiet window, not yet for the detect timeout. */
   private quietPhase = false;
+  /** Counts arm() calls: an expiry queued behind others applies only to the arming that fired. */
+  arming = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -75,6 +77,7 @@ export class Peek {
   }
 
   private arm(timeoutMs: number): void {
+    this.arming++;
     const ms = Number.isFinite(timeoutMs) ? Math.min(Math.max(timeoutMs, 1), MAX_TIMER_MS) : MAX_TIMER_MS;
     this.timer = setTimeout(expire, ms, this);
   }
@@ -113,6 +116,8 @@ export class Peek {
   private readonly onError = (): void => this.finish(ERROR);
 
   expire(): void {
+    // Queued behind other expiries, it may have finished meanwhile (its bytes classified, a close).
+    if (this.done) return;
     this.timer = undefined;
     if (this.quietPhase) {
       this.quietPhase = false;
@@ -163,8 +168,45 @@ export class Peek {
   }
 }
 
+// Detection timers that fall due together (500 slow clients that connected in the same
+// tens of milliseconds reach the head timeout together) are handled EXPIRE_PER_TURN at a
+// time, with I/O in between: Node runs every due timer in one go, and each expiry hands a
+// connection on (an HTTP/1 server answering 408, an opaque dial), so 500 at once held
+// other clients' requests for tens of milliseconds.
+const EXPIRE_PER_TURN = 16;
+const due: (Peek | undefined)[] = [];
+/** Each queued expiry's arming: one re-armed meanwhile (its first bytes came) is stale. */
+const dueArming: number[] = [];
+let dueNext = 0;
+let draining = false;
+
 function expire(peek: Peek): void {
-  peek.expire();
+  due.push(peek);
+  dueArming.push(peek.arming);
+  if (!draining) {
+    draining = true;
+    setImmediate(drainDue);
+  }
+}
+
+function drainDue(): void {
+  const end = Math.min(due.length, dueNext + EXPIRE_PER_TURN);
+  try {
+    while (dueNext < end) {
+      const p = due[dueNext]!;
+      due[dueNext] = undefined;
+      if (dueArming[dueNext++] === p.arming) p.expire();
+    }
+  } finally {
+    // Even after a throw: the expiries behind it must not wait forever.
+    if (dueNext < due.length) setImmediate(drainDue);
+    else {
+      due.length = 0;
+      dueArming.length = 0;
+      dueNext = 0;
+      draining = false;
+    }
+  }
 }
 
 function settle(socket: Socket, onError: () => void, resolve: (d: Detected) => void, result: Detected): void {
