@@ -35,6 +35,8 @@ interface Options {
   settle: number;
   /** Seconds the path rests after coming up, before the warm-up (as the bench's idle reading does). */
   rest: number;
+  /** HTTP/1.1 with a new connection per request (Connection: close): the connection-churn case. */
+  churn: boolean;
   /** HTTP/1.1 at this fixed rate (tiny requests, 10 connections) instead of saturation. */
   rate?: number;
   /** The opaque bulk transfer instead (bench/bulk.ts), this many MiB each way; "requests" are MiB. */
@@ -117,7 +119,7 @@ async function profile(o: Options): Promise<number> {
     const path = await upPath(t, o.path);
     try {
       const ctx: LoadContext = { client: t.client, pin: t.pin, dir: t.dir };
-      const w = WORKLOADS[o.workload];
+      const w = o.churn ? { ...WORKLOADS[o.workload], headers: [...WORKLOADS[o.workload].headers, ['Connection', 'close'] as const] } : WORKLOADS[o.workload];
       const load = async (durationS: number): Promise<{ requests: number }> => {
         if (t.bulk && path.bulk) {
           const b = await bulkTransfer(t.client, t.pin, t.bulk.server, path.bulk, t.bulk.bytes, 600_000);
@@ -146,6 +148,7 @@ async function profile(o: Options): Promise<number> {
           const cpu0 = path.proxies.map((p) => cpuMs(p.pid));
           const faults0 = path.proxies.map((p) => minorFaults(p.pid));
           const gc0 = o.path.startsWith('mesh') ? await Promise.all(pods.map(async (pod) => gcByKind(await scrape(pod)))) : [];
+          const openBefore = o.churn && gc0.length > 0 ? await Promise.all(pods.map(scrape)) : [];
           const r = await load(o.duration);
           if (gc0.length > 0) {
             const gc1 = await Promise.all(pods.map(async (pod) => gcByKind(await scrape(pod))));
@@ -159,9 +162,38 @@ async function profile(o: Options): Promise<number> {
               say(`${p.side}-side GC in the run: ${parts.join('; ') || 'none'}`);
             }
           }
+          if (o.churn && gc0.length > 0) {
+            // Every counter that moved in the round, per request: a client connection per request is
+            // expected on the client side; anything else that scales with requests is a finding.
+            const totals = (xs: Sample[]): Map<string, number> => {
+              const m = new Map<string, number>();
+              for (const x of xs) {
+                if (!x.name.endsWith('_total')) continue;
+                const k = `${x.name}{${Object.entries(x.labels).filter(([l]) => !/^(dst|src|authority|route|pod|namespace|service|server_id|client_id|deployment)/.test(l)).map(([l, v]) => `${l}=${v}`).join(',')}}`;
+                m.set(k, (m.get(k) ?? 0) + x.value);
+              }
+              return m;
+            };
+            for (const [i, p] of path.proxies.entries()) {
+              const now = totals(await scrape(pods[i]!));
+              const then = totals(openBefore[i]!);
+              const moved = [...now].map(([k, v]) => [k, (v - (then.get(k) ?? 0)) / r.requests] as const).filter(([, d]) => d >= 0.001);
+              for (const [k, d] of moved) say(`${p.side}-side per request: ${k} ${d.toFixed(3)}`);
+            }
+          }
           const cpu = path.proxies.map((p, i) => ((cpuMs(p.pid) - cpu0[i]!) * 1000) / r.requests);
           const faults = path.proxies.map((p, i) => (minorFaults(p.pid) - faults0[i]!) / r.requests);
           say(`round ${round}: ${Math.round(r.requests / o.duration)} req/s, CPU µs/request ${path.proxies.map((p, i) => `${p.side} ${cpu[i]!.toFixed(1)}`).join(', ')}; minor faults/request ${path.proxies.map((p, i) => `${p.side} ${faults[i]!.toFixed(2)}`).join(', ')}`);
+        }
+        for (const p of path.proxies) {
+          // What the proxy warned about during the runs, tallied by message (addresses and numbers folded).
+          const tally = new Map<string, number>();
+          for (const line of p.process.lines()) {
+            if (!/ (WARN|ERROR) /.test(line)) continue;
+            const key = line.replace(/^\S+ /, '').replace(/\d+(\.\d+)?/g, 'N').slice(0, 160);
+            tally.set(key, (tally.get(key) ?? 0) + 1);
+          }
+          for (const [k, n] of [...tally].sort((x, y) => y[1] - x[1]).slice(0, 8)) say(`${p.side}-side log ×${n}: ${k}`);
         }
         for (const [i, p] of path.proxies.entries()) say(`${p.side}-side memory after load: ${await memoryOf(p.pid, pods[i]!)}`);
         for (let waited = 5; waited <= o.settle; waited += 5) {
@@ -234,6 +266,7 @@ const program = new Command('profile')
   .option('--top <n>', 'symbols shown per proxy', (raw) => Number(raw), 45)
   .option('--no-record', 'no perf sampling: throughput and CPU per request only')
   .option('--rounds <n>', 'with --no-record: how many load runs', (raw) => Number(raw), 3)
+  .option('--churn', 'HTTP/1.1 with a new connection per request (Connection: close)', false)
   .option('--rest <seconds>', 'leave the path at rest this long after it comes up, before the warm-up', wholeNumber('--rest', 0, 600), 0)
   .option('--settle <seconds>', 'with --no-record: memory again every 5 s for this long after the load', (raw) => {
     const n = Number(raw);

@@ -140,6 +140,7 @@ export async function startProxy(config: ProxyConfig, log: Log, metrics = new Pr
       detect: { timeoutMs: config.detectTimeoutMs, maxBytes: config.detectMaxBytes, httpTimeoutMs: config.headTimeoutMs },
       windowMs: config.serverFirstWindowMs,
       memory: new ServerFirstMemory(config.serverFirstMemory, config.serverFirstTtlMs),
+      clientFirst: new ServerFirstMemory(config.serverFirstMemory, config.serverFirstTtlMs),
       metrics,
       log,
     });

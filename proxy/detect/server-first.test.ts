@@ -41,14 +41,16 @@ describe('server-speaks-first detection', () => {
     await new Promise((r) => upstream.close(r));
   });
 
-  function setup(memory = new ServerFirstMemory(100, 60_000)) {
+  function setup(memory = new ServerFirstMemory(100, 60_000), detectTimeoutMs = 5_000) {
     const logs: string[] = [];
     const metrics = new ProxyMetrics(false);
+    const clientFirst = new ServerFirstMemory(100, 60_000);
     const detector = new ServerFirstDetector({
       direction: 'outbound',
-      detect: { timeoutMs: 5_000, maxBytes: 8192 },
+      detect: { timeoutMs: detectTimeoutMs, maxBytes: 8192 },
       windowMs: WINDOW_MS,
       memory,
+      clientFirst,
       metrics,
       log: new Log('info', (l) => logs.push(l)),
     });
@@ -72,7 +74,7 @@ describe('server-speaks-first detection', () => {
       const fb = await result;
       return { ...pair, fb, ms: performance.now() - started };
     };
-    return { run, detector, dial, metrics, logs, memory, dials: () => dials };
+    return { run, detector, dial, metrics, logs, memory, clientFirst, dials: () => dials };
   }
 
   /** Detection on an already accepted socket, `acceptedMsAgo` after its accept. */
@@ -172,6 +174,37 @@ describe('server-speaks-first detection', () => {
     await upstreamClosed;
     assert.deepEqual(await scrape(t.metrics, 'protocol_detect_early_upstream_total'), ['protocol_detect_early_upstream_total{direction="outbound",result="closed"} 1']);
     assert.equal(t.memory.has(KEY), false);
+  });
+
+  it('a destination whose quiet client then spoke HTTP opens no early upstream for its next quiet clients', async () => {
+    const t = setup();
+    onUpstream = (s) => s.resume();
+    const late = (c: Socket): void => void setTimeout(() => c.write('GET / HTTP/1.1\r\n\r\n'), WINDOW_MS + 20);
+    const first = await t.run(late);
+    assert.equal(first.fb.det.kind, 'http1');
+    assert.equal(t.dials(), 1);
+    assert.equal(t.clientFirst.has(KEY), true);
+    const second = await t.run(late);
+    assert.equal(second.fb.det.kind, 'http1');
+    assert.equal(t.dials(), 1, 'no early upstream for the second quiet client');
+    assert.ok(second.ms >= WINDOW_MS + 15, `it waited for its client (${second.ms} ms)`);
+    assert.deepEqual(await scrape(t.metrics, 'protocol_detect_early_upstream_total'), ['protocol_detect_early_upstream_total{direction="outbound",result="closed"} 1']);
+    for (const r of [first, second]) r.client.destroy();
+  });
+
+  it('a destination taken to be spoken to first is judged afresh once a client stays silent through the detect timeout', async () => {
+    const t = setup(undefined, 150);
+    t.clientFirst.learn(KEY);
+    onUpstream = (s) => s.write('220 mail.test ESMTP\r\n');
+    const silent = await t.run(() => {});
+    assert.deepEqual(silent.fb.det, { kind: 'opaque', reason: 'timeout' });
+    assert.equal(t.dials(), 0, 'no early upstream while it was taken to be client-first');
+    assert.equal(t.clientFirst.has(KEY), false);
+    const next = await t.run(() => {});
+    assert.deepEqual(next.fb.det, { kind: 'opaque', reason: 'server-first' });
+    assert.equal(t.dials(), 1);
+    next.fb.drop();
+    for (const r of [silent, next]) r.client.destroy();
   });
 
   it('a quiet client that then speaks an unknown protocol: opaque on the upstream already open, bytes intact', async () => {

@@ -33,6 +33,13 @@ export interface ServerFirstOptions {
   /** Quiet this long after accept: the upstream is opened. 0: never (detection alone, as before). */
   windowMs: number;
   memory: ServerFirstMemory;
+  /**
+   * Destinations whose client, quiet through the window, then spoke HTTP: their quiet clients
+   * get no early upstream while remembered. A slow HTTP client (one starved of CPU, a pool
+   * that connects ahead of use) otherwise costs an upstream connection each time (to a meshed
+   * destination a TLS handshake on both proxies, ~1 ms of CPU each here) that HTTP closes unused.
+   */
+  clientFirst?: ServerFirstMemory;
   metrics: ProxyMetrics;
   log: Log;
 }
@@ -126,12 +133,16 @@ export class ServerFirstDetector {
   run(client: Socket, startedAt: number, key: string, dial: () => Promise<Socket>, mode: EarlyMode = 'window'): Promise<FirstBytes> {
     const { o } = this;
     const learned = mode !== 'never' && o.memory.has(key);
-    const early = learned ? 'at-once' : mode === 'window' && !(o.windowMs > 0) ? 'never' : mode;
+    // Known to be spoken to first: detection alone, as with the window off.
+    const clientFirst = !learned && mode === 'window' && o.clientFirst?.has(key) === true;
+    const early = learned ? 'at-once' : clientFirst || (mode === 'window' && !(o.windowMs > 0)) ? 'never' : mode;
     return new Promise((resolve) => {
       let upstream: Promise<Socket> | undefined;
       let watched: Socket | undefined;
       let decided = false;
       let serverSpoke = false;
+      /** The client said nothing through the window. */
+      let quietPassed = false;
       // Assigned before any callback below can run: they all come from I/O or timers.
       let peek: Peek | undefined;
 
@@ -177,6 +188,13 @@ export class ServerFirstDetector {
           // Known as server-first, yet the client spoke while the server stayed silent: it changed.
           if (o.memory.forget(key)) o.log.info('server no longer speaks first', { direction: o.direction, dst: key, protocol: outcomeOf(det) });
         }
+        if ((det.kind === 'http1' || det.kind === 'h2') && quietPassed && o.clientFirst?.learn(key) === true) {
+          o.log.debug('client speaks first', { direction: o.direction, dst: key, protocol: det.kind });
+        } else if (clientFirst && det.kind === 'opaque' && det.reason === 'timeout') {
+          // Nobody spoke all through the detect timeout: the server may speak first after all (a
+          // new workload at the address). The next connection gets the window again.
+          o.clientFirst!.forget(key);
+        }
         const fb = new FirstBytes(det, upstream, o.direction, o.metrics);
         if (det.kind === 'http1' || det.kind === 'h2') fb.drop();
         resolve(fb);
@@ -187,6 +205,7 @@ export class ServerFirstDetector {
       const onQuiet = (): void =>
         void setImmediate(() => {
           if (decided || (peek?.received ?? 0) > 0) return;
+          quietPassed = true;
           if (this.#early.take()) open();
           else o.metrics.earlyUpstream(o.direction, 'skipped');
         });
