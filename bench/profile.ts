@@ -113,6 +113,10 @@ async function profile(o: Options): Promise<number> {
   // Node writes /tmp/perf-<pid>.map for its JIT code when started with this; perf reads it. Only
   // when sampling: it also turns on V8's event log (every heap chunk made or freed, to stdout).
   if (o.record) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
+  if (o.churn && (o.proto !== 'h1' || o.bulkMib !== undefined || o.rate !== undefined)) {
+    say('--churn is HTTP/1.1 saturation only (Connection: close means nothing to h2, bulk or the fixed rate)');
+    return 2;
+  }
   mkdirSync(o.out, { recursive: true });
   const t = await createTopology(choosePinning(), (o.bulkMib ?? 0) * 1048576);
   try {
@@ -148,7 +152,7 @@ async function profile(o: Options): Promise<number> {
           const cpu0 = path.proxies.map((p) => cpuMs(p.pid));
           const faults0 = path.proxies.map((p) => minorFaults(p.pid));
           const gc0 = o.path.startsWith('mesh') ? await Promise.all(pods.map(async (pod) => gcByKind(await scrape(pod)))) : [];
-          const openBefore = o.churn && gc0.length > 0 ? await Promise.all(pods.map(scrape)) : [];
+          const countersBefore = o.churn && gc0.length > 0 ? await Promise.all(pods.map(scrape)) : [];
           const r = await load(o.duration);
           if (gc0.length > 0) {
             const gc1 = await Promise.all(pods.map(async (pod) => gcByKind(await scrape(pod))));
@@ -176,7 +180,7 @@ async function profile(o: Options): Promise<number> {
             };
             for (const [i, p] of path.proxies.entries()) {
               const now = totals(await scrape(pods[i]!));
-              const then = totals(openBefore[i]!);
+              const then = totals(countersBefore[i]!);
               const moved = [...now].map(([k, v]) => [k, (v - (then.get(k) ?? 0)) / r.requests] as const).filter(([, d]) => d >= 0.001);
               for (const [k, d] of moved) say(`${p.side}-side per request: ${k} ${d.toFixed(3)}`);
             }
