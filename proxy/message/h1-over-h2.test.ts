@@ -273,6 +273,24 @@ describe('responses: h2ResponseOf → h2 → h1ResponseOf', () => {
     assert.deepEqual(values(h2ResponseOf({ status: 404, reason: 'Not Found', version: 11, headers: [] }).headers, 'mesh-orig-reason'), []);
   });
 
+  it('keeps each head its own names list when consecutive heads share names, a prefix of them, or differ in case', () => {
+    // The last list built and the last one split are reused when the names repeat: only then.
+    const heads = [
+      ['Server', 'a', 'Date', 'b'],
+      ['Server', 'a', 'Date', 'b'],
+      ['Server', 'a', 'Date', 'b', 'ETag', 'c'],
+      ['Server', 'a'],
+      ['server', 'a'],
+      [],
+      ['Server', 'a', 'Date', 'b'],
+    ];
+    for (const headers of heads) {
+      const out = h2ResponseOf({ status: 200, reason: 'OK', version: 11, headers });
+      assert.deepEqual(values(out.headers, 'mesh-orig-headers'), [headers.filter((_, i) => i % 2 === 0).join(',')]);
+      assert.deepEqual(h1ResponseOf(crossResponse(out), 11).headers, headers);
+    }
+  });
+
   it('answers in the client’s HTTP version', () => {
     const out = crossResponse(h2ResponseOf({ status: 201, reason: 'Created', version: 11, headers: ['X-A', '1'] }));
     assert.deepEqual(h1ResponseOf(out, 10), { status: 201, reason: 'Created', version: 10, headers: ['X-A', '1'] });

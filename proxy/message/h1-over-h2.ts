@@ -25,17 +25,35 @@ function dropped(lower: string): boolean {
   return lower === 'host' || lower === 'http2-settings' || (lower.length >= 10 && lower.startsWith('mesh-orig-'));
 }
 
+// The names list of the last head lowered, and the names it lists. An app's heads repeat their
+// names (nginx's responses, a client's requests), and the parser hands common names out as
+// constants, so the next head is checked against it by reference and the same flat string is
+// sent again: no concatenation per head, and the peer's HPACK table already holds it.
+let lastNames: string[] = [];
+let lastList = '';
+
 /** The h2 header list of an HTTP/1 message, plus the original names in order (a comma is no token character). */
 function lowered(headers: HeaderList, out: HeaderList): string {
-  let names = '';
+  const last = lastNames;
+  let same = true;
+  let k = 0;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
     const lower = lowerName(name);
     if (lower.length >= 10 && lower.startsWith('mesh-orig-')) continue;
-    names = names === '' ? name : `${names},${name}`;
+    if (same && k < last.length && last[k] === name) k++;
+    else same = false;
     if (!dropped(lower)) out.push(lower, headers[i + 1]!);
   }
-  return names;
+  if (same && k === last.length) return lastList;
+  const names: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (!(name.length >= 10 && lowerName(name).startsWith('mesh-orig-'))) names.push(name);
+  }
+  lastNames = names;
+  lastList = names.join(',');
+  return lastList;
 }
 
 const ABSOLUTE_FORM = /^(https?):\/\/([^/?#]*)(.*)$/is;
@@ -85,17 +103,15 @@ export function carriesH1(h2: RequestHead): boolean {
  */
 function restore(list: string | undefined, h2: HeaderList, host: string | undefined): HeaderList {
   if (list === undefined || list === '') return restoreQueued(list, h2, host);
+  const names = splitNames(list);
+  const lowers = splitLowers;
   const out: HeaderList = [];
   let i = 0;
-  let from = 0;
-  const end = list.length;
   let h = host;
-  while (from <= end) {
-    let to = list.indexOf(',', from);
-    if (to < 0) to = end;
-    const name = list.slice(from, to);
-    from = to + 1;
-    if (sameLower(name, 'host')) {
+  for (let k = 0; k < names.length; k++) {
+    const name = names[k]!;
+    const lower = lowers[k]!;
+    if (lower === 'host') {
       if (h !== undefined) out.push(name, h);
       h = undefined;
       continue;
@@ -104,12 +120,30 @@ function restore(list: string | undefined, h2: HeaderList, host: string | undefi
       if (h2[i]!.startsWith(DUP)) return restoreQueued(list, h2, host);
       i += 2;
     }
-    if (i >= h2.length || !sameLower(name, h2[i]!)) return restoreQueued(list, h2, host);
+    // h2 names are lower case (the peer's codec checked them): equal strings, mostly the same object.
+    if (i >= h2.length || h2[i] !== lower) return restoreQueued(list, h2, host);
     out.push(name, h2[i + 1]!);
     i += 2;
   }
   for (; i < h2.length; i += 2) if (!h2[i]!.startsWith('mesh-orig-')) return restoreQueued(list, h2, host);
   return out;
+}
+
+// The last names list split, and its names lower-cased: a peer's heads repeat their list (and
+// its HPACK table hands out the same string each time), so it is split once, not per head.
+let splitList = '';
+let splitNamesOf: string[] = [];
+let splitLowers: string[] = [];
+
+function splitNames(list: string): string[] {
+  if (list === splitList) return splitNamesOf;
+  const names = list.split(',');
+  const lowers: string[] = [];
+  for (let k = 0; k < names.length; k++) lowers.push(lowerName(names[k]!));
+  splitList = list;
+  splitNamesOf = names;
+  splitLowers = lowers;
+  return names;
 }
 
 /** restore() in general: values queued per name, taken in the list's order; fields it does not name follow. */
