@@ -17,7 +17,7 @@ import {
   H2_COMPRESSION_ERROR, H2_ENHANCE_YOUR_CALM, H2_FLOW_CONTROL_ERROR, H2_FRAME_SIZE_ERROR, H2_NO_ERROR, H2_PROTOCOL_ERROR, H2_STREAM_CLOSED,
   type StreamReset,
 } from '../message/types.js';
-import { HpackDecoder, HpackEncoder, HpackError } from './hpack/index.js';
+import { encodedBlock, HpackDecoder, HpackEncoder, HpackError } from './hpack/index.js';
 import * as F from './frames.js';
 import { Budget, PROFILES, type H2Options, type Limits } from './limits.js';
 import { streamReset, type H2Stream } from './stream.js';
@@ -209,7 +209,8 @@ export abstract class H2Connection implements F.FrameSink {
   };
 
   sendHeaders(s: H2Stream, fields: string[], endStream: boolean): void {
-    this.w.headers(s.id, this.encoder.encode(fields), endStream, this.peerMaxFrame);
+    const n = this.encoder.encodeBlock(fields);
+    this.w.headers(s.id, encodedBlock(), endStream, this.peerMaxFrame, n);
     this.schedule();
   }
 

@@ -334,3 +334,17 @@ test('recycling: a handed-over chunk framed in a copied short slice and a long p
   spentAll(parts as Buffer[]);
   assert.equal(recycledChunks() - before, 1);
 });
+
+test('frames: a header block given with its length carries only that much of the buffer, split at the frame size', () => {
+  const block = Buffer.alloc(50000, 9);
+  block.fill(3, 0, 20000);
+  const w = new F.FrameWriter();
+  w.headers(7, block, true, 16384, 20000);
+  const { r, seen } = reader();
+  assert.equal(r.push(Buffer.from(w.take()!)), 0);
+  assert.deepEqual(
+    seen.map((s) => [s.type, s.flags, s.id, s.payload.length]),
+    [[F.HEADERS, F.FLAG_END_STREAM, 7, 16384], [F.CONTINUATION, F.FLAG_END_HEADERS, 7, 20000 - 16384]],
+  );
+  assert.ok(seen.every((s) => s.payload.every((b) => b === 3)), 'nothing past the length');
+});

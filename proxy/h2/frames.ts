@@ -394,19 +394,20 @@ export class FrameWriter {
   }
 
   /** A header block as HEADERS plus CONTINUATION frames of at most `maxFrame` bytes. */
-  headers(id: number, block: Buffer, endStream: boolean, maxFrame: number): void {
+  /** HEADERS (and CONTINUATION past maxFrame) carrying block[0, length) (default: all of it). */
+  headers(id: number, block: Buffer, endStream: boolean, maxFrame: number, length = block.length): void {
     let off = 0;
     let type = HEADERS;
     do {
-      const n = Math.min(maxFrame, block.length - off);
-      const last = off + n === block.length;
+      const n = Math.min(maxFrame, length - off);
+      const last = off + n === length;
       let flags = last ? FLAG_END_HEADERS : 0;
       if (type === HEADERS && endStream) flags |= FLAG_END_STREAM;
       const at = this.#frame(n, type, flags, id);
       block.copy(this.#buf!, at, off, off + n);
       off += n;
       type = CONTINUATION;
-    } while (off < block.length);
+    } while (off < length);
   }
 
   rst(id: number, code: number): void {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HpackDecoder } from './decoder.js';
-import { HpackEncoder } from './encoder.js';
+import { encodedBlock, HpackEncoder } from './encoder.js';
 
 const hex = (s: string): string => s.replace(/\s+/g, '');
 
@@ -151,4 +151,19 @@ test('the dynamic tables start empty and grow as they fill, entries and indices 
   assert.ok(dec.dynamicTableSize <= 4096 && dec.dynamicTableLength > 64, `${dec.dynamicTableLength} entries, ${dec.dynamicTableSize} octets`);
   // Repeats after all the growth are still found in the encoder's table: an indexed field is one octet.
   assert.equal(enc.encode(['x-n149', 'v299']).length, 1);
+});
+
+test('encodeBlock writes the same block as encode, into the shared buffer', () => {
+  const a = new HpackEncoder();
+  const b = new HpackEncoder();
+  const lists = [
+    [':status', '200', 'content-type', 'text/plain', 'server', 'nginx'],
+    [':status', '200', 'content-type', 'text/plain', 'server', 'nginx'],
+    [':status', '404', 'x-long', 'v'.repeat(9000), 'cookie', 'a=1'],
+  ];
+  for (const list of lists) {
+    const whole = a.encode(list);
+    const n = b.encodeBlock(list);
+    assert.deepEqual(encodedBlock().subarray(0, n), whole);
+  }
 });

@@ -63,6 +63,11 @@ const SHORT_COOKIE = 20;
 // buffer serves every encoder in the process instead of 4 KB held by each idle connection.
 let scratch = Buffer.allocUnsafeSlow(4096);
 
+/** The block the last encodeBlock() wrote (up to the length it returned). */
+export function encodedBlock(): Buffer {
+  return scratch;
+}
+
 /** What the dynamic table holds for one name: value → insertion number, and the newest one. */
 interface DynamicName {
   readonly values: Map<string, number>;
@@ -112,6 +117,18 @@ export class HpackEncoder {
   }
 
   encode(headers: readonly string[]): Buffer {
+    const n = this.encodeBlock(headers);
+    const out = Buffer.allocUnsafe(n);
+    scratch.copy(out, 0, 0, n);
+    return out;
+  }
+
+  /**
+   * Encodes into the process's shared block buffer and returns the length: the block is
+   * `encodedBlock()` up to it, valid until the next encode by any encoder. The frame writer
+   * copies it straight into its slab (no Buffer made and copied per block).
+   */
+  encodeBlock(headers: readonly string[]): number {
     this.off = 0;
     if (this.pendingMin >= 0) {
       this.ensure(12);
@@ -120,9 +137,7 @@ export class HpackEncoder {
       this.pendingMin = -1;
     }
     for (let i = 0; i + 1 < headers.length; i += 2) this.encodeField(headers[i]!, headers[i + 1]!);
-    const out = Buffer.allocUnsafe(this.off);
-    scratch.copy(out, 0, 0, this.off);
-    return out;
+    return this.off;
   }
 
   private encodeField(name: string, value: string): void {

@@ -2,5 +2,5 @@
 // connection. Strings are latin1: one char per octet, so obs-text round-trips exactly.
 export { HpackDecoder, HpackError } from './decoder.js';
 export type { HpackDecoderOptions, HpackErrorCode } from './decoder.js';
-export { HpackEncoder } from './encoder.js';
+export { encodedBlock, HpackEncoder } from './encoder.js';
 export type { HpackEncoderOptions } from './encoder.js';
