@@ -225,6 +225,8 @@ describe('sealed mTLS sessions', { timeout: 60_000 }, () => {
     })).on('error', () => {});
     await once(ts, 'secureConnect');
     assert.equal(ts.alpnProtocol, SESSION_ALPN);
+    // A client on OpenSSL's own order (AES-256-GCM first) gets the mesh server's choice.
+    assert.equal(ts.getCipher().standardName, 'TLS_AES_128_GCM_SHA256');
     ts.write(H2_HEADER);
     const t = await inbound.next();
     assert.equal(t.kind, 'secured');
@@ -261,6 +263,10 @@ describe('sealed mTLS sessions', { timeout: 60_000 }, () => {
     track(cs).on('error', () => {});
     assert.ok(cs instanceof tls.TLSSocket, 'per-connection mTLS is not sealed');
     assert.equal((cs as TLSSocket).alpnProtocol, TRANSPORT_ALPN);
+    // Between proxies AES-128-GCM is preferred (the server's order decides). A server on OpenSSL's
+    // own order picks AES-256-GCM, and such a session seals too (the interop test above).
+    assert.equal((cs as TLSSocket).getCipher().standardName, 'TLS_AES_128_GCM_SHA256');
+    assert.equal((session as TLSSocket).getCipher().standardName, 'TLS_AES_256_GCM_SHA384');
     assert.ok(t.kind === 'secured' && t.socket instanceof tls.TLSSocket && sealedOf(t.socket as Socket) === undefined);
     session.destroy();
     cs.destroy();
