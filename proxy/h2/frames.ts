@@ -393,8 +393,7 @@ export class FrameWriter {
     if (handedOver) spentBytes(chunk, len);
   }
 
-  /** A header block as HEADERS plus CONTINUATION frames of at most `maxFrame` bytes. */
-  /** HEADERS (and CONTINUATION past maxFrame) carrying block[0, length) (default: all of it). */
+  /** A header block, block[0, length) (default: all of it), as HEADERS plus CONTINUATION frames of at most `maxFrame` bytes. */
   headers(id: number, block: Buffer, endStream: boolean, maxFrame: number, length = block.length): void {
     let off = 0;
     let type = HEADERS;
