@@ -17,16 +17,15 @@
 const MIN_CAPACITY = 8;
 
 export class StreamTable<T> {
+  // All four set by #empty(), from the constructor on.
   /** Stream ids by slot; 0 marks an empty slot (stream 0 is the connection, never stored). */
-  #ids: Int32Array;
-  #values: Array<T | undefined>;
-  #mask: number;
-  #size = 0;
+  #ids!: Int32Array;
+  #values!: Array<T | undefined>;
+  #mask!: number;
+  #size!: number;
 
   constructor() {
-    this.#ids = new Int32Array(MIN_CAPACITY);
-    this.#values = new Array<T | undefined>(MIN_CAPACITY).fill(undefined);
-    this.#mask = MIN_CAPACITY - 1;
+    this.#empty(MIN_CAPACITY);
   }
 
   get size(): number {
@@ -106,19 +105,21 @@ export class StreamTable<T> {
   }
 
   clear(): void {
-    this.#ids = new Int32Array(MIN_CAPACITY);
-    this.#values = new Array<T | undefined>(MIN_CAPACITY).fill(undefined);
-    this.#mask = MIN_CAPACITY - 1;
+    this.#empty(MIN_CAPACITY);
+  }
+
+  /** Fresh, empty slots: `capacity` of them (a power of two). */
+  #empty(capacity: number): void {
+    this.#ids = new Int32Array(capacity);
+    this.#values = new Array<T | undefined>(capacity).fill(undefined);
+    this.#mask = capacity - 1;
     this.#size = 0;
   }
 
   #resize(capacity: number): void {
     const oldIds = this.#ids;
     const oldValues = this.#values;
-    this.#ids = new Int32Array(capacity);
-    this.#values = new Array<T | undefined>(capacity).fill(undefined);
-    this.#mask = capacity - 1;
-    this.#size = 0;
+    this.#empty(capacity);
     for (let i = 0; i < oldIds.length; i++) {
       const k = oldIds[i]!;
       if (k !== 0) this.set(k, oldValues[i]!);
