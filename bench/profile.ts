@@ -106,6 +106,10 @@ async function memoryOf(pid: number, pod: Pod): Promise<string> {
 const say = (line: string): void => void process.stderr.write(`profile: ${line}\n`);
 
 async function profile(o: Options): Promise<number> {
+  if (o.churn && (o.proto !== 'h1' || o.bulkMib !== undefined || o.rate !== undefined)) {
+    say('--churn is HTTP/1.1 saturation only (Connection: close means nothing to h2, bulk or the fixed rate)');
+    return 2;
+  }
   if (process.getuid?.() !== 0) {
     say('needs root (it creates network namespaces and runs perf on other users\' processes)');
     return 1;
@@ -113,10 +117,6 @@ async function profile(o: Options): Promise<number> {
   // Node writes /tmp/perf-<pid>.map for its JIT code when started with this; perf reads it. Only
   // when sampling: it also turns on V8's event log (every heap chunk made or freed, to stdout).
   if (o.record) process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim();
-  if (o.churn && (o.proto !== 'h1' || o.bulkMib !== undefined || o.rate !== undefined)) {
-    say('--churn is HTTP/1.1 saturation only (Connection: close means nothing to h2, bulk or the fixed rate)');
-    return 2;
-  }
   mkdirSync(o.out, { recursive: true });
   const t = await createTopology(choosePinning(), (o.bulkMib ?? 0) * 1048576);
   try {

@@ -4,6 +4,8 @@
 // expiring, so a port whose server changed (a new deployment on the same
 // address) is judged afresh; the stacks also forget a destination whose client
 // spoke first while its server stayed silent.
+// The same memory, a second instance, holds the opposite: destinations whose quiet client
+// then spoke HTTP (server-first.ts's `clientFirst`), which get no early upstream.
 //
 // A Map keeps insertion order: deleting and re-inserting on every confirmation
 // makes its first key the least recently confirmed, so eviction is O(1).
