@@ -5,6 +5,7 @@
 // that many connections share one session without leaving streams behind.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
@@ -87,7 +88,7 @@ interface Rig {
   host: TunnelHost;
 }
 
-async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Dispatcher; peek?: number } = {}): Promise<Rig> {
+async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Dispatcher; peek?: number; dialled?: (s: Socket) => void } = {}): Promise<Rig> {
   const clientResults: ForwardResult[] = [];
   const serverResults: ForwardResult[] = [];
   let waiters: Array<() => void> = [];
@@ -107,7 +108,11 @@ async function rig(appPort: number, opts: { refuse?: boolean; session?: () => Di
               notify();
             },
           },
-    dial: (target) => dialTcp(target, 1000),
+    dial: async (target) => {
+      const s = await dialTcp(target, 1000);
+      opts.dialled?.(s);
+      return s;
+    },
   };
   const server = await ourServer(new TunnelServer(LOCAL, host), { peer: 'tunnel' });
   cleanup.push(() => server.close());
@@ -360,6 +365,30 @@ describe('tunnel: opaque connections as CONNECT streams of one session', () => {
     assert.deepEqual([r.clientResults[0]!.error, r.serverResults[0]!.error], [undefined, undefined]);
     // Both sockets closed: no chunk is left placed for a read that will never come.
     assert.equal(armedChunks().armed, 0);
+  });
+
+  it('a client socket read is one DATA frame at most: 16 MiB from another process reach the app in 64 KiB writes, none split off', async () => {
+    // A read placed in a chunk was once given the whole chunk (64 KiB + 16): 65,552 bytes whenever
+    // the kernel held that much, sent as a 64 KiB frame and a 16-byte one, so the server side wrote
+    // such reads to the app twice. The sender is another process, so the kernel holds a queue
+    // between our reads, as with a real client.
+    const app = await listen((s) => s.resume().on('end', () => s.end()), 'app (sink, then its FIN)');
+    const writes: number[] = [];
+    const r = await rig(app, {
+      dialled: (s) => {
+        const write = s.write.bind(s) as (chunk: Buffer, cb?: (err?: Error | null) => void) => boolean;
+        (s as unknown as { write: typeof write }).write = (chunk, cb) => (writes.push(chunk.length), write(chunk, cb));
+      },
+    });
+    const sender = spawn(process.execPath, ['-e', `const s = require('node:net').connect(${r.front}, '127.0.0.1', () => s.end(Buffer.alloc(16 << 20, 7))); s.resume();`], { stdio: 'inherit' });
+    const [code] = (await once(sender, 'exit')) as [number | null];
+    assert.equal(code, 0, 'the sender finished');
+    await r.settled(1);
+    const total = writes.reduce((a, b) => a + b, 0);
+    assert.equal(total, 16 << 20, 'every byte written to the app');
+    assert.ok(Math.max(...writes) <= 64 << 10, `no write longer than a frame (longest ${Math.max(...writes)})`);
+    const short = writes.filter((n) => n < 1024).length;
+    assert.ok(short <= writes.length / 10, `${short} of ${writes.length} writes to the app were under 1 KiB`);
   });
 
   it('a CONNECT whose response ends while the request’s end waits behind a paused reader still delivers the rest and the end', async () => {
