@@ -5,6 +5,7 @@ import type { PathResult, Plan, ProxyResult, Saturation } from './measure.js';
 import type { PathName } from './paths.js';
 import { compare, formatReport, type BenchReport } from './report.js';
 import { median, summarize, type Turn } from './rounds.js';
+import { summarizeBulk, type BulkTurn } from './bulk-rounds.js';
 import type { WorkloadName } from './workload.js';
 import { BULK_PORT, judge, type BulkResult, type PeerReport } from './bulk.js';
 import { DEFAULT_OPAQUE_PORTS } from '../contract/sidecar.js';
@@ -219,5 +220,37 @@ describe('head to head (turns)', () => {
     assert.match(text, /^median +0\.60x +0\.74x +2\.06x +2\.06x$/m);
     assert.ok(text.indexOf('ROUND') > text.indexOf('A/B'));
     assert.doesNotMatch(formatReport(reportOf(paths, ['tiny', 'realistic'])), /ROUND/, 'no rounds, no table');
+  });
+});
+
+describe('bulk head to head (turns)', () => {
+  const turn = (path: PathName, mbPerS: number, cpuMsPerGiB: number): BulkTurn => ({ path, mbPerS, cpuMsPerGiB });
+  // Direct drifts from 320 to 260 MB/s over the rounds; the mesh follows it, and has one bad turn.
+  const rounds: BulkTurn[][] = [
+    [turn('direct', 320, NaN), turn('mesh', 192, 1300), turn('haproxy-tcp-mtls', 200, 1100)],
+    [turn('direct', 260, NaN), turn('mesh', 156, 1350), turn('haproxy-tcp-mtls', 169, 1150)],
+    [turn('direct', 300, NaN), turn('mesh', 120, 1900), turn('haproxy-tcp-mtls', 186, 1120)],
+  ];
+
+  it('takes each path\'s ratio over direct from the same round, and the median of the rounds', () => {
+    const h = summarizeBulk(['direct', 'mesh', 'haproxy-tcp-mtls'], 1 << 30, rounds);
+    assert.deepEqual(h.ratios.mesh!.map((x) => x.toFixed(2)), ['0.60', '0.60', '0.40']);
+    assert.equal(h.median.mesh!.toFixed(2), '0.60', 'a drifting direct and one bad turn leave the median where the rounds agree');
+    assert.equal(h.median['haproxy-tcp-mtls']!.toFixed(2), '0.63');
+    assert.equal(h.ratios.direct, undefined, 'no ratio of direct over itself');
+  });
+
+  it('prints the rounds, each path\'s ratio and proxy CPU, and the median row, after the HTTP rounds', () => {
+    const r = {
+      ...reportOf(paths, ['tiny']),
+      headToHead: summarize('mesh', 'haproxy-mtls', 10, [[{ path: 'mesh', h1Rps: 1, h2Rps: 1, h1CpuUs: 1, h2CpuUs: 1 }, { path: 'haproxy-mtls', h1Rps: 1, h2Rps: 1, h1CpuUs: 1, h2CpuUs: 1 }]]),
+      bulkHeadToHead: summarizeBulk(['direct', 'mesh', 'haproxy-tcp-mtls'], 1 << 30, rounds),
+    };
+    const text = formatReport(r);
+    assert.match(text, /^ROUND +direct MB\/S +mesh MB\/S +haproxy-tcp-mtls MB\/S +mesh\/direct +haproxy-tcp-mtls\/direct +mesh CPU MS\/GIB +haproxy-tcp-mtls CPU MS\/GIB$/m);
+    assert.match(text, /^3 +300 +120 +186 +0\.40x +0\.62x +1900 +1120$/m);
+    assert.match(text, /^median +0\.60x +0\.63x$/m);
+    assert.ok(text.indexOf('bulk head to head') > text.indexOf('head to head: mesh'));
+    assert.doesNotMatch(formatReport(reportOf(paths, ['tiny'])), /bulk head to head/, 'no rounds, no table');
   });
 });

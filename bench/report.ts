@@ -4,6 +4,7 @@ import { IDLE_WAIT_S, isNoisy, otherWorkPercent as outside, RSS_TARGET_MB, type 
 import type { PathName } from './paths.js';
 import { WORKLOAD_NAMES, WORKLOADS, type WorkloadName } from './workload.js';
 import type { HeadToHead } from './rounds.js';
+import type { BulkHeadToHead } from './bulk-rounds.js';
 
 export interface Added {
   p50: number;
@@ -46,6 +47,8 @@ export interface BenchReport {
   bulkVsDirect: Partial<Record<PathName, number>>;
   /** Mesh and HAProxy (mTLS) measured in turns, when both were measured. */
   headToHead?: HeadToHead;
+  /** Opaque bulk, direct and the paths that carry opaque TCP in turns, when direct and the mesh were measured. */
+  bulkHeadToHead?: BulkHeadToHead;
 }
 
 /** Which comparisons are printed, when both paths were measured. */
@@ -132,7 +135,7 @@ export function compare(paths: PathResult[]): Pick<BenchReport, 'addedVsDirect' 
 }
 
 export function formatReport(r: BenchReport): string {
-  const sections = [header(r), throughput(r), notes(r), memory(r), cpu(r), ratios(r), bulk(r), rounds(r), problems(r)];
+  const sections = [header(r), throughput(r), notes(r), memory(r), cpu(r), ratios(r), bulk(r), rounds(r), bulkRounds(r), problems(r)];
   return `${sections.filter((x) => x !== '').join('\n\n')}\n`;
 }
 
@@ -331,6 +334,25 @@ function rounds(r: BenchReport): string {
     `head to head: ${h.a} and ${h.b} in turns, each turn brought up afresh, warmed up, then tiny requests at saturation for ${h.durationS}s`,
     `(HTTP/1.1, then h2c); ratios ${h.a} over ${h.b} per round (CPU: µs per request per proxy), and their median: the VM's speed drifts`,
     'over a run, and turns minutes apart share it',
+  ].join('\n');
+}
+
+function bulkRounds(r: BenchReport): string {
+  const h = r.bulkHeadToHead;
+  if (h === undefined || h.rounds.length === 0) return '';
+  const times = (v: number | undefined): string => (missing(v) ? '–' : `${v!.toFixed(2)}x`);
+  const others = h.paths.slice(1);
+  const rows = h.rounds.map((turns, i) => [
+    String(i + 1),
+    ...turns.map((x) => num(x.mbPerS, 0)),
+    ...others.map((p) => times(h.ratios[p]?.[i])),
+    ...turns.slice(1).map((x) => num(x.cpuMsPerGiB, 0)),
+  ]);
+  rows.push(['median', ...h.paths.map(() => ''), ...others.map((p) => times(h.median[p])), ...others.map(() => '')]);
+  return [
+    table(['ROUND', ...h.paths.map((p) => `${p} MB/S`), ...others.map((p) => `${p}/${h.paths[0]}`), ...others.map((p) => `${p} CPU MS/GIB`)], rows),
+    `bulk head to head: ${h.paths.join(', ')} in turns, ${h.bytes / 1048576} MiB each way per transfer (after a warm-up one), each path brought up afresh;`,
+    `ratios over ${h.paths[0]} from the same round, and their median (CPU: per proxy, per GiB carried, each way counted)`,
   ].join('\n');
 }
 

@@ -15,6 +15,7 @@ import { DEFAULT_PATHS, PATH_NAMES, type PathName } from './paths.js';
 import { choosePinning, describePinning } from './pin.js';
 import { compare, formatReport, type BenchReport } from './report.js';
 import { headToHead, type HeadToHead } from './rounds.js';
+import { bulkHeadToHead, type BulkHeadToHead } from './bulk-rounds.js';
 import { createTopology, toolVersions } from './topology.js';
 import { workloadList, type WorkloadName } from './workload.js';
 
@@ -118,10 +119,16 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
   const rounds = o.only.includes('mesh') && o.only.includes('haproxy-mtls') ? (o.quick && !given('rounds') ? 0 : o.rounds) : 0;
   // The bulk transfer: at 30 MB/s a path is broken, not slow (bench/measure.ts gives up there).
   const bulkS = plan.bulkBytes > 0 ? 70 + (2 * plan.bulkBytes) / 30e6 : 0;
+  // Bulk head to head: direct and the mesh (and HAProxy tcp+mTLS, when measured) in turns, as many rounds.
+  const bulkRounds = o.quick && !given('rounds') ? 0 : o.rounds;
+  const bulkPaths: PathName[] = plan.bulkBytes > 0 && bulkRounds > 0 && o.only.includes('direct') && o.only.includes('mesh')
+    ? ['direct', 'mesh', ...(o.only.includes('haproxy-tcp-mtls') ? (['haproxy-tcp-mtls'] as PathName[]) : [])]
+    : [];
   const limitS =
     60 +
     o.only.length * (1 + retries) * (plan.quietWaitS + plan.warmupS + plan.rateWarmupS + runs * plan.durationS + 30 * runs + bulkS) +
-    rounds * 2 * (plan.warmupS + 2 * plan.durationS + 60);
+    rounds * 2 * (plan.warmupS + 2 * plan.durationS + 60) +
+    bulkRounds * bulkPaths.length * (2 * bulkS);
   const watchdog = setTimeout(() => {
     progress(`still running after ${limitS}s: giving up (the lab is removed on exit)`);
     process.exit(3);
@@ -134,6 +141,7 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
   const t = await createTopology(pin, plan.bulkBytes);
   const paths: PathResult[] = [];
   let h2h: HeadToHead | undefined;
+  let bulkH2h: BulkHeadToHead | undefined;
   try {
     progress(`lab ${t.lab.prefix}: client ${t.client.ipv4}, server ${t.server.ipv4} (nginx, 1 worker)`);
     for (const name of o.only) {
@@ -154,6 +162,13 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
         progress(`head to head: ${(err as Error).message}`);
       }
     }
+    if (bulkPaths.length > 0) {
+      try {
+        bulkH2h = await bulkHeadToHead(t, bulkPaths, bulkRounds, progress);
+      } catch (err) {
+        progress(`bulk head to head: ${(err as Error).message}`);
+      }
+    }
   } finally {
     await t.destroy();
   }
@@ -170,6 +185,7 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
     paths,
     ...compare(paths),
     ...(h2h ? { headToHead: h2h } : {}),
+    ...(bulkH2h ? { bulkHeadToHead: bulkH2h } : {}),
   };
   const dir = join(repo, 'bench', 'results');
   mkdirSync(dir, { recursive: true });
@@ -179,7 +195,7 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
   if (o.output === 'json') process.stdout.write(json);
   else process.stdout.write(`${formatReport(report)}\nresults: ${file}\n${json}`);
   // A head to head that was due and did not finish fails the run too (its reason is in the progress lines).
-  return paths.some((p) => p.problems.length > 0) || (rounds > 0 && h2h === undefined) ? 1 : 0;
+  return paths.some((p) => p.problems.length > 0) || (rounds > 0 && h2h === undefined) || (bulkPaths.length > 0 && bulkH2h === undefined) ? 1 : 0;
 }
 
 const program = new Command('bench')
@@ -217,7 +233,7 @@ const program = new Command('bench')
     return n;
   }, 30)
   .option('--retries <n>', 'measure a path again (at most this often) when other work on the machine disturbed it', wholeNumber('--retries', 0), 1)
-  .option('--rounds <n>', 'head to head: mesh and haproxy-mtls measured in turns this many times (tiny requests), median ratios; 0: none', wholeNumber('--rounds', 0, 20), 3)
+  .option('--rounds <n>', 'head to head: mesh and haproxy-mtls measured in turns this many times (tiny requests), and the opaque bulk transfer of direct, mesh and haproxy-tcp-mtls likewise; median ratios; 0: none', wholeNumber('--rounds', 0, 20), 3)
   .option('--bulk-mib <n>', 'opaque bulk transfer: MiB each way at once, with half-close, through paths that carry opaque TCP; 0: none', wholeNumber('--bulk-mib', 0, 16384), 1024)
   .addOption(new Option('-o, --output <format>', 'table (and the JSON after it) or only the JSON').choices(['table', 'json']).default('table'))
   .action(async (opts: CliOptions) => {
