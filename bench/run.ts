@@ -115,12 +115,13 @@ async function bench(o: CliOptions, given: Given): Promise<number> {
   // Each path: warm-up, two saturation runs per workload and a fixed-rate run of `duration`,
   // drains, idle connections, set-up; generously.
   const runs = 2 * plan.workloads.length + 1;
+  const roundsAsked = o.quick && !given('rounds') ? 0 : o.rounds;
   // Head to head: mesh against HAProxy with mTLS, when both are measured.
-  const rounds = o.only.includes('mesh') && o.only.includes('haproxy-mtls') ? (o.quick && !given('rounds') ? 0 : o.rounds) : 0;
+  const rounds = o.only.includes('mesh') && o.only.includes('haproxy-mtls') ? roundsAsked : 0;
   // The bulk transfer: at 30 MB/s a path is broken, not slow (bench/measure.ts gives up there).
   const bulkS = plan.bulkBytes > 0 ? 70 + (2 * plan.bulkBytes) / 30e6 : 0;
   // Bulk head to head: direct and the mesh (and HAProxy tcp+mTLS, when measured) in turns, as many rounds.
-  const bulkRounds = o.quick && !given('rounds') ? 0 : o.rounds;
+  const bulkRounds = roundsAsked;
   const bulkPaths: PathName[] = plan.bulkBytes > 0 && bulkRounds > 0 && o.only.includes('direct') && o.only.includes('mesh')
     ? ['direct', 'mesh', ...(o.only.includes('haproxy-tcp-mtls') ? (['haproxy-tcp-mtls'] as PathName[]) : [])]
     : [];
