@@ -31,7 +31,7 @@ import {
 } from './message/types.js';
 import { field } from './headers.js';
 import { noteRead } from './gc.js';
-import { armChunk, CHUNK_BYTES, CHUNK_MIN, disarm, isLent, landed, lendCopy, READ_SPAN, spent } from './transport/chunks.js';
+import { armChunk, CHUNK_BYTES, CHUNK_MIN, disarm, isLent, landed, lendCopy, spent } from './transport/chunks.js';
 import { takeReadViews } from './transport/reads.js';
 import type { ForwardErrorCode, ForwardResult } from './opaque.js';
 import { parseLength } from './h2/server.js';
@@ -145,22 +145,15 @@ abstract class Join {
     this.#toStream(s, chunk);
   };
 
-  /** The chunk the socket's next read lands in (armChunk), if one was placed. */
+  /** Where in a chunk the socket's next read lands (armChunk: one DATA frame's worth), if one was placed. */
   #armed: Buffer | undefined;
-  /** Its first READ_SPAN bytes: what the read is given, so that one read is one DATA frame. */
-  #armedSpan: Buffer | null = null;
   /** The last read was long: the next is placed in a chunk (bulk), not the shared buffer. */
   #lastLong = false;
 
   /** Where the next read lands (asked after each read): a chunk while reads are long, else the shared buffer. */
   readonly #place = (): Buffer | null => {
-    if (this.#armed === undefined && this.#lastLong && !this.streamGone) {
-      const armed = armChunk();
-      if (armed === undefined) return null;
-      this.#armed = armed;
-      this.#armedSpan = armed.subarray(0, READ_SPAN);
-    }
-    return this.#armedSpan;
+    if (this.#armed === undefined && this.#lastLong && !this.streamGone) this.#armed = armChunk();
+    return this.#armed ?? null;
   };
 
   /** A read, as a view valid during the call. A long one goes on in a chunk that sealing gives back. */
@@ -168,10 +161,7 @@ abstract class Join {
     const n = view.length;
     const armed = this.#armed;
     const inChunk = armed !== undefined && view.buffer === armed.buffer;
-    if (inChunk) {
-      this.#armed = undefined;
-      this.#armedSpan = null;
-    }
+    if (inChunk) this.#armed = undefined;
     this.#lastLong = n >= CHUNK_MIN;
     const s = this.stream;
     if (s === undefined || this.streamGone) {
@@ -203,7 +193,6 @@ abstract class Join {
     if (this.#armed !== undefined) {
       disarm(this.#armed);
       this.#armed = undefined;
-      this.#armedSpan = null;
     }
     // Closed before both directions ended cleanly: the stream is cut, not ended.
     if (!this.streamGone && !(this.sentEnd && this.gotEnd)) {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { beforeEach, describe, it } from 'node:test';
-import { armChunk, armedChunks, CHUNK_BYTES, CHUNK_MIN, disarm, dropChunks, freeChunks, giveBack, handOut, isLent, landed, spent, spentAll, takeChunk } from './chunks.js';
+import { armChunk, armedChunks, CHUNK_BYTES, CHUNK_MIN, disarm, dropChunks, freeChunks, giveBack, handOut, isLent, landed, READ_SPAN, spent, spentAll, takeChunk } from './chunks.js';
 
 describe('recycled chunks', () => {
   beforeEach(dropChunks);
@@ -62,6 +62,9 @@ describe('recycled chunks', () => {
     const placed: Buffer[] = [];
     for (let c = armChunk(); c !== undefined; c = armChunk()) placed.push(c);
     assert.equal(placed.length, 64, 'at most 64 chunks wait for reads at once');
+    // A read is given one DATA frame's worth (64 KiB), not the whole chunk: a read of all 64 KiB + 16
+    // went on as a full frame and a 16-byte one.
+    assert.ok(placed.every((c) => c.length === READ_SPAN && c.buffer.byteLength === CHUNK_BYTES));
     assert.equal(armedChunks().armed, 64);
     // A long read: its bytes go on in the chunk itself, lent until spent.
     const long = placed.pop()!;
@@ -85,5 +88,7 @@ describe('recycled chunks', () => {
     for (const c of placed) disarm(c);
     assert.equal(armedChunks().armed, 0);
     spent(view);
+    // Each went back whole: the free list hands out chunks a 64 KiB frame and its header fit in.
+    for (let i = freeChunks(); i > 0; i--) assert.equal(takeChunk().length, CHUNK_BYTES);
   });
 });

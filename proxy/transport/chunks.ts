@@ -23,9 +23,9 @@ import { Buffer } from 'node:buffer';
 /** A 64 KiB socket read, or a 64 KiB DATA frame (the mesh's largest) with its 9-byte header. */
 export const CHUNK_BYTES = 64 * 1024 + 16;
 /**
- * The most a socket read placed in a chunk is given: one mesh DATA frame. A chunk is 16 bytes
- * longer (for a frame's header on the reading side), and a read given all of it came in at
- * 65,552 bytes in bulk: a 64 KiB frame and a 16-byte one, so the server proxy wrote every
+ * What a socket read placed in a chunk is given (armChunk): one mesh DATA frame. A chunk is 16
+ * bytes longer (for a frame's header on the reading side), and a read given all of it came in
+ * at 65,552 bytes in bulk: a 64 KiB frame and a 16-byte one, so the server proxy wrote every
  * read to its app in two write()s (strace: 3,421 of 16 bytes in 3 s).
  */
 export const READ_SPAN = 64 * 1024;
@@ -79,34 +79,42 @@ const ARMED_MAX = 64;
 let armed = 0;
 let landedLong = 0;
 
-/** A chunk for a socket's next read to land in, or undefined when ARMED_MAX are out already. */
+/**
+ * The first READ_SPAN bytes of a chunk, for a socket's next read to land in; undefined when
+ * ARMED_MAX are out already.
+ */
 export function armChunk(): Buffer | undefined {
   if (armed >= ARMED_MAX) return undefined;
   armed++;
-  return takeChunk();
+  return takeChunk().subarray(0, READ_SPAN);
+}
+
+/** The whole chunk a span from armChunk lies in (a chunk is memory of its own, from offset 0). */
+function chunkOf(span: Buffer): Buffer {
+  return Buffer.from(span.buffer, span.byteOffset, CHUNK_BYTES);
 }
 
 /**
- * A read of `n` bytes landed in `chunk` (from armChunk): the bytes, handed out in it when
+ * A read of `n` bytes landed in `span` (from armChunk): the bytes, handed out in its chunk when
  * the read is long (CHUNK_MIN), else copied to memory of their own size and the chunk given back.
  */
-export function landed(chunk: Buffer, n: number): Buffer {
+export function landed(span: Buffer, n: number): Buffer {
   armed--;
   if (n >= CHUNK_MIN) {
     landedLong++;
-    handOut(chunk, n);
-    return chunk.subarray(0, n);
+    handOut(chunkOf(span), n);
+    return span.subarray(0, n);
   }
   const own = Buffer.allocUnsafe(n);
-  chunk.copy(own, 0, 0, n);
-  giveBack(chunk);
+  span.copy(own, 0, 0, n);
+  giveBack(chunkOf(span));
   return own;
 }
 
-/** A chunk from armChunk that no read landed in (its socket closed). */
-export function disarm(chunk: Buffer): void {
+/** A span from armChunk that no read landed in (its socket closed): its chunk goes back. */
+export function disarm(span: Buffer): void {
   armed--;
-  giveBack(chunk);
+  giveBack(chunkOf(span));
 }
 
 /** Chunks armed for reads now, and long reads that landed in one so far (tests, accounting). */
