@@ -311,7 +311,7 @@ function bulk(r: BenchReport): string {
         const b = x.bulk!;
         const cpu = (side: 'client' | 'server'): string => num(x.proxies.find((p) => p.side === side)?.bulkCpuMsPerGiB, 0);
         const vs = r.bulkVsDirect?.[x.name];
-        return [x.name, num(b.ms / 1000, 2), num(b.mbPerS, 0), x.name === 'direct' ? '1.00x' : missing(vs) ? '–' : `${vs.toFixed(2)}x`, cpu('client'), cpu('server'), b.intact ? 'yes' : 'NO'];
+        return [x.name, num(b.ms / 1000, 2), num(b.mbPerS, 0), x.name === 'direct' ? '1.00x' : times(vs), cpu('client'), cpu('server'), b.intact ? 'yes' : 'NO'];
       }),
     ),
     `opaque bulk: ${mib} MiB each way at once over one connection, with half-close, SHA-256 checked at both ends; MB/s both`,
@@ -323,7 +323,6 @@ function bulk(r: BenchReport): string {
 function rounds(r: BenchReport): string {
   const h = r.headToHead;
   if (h === undefined || h.rounds.length === 0) return '';
-  const times = (v: number): string => (missing(v) ? '–' : `${v.toFixed(2)}x`);
   const k = (v: number): string => (missing(v) ? '–' : String(Math.round(v)));
   const rows = h.rounds.map(([a, b], i) => [
     String(i + 1), k(a.h1Rps), k(b.h1Rps), times(h.ratios.h1Rps[i]!), k(a.h2Rps), k(b.h2Rps), times(h.ratios.h2Rps[i]!), times(h.ratios.h1Cpu[i]!), times(h.ratios.h2Cpu[i]!),
@@ -340,7 +339,6 @@ function rounds(r: BenchReport): string {
 function bulkRounds(r: BenchReport): string {
   const h = r.bulkHeadToHead;
   if (h === undefined || h.rounds.length === 0) return '';
-  const times = (v: number | undefined): string => (missing(v) ? '–' : `${v!.toFixed(2)}x`);
   const others = h.paths.slice(1);
   const rows = h.rounds.map((turns, i) => [
     String(i + 1),
@@ -359,7 +357,6 @@ function bulkRounds(r: BenchReport): string {
 function ratios(r: BenchReport): string {
   const pairs = Object.entries(r.ratios);
   if (pairs.length === 0) return '';
-  const times = (v: number | undefined): string => (missing(v) ? '–' : `${v.toFixed(2)}x`);
   return [
     table(
       ['A/B', 'WORKLOAD', 'H1 REQ/S', 'H2 REQ/S', 'CPU/REQ H1', 'CPU/REQ H2', `${r.plan.rate}/S +P50`, '+P99', '+MAX', 'RSS LOADED', 'SETTLED', `RSS ${r.plan.idleConnections} CONNS`],
@@ -414,6 +411,8 @@ function table(headers: string[], rows: string[][], left = 1): string {
 
 const missing = (v: number | undefined): v is undefined => v === undefined || !Number.isFinite(v);
 const num = (v: number | undefined, digits: number): string => (missing(v) ? '–' : v.toFixed(digits));
+/** A ratio: 0.64x. */
+const times = (v: number | undefined): string => (missing(v) ? '–' : `${v.toFixed(2)}x`);
 const rps = (v: number | undefined): string => (missing(v) ? '–' : Math.round(v).toString());
 
 /** Milliseconds with about three significant digits. */
