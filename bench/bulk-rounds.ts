@@ -6,7 +6,7 @@
 // same minute, and the median of the rounds is the figure, as with the HTTP head to head
 // (bench/rounds.ts).
 import { cpuMs } from './procfs.js';
-import { bulkTransfer, type BulkResult } from './bulk.js';
+import { msPerGiB, transfersThrough } from './bulk.js';
 import { upPath, type PathName } from './paths.js';
 import { median } from './rounds.js';
 import type { Topology } from './topology.js';
@@ -50,9 +50,7 @@ async function turn(t: Topology, name: PathName): Promise<BulkTurn> {
   const path = await upPath(t, name);
   try {
     if (path.bulk === undefined) throw new Error(`${name} carries no opaque TCP`);
-    const target = path.bulk;
-    // Each transfer moves what the receiving end was started with (it sends that much back).
-    const transfer = (): Promise<BulkResult> => bulkTransfer(t.client, t.pin, end.server, target, end.bytes, 60_000 + (2 * end.bytes) / 30_000);
+    const transfer = transfersThrough(t, path.bulk);
     const warm = await transfer();
     if (!warm.intact) throw new Error(`${name}: bulk warm-up: ${warm.problem}`);
     const cpu = (): number[] => path.proxies.map((p) => cpuMs(p.pid));
@@ -60,8 +58,7 @@ async function turn(t: Topology, name: PathName): Promise<BulkTurn> {
     const b = await transfer();
     const after = cpu();
     if (!b.intact) throw new Error(`${name}: bulk transfer: ${b.problem}`);
-    const gib = (2 * end.bytes) / 2 ** 30;
-    const cpuMsPerGiB = before.length === 0 ? NaN : after.reduce((s, c, i) => s + c - before[i]!, 0) / gib / before.length;
+    const cpuMsPerGiB = before.length === 0 ? NaN : msPerGiB(after.reduce((s, c, i) => s + c - before[i]!, 0) / before.length, end.bytes);
     return { path: name, mbPerS: b.mbPerS, cpuMsPerGiB };
   } finally {
     await path.down();

@@ -7,7 +7,7 @@
 import { eventually, type Pod, type PodProcess } from '../lab/index.js';
 import { fixture, node } from '../test/mesh.js';
 import { onCpus, type Pinning } from './pin.js';
-import type { Endpoint } from './topology.js';
+import type { Endpoint, Topology } from './topology.js';
 
 export const BULK_PORT = 6379;
 
@@ -63,6 +63,20 @@ export async function bulkTransfer(client: Pod, pin: Pinning | undefined, server
     return fail((err as Error).message, sent.ms);
   }
   return judge(bytes, sent, got);
+}
+
+/**
+ * Transfers through `target` of what the topology's receiving end was started with, each a call.
+ * The time allowed is generous: 30 MB/s would be a broken path, not a slow one.
+ */
+export function transfersThrough(t: Topology, target: Endpoint): () => Promise<BulkResult> {
+  const end = t.bulk!;
+  return () => bulkTransfer(t.client, t.pin, end.server, target, end.bytes, 60_000 + (2 * end.bytes) / 30_000);
+}
+
+/** `ms` of CPU over a transfer of `bytes` each way, per GiB carried (each way counted). */
+export function msPerGiB(ms: number, bytes: number): number {
+  return ms / ((2 * bytes) / 2 ** 30);
 }
 
 /** What two peers' reports say about a transfer (exported for the tests). */

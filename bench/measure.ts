@@ -5,7 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { bulkTransfer, type BulkResult } from './bulk.js';
+import { msPerGiB, transfersThrough, type BulkResult } from './bulk.js';
 import type { FixedRateResult } from './fixed-rate.js';
 import type { HoldResult } from './hold-conns.js';
 import { fixedRate, h2load, holdConnections, wrk, type LoadContext } from './load.js';
@@ -244,9 +244,7 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
     if (bulkEnd && path.bulk) {
       await delay(SETTLE_MS);
       const mib = bulkEnd.bytes / 1048576;
-      const target = path.bulk;
-      // Generous: 30 MB/s would be a broken path, not a slow one.
-      const transfer = (): Promise<BulkResult> => bulkTransfer(t.client, t.pin, bulkEnd.server, target, bulkEnd.bytes, 60_000 + (2 * bulkEnd.bytes) / 30_000);
+      const transfer = transfersThrough(t, path.bulk);
       // A warm-up transfer first, as every load here has one: the opaque path's code is not what
       // the HTTP loads ran, and a JIT compiles it during its first seconds (measured: ~4% of a
       // mesh proxy's CPU in a 1 GiB transfer).
@@ -258,7 +256,7 @@ export async function measurePath(t: Topology, name: PathName, plan: Plan, progr
       const b = await watched('bulk', transfer);
       const after = proxyCpu();
       result.bulk = b;
-      result.proxies.forEach((p, i) => (p.bulkCpuMsPerGiB = (after[i]! - before[i]!) / ((2 * bulkEnd.bytes) / 2 ** 30)));
+      result.proxies.forEach((p, i) => (p.bulkCpuMsPerGiB = msPerGiB(after[i]! - before[i]!, bulkEnd.bytes)));
       if (!b.intact) result.problems.push(`opaque bulk: ${b.problem}`);
     }
   } catch (err) {
